@@ -1,0 +1,334 @@
+"""The `flywheel` command line (DESIGN.md, "The command line").
+
+Commands import the heavy packages (MLflow, Prefect, LightGBM) only when they run, so `--help`
+answers at once. Every failure a user can act on ends with one line on stderr and exit code 1;
+set FLYWHEEL_DEBUG=1 to see the traceback of anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flywheel.errors import FlywheelError
+
+if TYPE_CHECKING:
+    from training.promote import Verdict
+
+app = typer.Typer(
+    name="flywheel",
+    help="Reviewer decisions in, promoted risk classifiers out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+decisions_app = typer.Typer(help="Reviewer decisions.", no_args_is_help=True)
+golden_app = typer.Typer(help="Expert-labelled golden sets.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Versioned training datasets.", no_args_is_help=True)
+app.add_typer(decisions_app, name="decisions")
+app.add_typer(golden_app, name="golden")
+app.add_typer(dataset_app, name="dataset")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+PolicyOption = Annotated[
+    str, typer.Option("--policy", "-p", help="Policy name (in policies/) or YAML path.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _context(policy_name: str):
+    from flywheel.lake import Lake
+    from flywheel.policy import load_policy
+    from flywheel.settings import get_settings
+
+    settings = get_settings()
+    return settings, load_policy(policy_name, settings), Lake(settings.lake_dir)
+
+
+def _print_json(payload: object) -> None:
+    out.print_json(json.dumps(payload, default=str))
+
+
+def _report_ignored(columns: list[str]) -> None:
+    if columns:
+        err.print(
+            f"note: ignored column{'s' if len(columns) > 1 else ''} not in the contract: {', '.join(columns)}"
+        )
+
+
+@app.command()
+def simulate(
+    policy: PolicyOption,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the world into.")],
+    seed: int = typer.Option(7, help="Same seed, same world."),
+    days: int = typer.Option(30, help="Days of traffic."),
+    items_per_day: int = typer.Option(800, help="Items scored per day."),
+    emerging_day: int = typer.Option(20, help="Day the emerging abuse pattern appears."),
+    golden_items: int = typer.Option(600, help="Size of the golden set."),
+    fmt: str = typer.Option(
+        "csv", "--format", help="csv, parquet or jsonl for decisions and golden set."
+    ),
+) -> None:
+    """Write a synthetic world: traffic, reviewer decisions, a golden set, and the truth apart."""
+    from flywheel.policy import load_policy
+    from flywheel.simulate import WorldConfig, write_world
+    from flywheel.simulate import simulate as build_world
+
+    config = WorldConfig(
+        seed=seed,
+        days=days,
+        items_per_day=items_per_day,
+        emerging_day=emerging_day,
+        golden_items=golden_items,
+    )
+    world = build_world(load_policy(policy), config)
+    paths = write_world(world, out_dir, fmt)
+    meta = world.meta
+    out.print(
+        f"{meta['policy']}: {meta['items']:,} items over {days} days (base rate {meta['base_rate']:.1%}), "
+        f"{meta['decisions']:,} decisions, {meta['golden_items']} golden items; "
+        f"emerging pattern from {meta['emerging_starts'][:10]}"
+    )
+    for name, path in paths.items():
+        out.print(f"  {name:<10} {path}")
+
+
+@decisions_app.command("import")
+def decisions_import(
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON Lines file of decisions.")],
+    policy: PolicyOption,
+) -> None:
+    """Import reviewer decisions; a file with a bad row is refused whole."""
+    from flywheel.ingest import import_decisions
+
+    _, pol, lake = _context(policy)
+    report = import_decisions(file, pol, lake)
+    _report_ignored(report.ignored_columns)
+    result = report.result
+    out.print(
+        f"{pol.name}: {result.added:,} decisions imported, {result.already_present:,} already present"
+    )
+
+
+@golden_app.command("import")
+def golden_import(
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON Lines file of golden items.")],
+    policy: PolicyOption,
+) -> None:
+    """Add items to the policy's golden set (a new version when anything is new)."""
+    from flywheel.ingest import import_golden
+
+    _, pol, lake = _context(policy)
+    report = import_golden(file, pol, lake)
+    _report_ignored(report.ignored_columns)
+    result = report.result
+    out.print(
+        f"{pol.name}: golden set {result.version} has {result.total:,} items "
+        f"({result.added:,} added, {result.already_present:,} already present)"
+    )
+
+
+@dataset_app.command("build")
+def dataset_build(policy: PolicyOption, as_json: JsonOption = False) -> None:
+    """Build the dataset version of the decisions stored now; prints its version."""
+    from training.dataset import build_dataset
+
+    _, pol, lake = _context(policy)
+    dataset = build_dataset(pol, lake)
+    if as_json:
+        _print_json({**dataset.manifest, "path": str(dataset.path), "created": dataset.created})
+        return
+    m = dataset.manifest
+    counts = ", ".join(f"{split} {c['items']:,}" for split, c in m["counts"].items())
+    state = "built" if dataset.created else "unchanged"
+    err.print(
+        f"{pol.name}: {m['items']:,} items ({counts}); {m['labels']['ties']} ties; "
+        f"{m['golden']['excluded_items']} golden items left out; {state}"
+    )
+    out.print(dataset.version)
+
+
+@app.command()
+def train(
+    policy: PolicyOption,
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        help="Train on this dataset version (default: build from the decisions stored now).",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Train again even if this exact training was registered before."
+    ),
+    as_json: JsonOption = False,
+) -> None:
+    """Train a classifier and register it under the policy's name with alias `challenger`."""
+    from training.train import train as run_training
+
+    settings, pol, _ = _context(policy)
+    with err.status(f"training {pol.name}…"):
+        result = run_training(pol, settings, dataset_version=dataset, force=force)
+    ref = result.model
+    if as_json:
+        _print_json(
+            {
+                "policy": pol.name,
+                "version": ref.version,
+                "dataset_version": result.dataset.version,
+                "reused": result.reused,
+                "tags": ref.tags,
+                "aliases": list(ref.aliases),
+            }
+        )
+        return
+    how = "already registered as" if result.reused else "registered"
+    out.print(
+        f"{pol.name}: {how} version {ref.version} (challenger) from dataset {result.dataset.version}; "
+        f"thresholds {ref.thresholds.describe()}"
+    )
+
+
+@app.command()
+def promote(
+    policy: PolicyOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the verdict; change nothing."),
+    as_json: JsonOption = False,
+) -> None:
+    """Gate the challenger against the champion on the golden set; move `champion` if it passes."""
+    from training.promote import promote as run_gate
+
+    settings, pol, _ = _context(policy)
+    with err.status(f"scoring the golden set of {pol.name}…"):
+        verdict = run_gate(pol, settings, dry_run=dry_run)
+    if as_json:
+        _print_json(_verdict_payload(verdict))
+        return
+    render_verdict(verdict)
+
+
+def _verdict_payload(verdict: Verdict) -> dict:
+    return {
+        "policy": verdict.policy,
+        "outcome": verdict.note or verdict.outcome,
+        "dry_run": verdict.dry_run,
+        "challenger": verdict.challenger.version if verdict.challenger else None,
+        "champion": verdict.champion.version if verdict.champion else None,
+        "golden_version": verdict.golden_version,
+        "checks": [
+            {"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks
+        ],
+        "challenger_metrics": verdict.challenger_metrics,
+        "champion_metrics": verdict.champion_metrics,
+    }
+
+
+def render_verdict(verdict: Verdict) -> None:
+    """Both models side by side on the golden set, then the verdict and its reasons."""
+    if verdict.note:
+        out.print(f"{verdict.policy}: {verdict.note}; nothing to do")
+        return
+    champion = f"champion v{verdict.champion.version}" if verdict.champion else "champion (none)"
+    table = Table(
+        title=f"{verdict.policy}: golden set {verdict.golden_version}", title_justify="left"
+    )
+    table.add_column("metric")
+    table.add_column(champion, justify="right")
+    table.add_column(f"challenger v{verdict.challenger.version}", justify="right")
+    rows = [
+        "items",
+        "positives",
+        "auto_action_precision",
+        "auto_action_recall",
+        "auto_action_fpr",
+        "auto_action_fnr",
+        "review_precision",
+        "review_recall",
+        "review_fpr",
+        "review_fnr",
+        "pr_auc",
+        "roc_auc",
+        "ece",
+    ]
+    for key in rows:
+        table.add_row(
+            key,
+            _cell(verdict.champion_metrics.get(key)),
+            _cell(verdict.challenger_metrics.get(key)),
+        )
+    out.print(table)
+    colour = {"promoted": "green", "would be promoted": "green", "rejected": "red"}.get(
+        verdict.outcome, "white"
+    )
+    out.print(f"verdict: [bold {colour}]{verdict.outcome}[/]")
+    for check in verdict.checks:
+        mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+        out.print(f"  {mark} {check.detail}")
+    if verdict.dry_run:
+        out.print("dry run: nothing was recorded and no alias moved")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+@app.command()
+def demo(
+    days: int = typer.Option(30, help="Days of simulated traffic per policy."),
+    items_per_day: int = typer.Option(800, help="Items per day per policy."),
+    policies: str = typer.Option("spam,scam", help="Comma-separated policies to run."),
+) -> None:
+    """The main job on embedded defaults: simulate, import, retrain and promote every policy."""
+    from flows.demo import run_demo
+    from flywheel.settings import get_settings
+    from flywheel.simulate import WorldConfig
+
+    config = WorldConfig(days=days, items_per_day=items_per_day, emerging_day=min(20, days))
+    run_demo(get_settings(), [p.strip() for p in policies.split(",") if p.strip()], config, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command, turning user-facing failures into one line and exit 1."""
+    # Our own lines report progress; keep the libraries' INFO chatter out unless asked for.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    try:
+        app(args=argv, prog_name="flywheel", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except FlywheelError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 1
+    except Exception as exc:
+        if os.environ.get("FLYWHEEL_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(
+            f"error: unexpected {type(exc).__name__}: {first} (FLYWHEEL_DEBUG=1 shows the traceback)",
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

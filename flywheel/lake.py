@@ -1,0 +1,283 @@
+"""The lake: Parquet files under `FLYWHEEL_HOME/lake`, queried with DuckDB.
+
+Layout (one folder per policy):
+
+    decisions/<policy>/part-<hash>.parquet        append-only import batches
+    golden/<policy>/<version>.parquet             immutable golden-set versions
+    golden/<policy>/CURRENT.json                  which golden version is current
+    datasets/<policy>/<version>/                  immutable dataset versions (splits + manifest)
+
+Every write goes to a hidden temporary name in the same folder and is renamed into place, so a
+crash leaves either the old state or the new one, never a half-written file. Writers of one
+policy hold a lock, so two imports at once cannot both decide a row is new.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from flywheel.errors import FlywheelError
+
+
+def content_hash(*frames: pd.DataFrame, extra: Any = None, length: int = 16) -> str:
+    """A stable hash of frames' columns and values (row order included) and of `extra`."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(json.dumps([str(c) for c in frame.columns]).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    if extra is not None:
+        digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:length]
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` in one rename.
+
+    Readers see the old file or the whole new one, never a part; on failure `path` is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_json_atomic(payload: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success it is renamed to `final` in one step.
+
+    If `final` already exists (same content-addressed version built before), the staged copy
+    is discarded. On failure nothing appears at `final`.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for file in tmp.iterdir():
+            _fsync(file)
+        if not final.exists():
+            os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DecisionImport:
+    added: int
+    already_present: int
+    part: Path | None
+
+
+@dataclass(frozen=True)
+class GoldenImport:
+    version: str
+    added: int
+    already_present: int
+    total: int
+
+
+@dataclass(frozen=True)
+class GoldenSet:
+    version: str
+    frame: pd.DataFrame
+
+
+class Lake:
+    """Reads and writes the Parquet lake of one Flywheel home."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _dir(self, kind: str, policy: str) -> Path:
+        return self.root / kind / policy
+
+    @contextmanager
+    def lock(self, policy: str) -> Iterator[None]:
+        """Serialise writers of one policy (readers never wait: files are immutable)."""
+        lock_path = self.root / "locks" / f"{policy}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    def query(sql: str, **tables: Any) -> pd.DataFrame:
+        """Run DuckDB SQL over named frames or Parquet relations; timestamps stay UTC-aware."""
+        con = duckdb.connect()
+        try:
+            for name, table in tables.items():
+                con.register(name, table)
+            return con.sql(sql).to_arrow_table().to_pandas()
+        finally:
+            con.close()
+
+    @staticmethod
+    def read_parquet(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+        """Read Parquet files as one frame; files written by older imports may lack columns."""
+        con = duckdb.connect()
+        try:
+            relation = con.read_parquet([str(f) for f in files], union_by_name=True)
+            if columns is not None:
+                relation = relation.select(*columns)
+            return relation.to_arrow_table().to_pandas()
+        finally:
+            con.close()
+
+    # decisions ---------------------------------------------------------------------------
+
+    def decision_files(self, policy: str) -> list[Path]:
+        return sorted(self._dir("decisions", policy).glob("part-*.parquet"))
+
+    def decisions(self, policy: str) -> pd.DataFrame:
+        """All stored decisions of a policy (empty frame when there are none)."""
+        files = self.decision_files(policy)
+        return self.read_parquet(files) if files else pd.DataFrame()
+
+    def append_decisions(self, policy: str, frame: pd.DataFrame, source: str) -> DecisionImport:
+        """Store decisions not stored before; a decision stored with other values is refused."""
+        frame = frame.assign(decision_id=_decision_ids(policy, frame))
+        with self.lock(policy):
+            files = self.decision_files(policy)
+            stored = (
+                self.read_parquet(files, ["decision_id", "label"])
+                if files
+                else pd.DataFrame({"decision_id": [], "label": []})
+            )
+            known = frame.merge(stored, on="decision_id", how="inner", suffixes=("", "_stored"))
+            changed = known[known["label"] != known["label_stored"]]
+            if not changed.empty:
+                first = changed.iloc[0]
+                row = int(frame.index[frame["decision_id"] == first["decision_id"]][0]) + 1
+                raise FlywheelError(
+                    f"{source}: row {row}: decision on item {first['item_id']} by "
+                    f"{first['reviewer_id']} at {first['decided_at']} is already stored with label "
+                    f"{first['label_stored']!r}; nothing was imported"
+                )
+            new = frame[~frame["decision_id"].isin(stored["decision_id"])]
+            if new.empty:
+                return DecisionImport(0, len(frame), None)
+            new = new.assign(policy=policy, ingested_at=pd.Timestamp(utc_now()))
+            part = (
+                self._dir("decisions", policy)
+                / f"part-{content_hash(new.drop(columns='ingested_at'))}.parquet"
+            )
+            write_parquet_atomic(new, part)
+            return DecisionImport(len(new), len(frame) - len(new), part)
+
+    # golden sets -------------------------------------------------------------------------
+
+    def golden(self, policy: str) -> GoldenSet | None:
+        """The current golden set of a policy, or None if none was imported."""
+        pointer = self._dir("golden", policy) / "CURRENT.json"
+        if not pointer.is_file():
+            return None
+        version = json.loads(pointer.read_text())["version"]
+        return GoldenSet(
+            version, pd.read_parquet(self._dir("golden", policy) / f"{version}.parquet")
+        )
+
+    def import_golden(self, policy: str, frame: pd.DataFrame, source: str) -> GoldenImport:
+        """Add items to the golden set; a new content-addressed version becomes current."""
+        with self.lock(policy):
+            current = self.golden(policy)
+            stored = current.frame if current is not None else frame.iloc[0:0]
+            both = frame.merge(stored, on="item_id", how="inner", suffixes=("", "_stored"))
+            for column in frame.columns.drop("item_id"):
+                differs = ~_same(both[column], both[f"{column}_stored"])
+                if differs.any():
+                    item = both.loc[differs.idxmax(), "item_id"]
+                    row = int(frame.index[frame["item_id"] == item][0]) + 1
+                    raise FlywheelError(
+                        f"{source}: row {row}, field {column!r}: golden item {item} is already "
+                        f"stored with another value; nothing was imported"
+                    )
+            new = frame[~frame["item_id"].isin(stored["item_id"])]
+            if new.empty and current is not None:
+                return GoldenImport(current.version, 0, len(frame), len(stored))
+            merged = pd.concat([stored, new], ignore_index=True).sort_values(
+                "item_id", ignore_index=True
+            )
+            version = f"g-{content_hash(merged)}"
+            write_parquet_atomic(merged, self._dir("golden", policy) / f"{version}.parquet")
+            write_json_atomic(
+                {"version": version, "items": len(merged), "updated_at": utc_now().isoformat()},
+                self._dir("golden", policy) / "CURRENT.json",
+            )
+            return GoldenImport(version, len(new), len(frame) - len(new), len(merged))
+
+    # datasets ----------------------------------------------------------------------------
+
+    def dataset_dir(self, policy: str, version: str) -> Path:
+        return self._dir("datasets", policy) / version
+
+    def dataset_versions(self, policy: str) -> list[str]:
+        folder = self._dir("datasets", policy)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "manifest.json").is_file())
+
+
+def _same(a: pd.Series, b: pd.Series) -> pd.Series:
+    return (a == b) | (a.isna() & b.isna())
+
+
+def _decision_ids(policy: str, frame: pd.DataFrame) -> pd.Series:
+    """A decision is one reviewer's verdict on one item at one time."""
+    keys = (
+        policy
+        + "|"
+        + frame["item_id"]
+        + "|"
+        + frame["reviewer_id"]
+        + "|"
+        + frame["decided_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    )
+    return keys.map(lambda k: hashlib.sha1(k.encode()).hexdigest()[:20])

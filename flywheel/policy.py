@@ -1,0 +1,281 @@
+"""Policies: one YAML file per risk classifier, validated on load.
+
+A policy is the single source of every per-classifier value: labels, fields, operating targets,
+promotion tolerances, dataset rules, training parameters and the simulator's world. Code reads
+thresholds and rates from here and never hard-codes them. Every section beyond DESIGN.md's
+required ones has defaults, so a minimal policy file written against the contract just works.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from flywheel.errors import FlywheelError
+from flywheel.settings import Settings, get_settings
+
+RESERVED_COLUMNS = frozenset(
+    {
+        "item_id",
+        "policy",
+        "label",
+        "reviewer_id",
+        "decided_at",
+        "created_at",
+        "source",
+        "lead_time_s",
+        "task_id",
+        "split",
+    }
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_POLICY_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    """A policy section: unknown keys are refused so a typo never silently falls back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Labels(_Section):
+    positive: str = Field(min_length=1)
+    negative: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Labels:
+        if self.positive == self.negative:
+            raise ValueError("positive and negative labels must differ")
+        return self
+
+
+class Fields(_Section):
+    text: list[str] = []
+    numeric: list[str] = []
+    categorical: list[str] = []
+
+    @field_validator("text", "numeric", "categorical")
+    @classmethod
+    def _identifiers(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"field name {name!r} is not an identifier")
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"field name {name!r} is reserved for Flywheel's own columns")
+        return names
+
+    @model_validator(mode="after")
+    def _unique_and_present(self) -> Fields:
+        names = self.all
+        if not names:
+            raise ValueError("a policy needs at least one text, numeric or categorical field")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"fields listed twice: {', '.join(dupes)}")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.text, *self.numeric, *self.categorical]
+
+
+class Targets(_Section):
+    auto_action_precision: Probability
+    review_recall: Probability
+
+
+class Promotion(_Section):
+    """How much worse than the champion a challenger may be on the golden set."""
+
+    recall_drop_tolerance: float = Field(default=0.01, ge=0.0, le=1.0)
+    fpr_rise_tolerance: float = Field(default=0.002, ge=0.0, le=1.0)
+    min_golden_positives: int = Field(default=20, ge=1)
+
+
+class DatasetRules(_Section):
+    """How decisions become a dataset version."""
+
+    validation_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+    test_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+    min_train_items: int = Field(default=200, ge=10)
+    min_items_per_class: int = Field(default=5, ge=1)
+    tie_label: Literal["positive", "negative"] = "negative"
+
+
+class Training(_Section):
+    """Model parameters; defaults suit short texts with a few signals."""
+
+    n_estimators: int = Field(default=300, ge=10, le=5000)
+    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0)
+    num_leaves: int = Field(default=31, ge=2, le=4096)
+    min_child_samples: int = Field(default=20, ge=1)
+    colsample_bytree: float = Field(default=0.5, gt=0.0, le=1.0)
+    word_max_features: int = Field(default=30000, ge=100)
+    char_max_features: int = Field(default=30000, ge=100)
+    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
+    seed: int = 0
+
+
+class NumericSignal(_Section):
+    """Simulated distribution of one numeric field: its mean for benign and violating items,
+    and for the emerging abuse pattern (which shifts it)."""
+
+    kind: Literal["count", "positive", "real"] = "count"
+    benign: float = 1.0
+    violating: float = 3.0
+    emerging: float | None = None
+
+
+class CategoricalSignal(_Section):
+    """Simulated values of one categorical field with their shares and a per-value risk factor."""
+
+    values: dict[str, float] = Field(min_length=1)
+    risk: dict[str, float] = {}
+
+
+class TextVocabulary(_Section):
+    benign: list[str] = Field(min_length=5)
+    violating: list[str] = Field(min_length=3)
+    emerging: list[str] = Field(min_length=3)
+
+
+class Simulation(_Section):
+    """The synthetic world `flywheel simulate` builds for this policy."""
+
+    base_rate: float = Field(default=0.05, ge=0.02, le=0.10)
+    borderline_rate: float = Field(default=0.08, ge=0.0, le=0.5)
+    emerging_share: float = Field(default=0.6, ge=0.0, le=1.0)
+    text: TextVocabulary | None = None
+    numeric: dict[str, NumericSignal] = {}
+    categorical: dict[str, CategoricalSignal] = {}
+
+
+class Policy(_Section):
+    name: str
+    description: str = ""
+    labels: Labels
+    fields: Fields
+    targets: Targets
+    promotion: Promotion = Promotion()
+    dataset: DatasetRules = DatasetRules()
+    training: Training = Training()
+    simulation: Simulation = Simulation()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _POLICY_NAME.match(name):
+            raise ValueError(
+                "must be lower-case letters, digits, '-' or '_', starting with a letter"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _simulation_fields_exist(self) -> Policy:
+        sim = self.simulation
+        for section, names, declared in (
+            ("numeric", sim.numeric, self.fields.numeric),
+            ("categorical", sim.categorical, self.fields.categorical),
+        ):
+            unknown = sorted(set(names) - set(declared))
+            if unknown:
+                raise ValueError(
+                    f"simulation.{section} names fields not in fields.{section}: {', '.join(unknown)}"
+                )
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return self.fields.all
+
+    def label_value(self, positive: bool) -> str:
+        return self.labels.positive if positive else self.labels.negative
+
+
+def _known_keys(location: tuple) -> list[str]:
+    """The keys allowed at a place in the policy, for suggesting the one a typo meant."""
+    model: type[BaseModel] | None = Policy
+    for part in location:
+        annotation = (
+            model.model_fields[part].annotation if model and part in model.model_fields else None
+        )
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return list(model.model_fields) if model else []
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    """The first validation problem as one line naming the key, e.g. `targets.review_recall`.
+    An unknown key is reported first: a typo there is usually what caused the rest."""
+    errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "required key is missing"
+    elif first["type"] == "extra_forbidden":
+        message = "unknown key"
+        close = difflib.get_close_matches(
+            str(first["loc"][-1]), _known_keys(first["loc"][:-1]), n=1
+        )
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+    more = len(errors) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {key}: {message}{suffix}"
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    """Validate a policy given as YAML text."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise FlywheelError(f"{source}: not valid YAML{where}") from exc
+    if not isinstance(raw, dict):
+        raise FlywheelError(f"{source}: a policy must be a YAML mapping of keys to values")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise FlywheelError(_describe(exc, source)) from exc
+
+
+def policy_path(name_or_path: str, settings: Settings | None = None) -> Path:
+    """Resolve `--policy`: an existing YAML path, or a name looked up in the policies folder."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} or "/" in name_or_path:
+        if not candidate.is_file():
+            raise FlywheelError(f"policy file not found: {name_or_path}")
+        return candidate
+    folder = (settings or get_settings()).policies_dir
+    path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
+        raise FlywheelError(f"unknown policy {name_or_path!r} (known in {folder}: {known})")
+    return path
+
+
+def load_policy(name_or_path: str, settings: Settings | None = None) -> Policy:
+    """Load and validate a policy by name or path; the name inside must match the file name."""
+    path = policy_path(name_or_path, settings)
+    policy = parse_policy(path.read_text(encoding="utf-8"), source=str(path))
+    if path.stem != policy.name:
+        raise FlywheelError(
+            f"{path}: name: {policy.name!r} does not match the file name {path.stem!r}"
+        )
+    return policy
+
+
+def list_policies(settings: Settings | None = None) -> list[str]:
+    folder = (settings or get_settings()).policies_dir
+    return sorted(p.stem for p in folder.glob("*.yaml"))

@@ -1,0 +1,402 @@
+"""A seeded synthetic world for one policy, so the loop can be run and measured end to end.
+
+The world has what real trust-and-safety traffic has and a toy would not: a low base rate,
+borderline items whose signals sit between the classes, categorical segments with their own risk,
+reviewers of unequal reliability (one of them poor), and an emerging abuse pattern that starts on a
+given day with new wording and shifted signals. Everything it writes follows DESIGN.md's file
+formats; the ground truth goes to separate files so tests can measure the loop against it.
+
+The policy's optional `simulation` section shapes the world; fields it does not describe get
+generic, seeded defaults, so a policy written by someone else simulates too.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flywheel.errors import FlywheelError
+from flywheel.lake import write_json_atomic
+from flywheel.policy import CategoricalSignal, NumericSignal, Policy, TextVocabulary
+from flywheel.records import write_table
+
+GENERIC_TEXT = TextVocabulary(
+    benign=[
+        "hello",
+        "thanks",
+        "see you",
+        "tomorrow",
+        "great",
+        "meeting",
+        "photo",
+        "weekend",
+        "family",
+        "question",
+        "sounds good",
+        "nice work",
+        "the plan",
+        "good morning",
+    ],
+    violating=[
+        "act now",
+        "limited time",
+        "click here",
+        "guaranteed",
+        "urgent",
+        "exclusive deal",
+        "send money",
+        "free gift",
+    ],
+    emerging=["new drop", "secret link", "invite code", "bonus round", "early access"],
+)
+LEET = str.maketrans({"e": "3", "o": "0", "i": "1", "a": "@", "s": "$"})
+FORMATS = ("csv", "parquet", "jsonl")
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """A simulated reviewer. Real reviewers rarely invent a violation in clear content but do
+    miss subtle ones, so their two error rates differ; `accuracy` is the balanced mean."""
+
+    reviewer_id: str
+    sensitivity: float  # P(says violating | violating)
+    specificity: float  # P(says benign | benign)
+    seconds_per_decision: float
+
+    @property
+    def accuracy(self) -> float:
+        return (self.sensitivity + self.specificity) / 2
+
+
+DEFAULT_REVIEWERS = (
+    Reviewer("rev-ana", 0.96, 0.995, 45.0),
+    Reviewer("rev-bo", 0.95, 0.993, 60.0),
+    Reviewer("rev-chen", 0.94, 0.995, 40.0),
+    Reviewer("rev-dara", 0.93, 0.99, 50.0),
+    Reviewer("rev-eli", 0.92, 0.99, 35.0),
+    Reviewer("rev-fox", 0.70, 0.96, 12.0),  # the unreliable one: fast, misses many, invents some
+)
+UNRELIABLE_BELOW = 0.9
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Size and shape of a simulated world (the policy's `simulation` section adds the rest)."""
+
+    seed: int = 7
+    days: int = 30
+    items_per_day: int = 800
+    emerging_day: int = 20
+    history_days: int | None = None  # decisions exist for days before this; default: emerging_day
+    review_fraction: float = 0.35
+    multi_review_fraction: float = 0.3
+    golden_items: int = 600
+    golden_positive_share: float = 0.3
+    borderline_accuracy_drop: float = 0.15
+    start: str = "2026-01-05"
+    reviewers: tuple[Reviewer, ...] = DEFAULT_REVIEWERS
+
+    def validate(self) -> WorldConfig:
+        if self.days < 1 or self.items_per_day < 1:
+            raise FlywheelError("simulate: days and items per day must be at least 1")
+        if not 0 <= self.emerging_day <= self.days:
+            raise FlywheelError(f"simulate: emerging day must be between 0 and {self.days}")
+        if not 0 < self.review_fraction <= 1:
+            raise FlywheelError("simulate: review fraction must be in (0, 1]")
+        if self.golden_items < 10:
+            raise FlywheelError("simulate: a golden set needs at least 10 items")
+        if len(self.reviewers) < 3:
+            raise FlywheelError("simulate: at least 3 reviewers are needed")
+        return self
+
+    @property
+    def decided_days(self) -> int:
+        return self.emerging_day if self.history_days is None else self.history_days
+
+
+@dataclass
+class World:
+    """A simulated world: what the platform sees, and apart from it, the truth."""
+
+    policy: str
+    traffic: pd.DataFrame
+    decisions: pd.DataFrame
+    golden: pd.DataFrame
+    truth: pd.DataFrame
+    reviewers: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+
+
+def _rng(policy: Policy, seed: int, stream: str) -> np.random.Generator:
+    return np.random.default_rng(
+        [seed, zlib.crc32(policy.name.encode()), zlib.crc32(stream.encode())]
+    )
+
+
+def _numeric_spec(policy: Policy, name: str, seed: int) -> NumericSignal:
+    if name in policy.simulation.numeric:
+        return policy.simulation.numeric[name]
+    rng = _rng(policy, seed, f"numeric:{name}")
+    benign = float(rng.uniform(0.5, 2.0))
+    return NumericSignal(
+        kind="count",
+        benign=benign,
+        violating=benign * rng.uniform(2.5, 5.0),
+        emerging=benign * rng.uniform(1.2, 2.0),
+    )
+
+
+def _categorical_spec(policy: Policy, name: str, seed: int) -> CategoricalSignal:
+    if name in policy.simulation.categorical:
+        return policy.simulation.categorical[name]
+    rng = _rng(policy, seed, f"categorical:{name}")
+    values = [f"{name}_{c}" for c in "abcd"]
+    shares = rng.dirichlet(np.full(len(values), 4.0))
+    return CategoricalSignal(
+        values=dict(zip(values, shares.round(3).tolist(), strict=True)),
+        risk={values[-1]: float(rng.uniform(1.3, 2.0))},
+    )
+
+
+def _draw_items(
+    policy: Policy,
+    config: WorldConfig,
+    n: int,
+    times: pd.Series,
+    emerging_possible: np.ndarray,
+    rng: np.random.Generator,
+    rate_boost: np.ndarray | float = 1.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Items with their fields, and their truth (violating, borderline, emerging, strength)."""
+    sim = policy.simulation
+    fields: dict[str, object] = {}
+    risk = np.ones(n)
+    for name in policy.fields.categorical:
+        spec = _categorical_spec(policy, name, config.seed)
+        values = np.array(list(spec.values))
+        shares = np.array(list(spec.values.values()), dtype=float)
+        drawn = rng.choice(values, size=n, p=shares / shares.sum())
+        risk *= pd.Series(drawn).map(spec.risk).fillna(1.0).to_numpy()
+        fields[name] = drawn
+    risk /= risk.mean() if n else 1.0
+    p_violating = np.clip(sim.base_rate * risk * rate_boost, 0.0, 0.9)
+    violating = rng.random(n) < p_violating
+    emerging = violating & emerging_possible & (rng.random(n) < sim.emerging_share)
+    borderline = rng.random(n) < sim.borderline_rate
+    strength = np.where(violating, 1.0, 0.0)
+    strength = np.where(borderline & violating, rng.uniform(0.3, 0.55, n), strength)
+    strength = np.where(borderline & ~violating, rng.uniform(0.2, 0.45, n), strength)
+
+    for name in policy.fields.numeric:
+        spec = _numeric_spec(policy, name, config.seed)
+        high = np.where(
+            emerging, spec.emerging if spec.emerging is not None else spec.violating, spec.violating
+        )
+        mean = spec.benign + strength * (high - spec.benign)
+        if spec.kind == "count":
+            fields[name] = rng.poisson(np.maximum(mean, 0.0)).astype(float)
+        elif spec.kind == "positive":
+            sigma = 0.8
+            fields[name] = np.round(
+                rng.lognormal(np.log(np.maximum(mean, 1e-3)) - sigma**2 / 2, sigma), 1
+            )
+        else:
+            fields[name] = np.round(rng.normal(mean, 1.0), 3)
+
+    vocab = sim.text or GENERIC_TEXT
+    for name in policy.fields.text:
+        fields[name] = [_message(vocab, s, e, rng) for s, e in zip(strength, emerging, strict=True)]
+
+    items = pd.DataFrame({"created_at": times.to_numpy(), **fields})[
+        ["created_at", *policy.feature_columns]
+    ]
+    truth = pd.DataFrame(
+        {
+            "is_violating": violating,
+            "is_borderline": borderline,
+            "is_emerging": emerging,
+            "strength": strength.round(3),
+        }
+    )
+    return items, truth
+
+
+def _message(
+    vocab: TextVocabulary, strength: float, emerging: bool, rng: np.random.Generator
+) -> str:
+    """A short message: everyday phrases, plus abusive ones in proportion to the item's strength."""
+    words = list(rng.choice(vocab.benign, size=rng.integers(2, 6)))
+    bad_pool = vocab.emerging if emerging else vocab.violating
+    n_bad = rng.binomial(3, strength) if strength > 0 else int(rng.random() < 0.04)
+    for _ in range(n_bad):
+        phrase = str(rng.choice(bad_pool))
+        words.append(phrase.translate(LEET) if rng.random() < 0.15 else phrase)
+    if strength >= 0.99 and n_bad == 0:
+        words.append(str(rng.choice(bad_pool)))
+    rng.shuffle(words)
+    text = " ".join(words)
+    return text.capitalize() + str(rng.choice(["", ".", "!", "!!", "?"]))
+
+
+def _timestamps(start: datetime, days: np.ndarray, rng: np.random.Generator) -> pd.Series:
+    seconds = rng.integers(0, 86_400, size=len(days))
+    stamps = (
+        pd.Timestamp(start) + pd.to_timedelta(days, unit="D") + pd.to_timedelta(seconds, unit="s")
+    )
+    return pd.Series(stamps)
+
+
+def _review(
+    truth: pd.DataFrame,
+    items: pd.DataFrame,
+    policy: Policy,
+    config: WorldConfig,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Reviewers decide a random share of the items; some items get two or three reviewers."""
+    reviewed = np.flatnonzero(rng.random(len(items)) < config.review_fraction)
+    extra = rng.random(len(reviewed)) < config.multi_review_fraction
+    n_reviews = np.where(extra, rng.integers(2, 4, len(reviewed)), 1)
+    pool = config.reviewers
+    # distinct reviewers per item: the first k of a random permutation of the pool
+    permutations = np.argsort(rng.random((len(reviewed), len(pool))), axis=1)
+    taken = np.arange(len(pool)) < n_reviews[:, None]
+    item_idx = np.repeat(reviewed, n_reviews)
+    rev_idx = permutations[taken]
+    truly = truth["is_violating"].to_numpy()[item_idx]
+    right = np.where(
+        truly, [pool[i].sensitivity for i in rev_idx], [pool[i].specificity for i in rev_idx]
+    )
+    borderline = truth["is_borderline"].to_numpy()[item_idx]
+    right = np.where(borderline, np.maximum(right - config.borderline_accuracy_drop, 0.5), right)
+    says_positive = np.where(rng.random(len(item_idx)) < right, truly, ~truly)
+    speed = np.array([pool[i].seconds_per_decision for i in rev_idx])
+    lead = np.round(rng.lognormal(np.log(speed) - 0.18, 0.6), 1)
+    queue_delay = rng.exponential(3 * 3600, len(item_idx)).round()
+    created = pd.to_datetime(items["created_at"].to_numpy()[item_idx], utc=True)
+    decisions = pd.DataFrame(
+        {
+            "item_id": items["item_id"].to_numpy()[item_idx],
+            "label": np.where(says_positive, policy.labels.positive, policy.labels.negative),
+            "reviewer_id": [pool[i].reviewer_id for i in rev_idx],
+            "decided_at": created + pd.to_timedelta(queue_delay + lead, unit="s"),
+            "created_at": created,
+            "source": "review",
+            "lead_time_s": lead,
+        }
+    )
+    decisions["decided_at"] = decisions["decided_at"].dt.floor("s")
+    features = items.iloc[item_idx][policy.feature_columns].reset_index(drop=True)
+    return pd.concat([decisions, features], axis=1).sort_values("decided_at", ignore_index=True)
+
+
+def simulate(policy: Policy, config: WorldConfig | None = None) -> World:
+    """Build the world for one policy; the same policy and config always give the same world."""
+    config = (config or WorldConfig()).validate()
+    rng = _rng(policy, config.seed, "world")
+    start = datetime.fromisoformat(config.start).replace(tzinfo=UTC)
+    n = config.days * config.items_per_day
+    day = np.repeat(np.arange(config.days), config.items_per_day)
+    after = day >= config.emerging_day
+    times = _timestamps(start, day, rng)
+    items, truth = _draw_items(
+        policy, config, n, times, after, rng, rate_boost=np.where(after, 1.4, 1.0)
+    )
+    order = np.argsort(items["created_at"].to_numpy(), kind="stable")
+    items, truth, day = (
+        items.iloc[order].reset_index(drop=True),
+        truth.iloc[order].reset_index(drop=True),
+        day[order],
+    )
+    items.insert(0, "item_id", [f"{policy.name}-{i:07d}" for i in range(n)])
+    truth.insert(0, "item_id", items["item_id"])
+    truth.insert(1, "day", day)
+
+    history = day < config.decided_days
+    decisions = _review(
+        truth[history].reset_index(drop=True),
+        items[history].reset_index(drop=True),
+        policy,
+        config,
+        rng,
+    )
+
+    golden, golden_truth = _golden(policy, config, start, rng)
+    truth = pd.concat(
+        [truth.assign(set="traffic"), golden_truth.assign(set="golden")], ignore_index=True
+    )
+    reviewers = pd.DataFrame([{**asdict(r), "accuracy": r.accuracy} for r in config.reviewers])
+    reviewers["unreliable"] = reviewers["accuracy"] < UNRELIABLE_BELOW
+    meta = {
+        "policy": policy.name,
+        "config": {k: v for k, v in asdict(config).items() if k != "reviewers"},
+        "items": n,
+        "base_rate": round(float(truth.loc[truth["set"] == "traffic", "is_violating"].mean()), 4),
+        "decisions": len(decisions),
+        "golden_items": len(golden),
+        "emerging_starts": (
+            pd.Timestamp(start) + pd.Timedelta(days=config.emerging_day)
+        ).isoformat(),
+    }
+    return World(policy.name, items, decisions, golden, truth, reviewers, meta)
+
+
+def _golden(
+    policy: Policy, config: WorldConfig, start: datetime, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An expert-labelled set from the world before the emerging pattern, positives enriched."""
+    want_pos = round(config.golden_items * config.golden_positive_share)
+    want_neg = config.golden_items - want_pos
+    pool_size = int(want_pos / policy.simulation.base_rate * 1.5) + config.golden_items
+    days = rng.integers(0, max(config.emerging_day, 1), pool_size)
+    items, truth = _draw_items(
+        policy,
+        config,
+        pool_size,
+        _timestamps(start, days, rng),
+        np.zeros(pool_size, dtype=bool),
+        rng,
+    )
+    positives = np.flatnonzero(truth["is_violating"].to_numpy())[:want_pos]
+    negatives = np.flatnonzero(~truth["is_violating"].to_numpy())[:want_neg]
+    chosen = np.sort(np.concatenate([positives, negatives]))
+    items, truth = (
+        items.iloc[chosen].reset_index(drop=True),
+        truth.iloc[chosen].reset_index(drop=True),
+    )
+    ids = [f"{policy.name}-g{i:05d}" for i in range(len(items))]
+    golden = items.assign(
+        item_id=ids,
+        label=np.where(truth["is_violating"], policy.labels.positive, policy.labels.negative),
+    )
+    golden = golden[["item_id", "label", "created_at", *policy.feature_columns]]
+    truth.insert(0, "item_id", ids)
+    truth.insert(1, "day", days[chosen])
+    return golden, truth
+
+
+def write_world(world: World, out_dir: Path, fmt: str = "csv") -> dict[str, Path]:
+    """Write the world: what the platform imports (decisions, golden set, traffic) in `fmt`,
+    and the truth apart in `truth/`, so nothing the platform reads contains the answers."""
+    if fmt not in FORMATS:
+        raise FlywheelError(f"simulate: unknown format {fmt!r} (use {', '.join(FORMATS)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    truth_dir = out_dir / "truth"
+    paths = {
+        "decisions": write_table(world.decisions, out_dir / f"decisions.{fmt}"),
+        "golden": write_table(world.golden, out_dir / f"golden.{fmt}"),
+        "traffic": write_table(world.traffic, out_dir / "traffic.parquet"),
+        "truth": write_table(world.truth, truth_dir / "items.parquet"),
+        "reviewers": write_table(world.reviewers, truth_dir / "reviewers.csv"),
+    }
+    paths["meta"] = out_dir / "world.json"
+    write_json_atomic(
+        {**world.meta, "files": {k: str(p.relative_to(out_dir)) for k, p in paths.items()}},
+        paths["meta"],
+    )
+    return paths

@@ -1,0 +1,102 @@
+"""Fixtures shared by every test layer.
+
+Each test that writes gets its own Flywheel home (lake + SQLite MLflow) under pytest's tmp dir.
+Worlds are small but real simulator output; a trained home is built once per session for the
+tests that only read a registered model.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="flywheel-tests-"))
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ["FLYWHEEL_HOME"] = str(_SESSION_DIR / "default-home")
+os.environ["PREFECT_HOME"] = str(_SESSION_DIR / "prefect")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+
+from flywheel.lake import Lake  # noqa: E402
+from flywheel.policy import Policy, load_policy  # noqa: E402
+from flywheel.settings import Settings  # noqa: E402
+from flywheel.simulate import World, WorldConfig, simulate, write_world  # noqa: E402
+
+SMALL_WORLD = WorldConfig(
+    days=14, items_per_day=600, emerging_day=14, golden_items=240, review_fraction=0.5
+)
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh Flywheel home, also set in the environment for code that reads it there."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("FLYWHEEL_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings(home=home)
+
+
+@pytest.fixture
+def lake(settings: Settings) -> Lake:
+    return Lake(settings.lake_dir)
+
+
+@pytest.fixture(scope="session")
+def spam() -> Policy:
+    return load_policy("spam")
+
+
+@pytest.fixture(scope="session")
+def small_world(spam: Policy) -> World:
+    return simulate(spam, SMALL_WORLD)
+
+
+@pytest.fixture(scope="session")
+def world_files(small_world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_world(small_world, tmp_path_factory.mktemp("world"))
+
+
+def stock(lake: Lake, policy: Policy, files: dict[str, Path]) -> None:
+    """Import a world's golden set and decisions, as a user would."""
+    from flywheel.ingest import import_decisions, import_golden
+
+    import_golden(files["golden"], policy, lake)
+    import_decisions(files["decisions"], policy, lake)
+
+
+@pytest.fixture
+def stocked(lake: Lake, spam: Policy, world_files: dict[str, Path]) -> Lake:
+    stock(lake, spam, world_files)
+    return lake
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, spam: Policy, world_files: dict[str, Path]):
+    """A home where spam has been trained and promoted once; tests only read from it."""
+    from training.promote import promote
+    from training.train import train
+
+    settings = Settings(home=tmp_path_factory.mktemp("trained") / "home")
+    stock(Lake(settings.lake_dir), spam, world_files)
+    result = train(spam, settings)
+    verdict = promote(spam, settings)
+    return settings, result, verdict
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (it takes seconds to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

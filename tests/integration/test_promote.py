@@ -1,0 +1,68 @@
+"""The promotion gate against a real registry: first model, dry run, worse and equal challengers."""
+
+import pytest
+import yaml
+
+from flywheel.errors import FlywheelError
+from flywheel.policy import load_policy
+from flywheel.registry import CHALLENGER, CHAMPION, connect, get_version
+from flywheel.settings import REPO_ROOT
+from training.promote import promote
+from training.train import train
+
+
+def _aliases(settings):
+    client = connect(settings)
+    return {alias: getattr(get_version(client, "spam", alias), "version", None) for alias in (CHAMPION, CHALLENGER)}
+
+
+def _weaker_spam(tmp_path):
+    """The spam policy without its text field and with a tiny model: clearly worse."""
+    raw = yaml.safe_load((REPO_ROOT / "policies" / "spam.yaml").read_text())
+    raw["fields"]["text"] = []
+    raw["training"] = {"n_estimators": 10, "num_leaves": 2}
+    path = tmp_path / "weak" / "spam.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(raw))
+    return load_policy(str(path))
+
+
+def test_the_gate_through_a_model_lifecycle(stocked, settings, spam, tmp_path):
+    first = train(spam, settings).model
+
+    dry = promote(spam, settings, dry_run=True)
+    assert dry.outcome == "would be promoted" and not dry.promoted
+    assert _aliases(settings) == {CHAMPION: None, CHALLENGER: first.version}
+    assert "promotion_verdict" not in get_version(connect(settings), "spam", first.version).tags
+
+    verdict = promote(spam, settings)
+    assert verdict.promoted and verdict.outcome == "promoted"
+    assert _aliases(settings) == {CHAMPION: first.version, CHALLENGER: first.version}
+    assert promote(spam, settings).note == f"version {first.version} is already the champion"
+
+    weak = train(_weaker_spam(tmp_path), settings).model
+    rejected = promote(spam, settings)
+    assert rejected.outcome == "rejected" and not rejected.promoted
+    assert any(not c.passed and "recall" in c.name for c in rejected.checks)
+    assert _aliases(settings) == {CHAMPION: first.version, CHALLENGER: weak.version}
+    tags = get_version(connect(settings), "spam", weak.version).tags
+    assert tags["promotion_verdict"] == "rejected"
+    assert tags["promotion_compared_to"] == str(first.version)
+    assert "recall" in tags["promotion_reasons"]
+
+    equal = train(spam, settings, force=True).model
+    assert equal.version == weak.version + 1
+    assert promote(spam, settings).promoted, "a challenger as good as the champion passes"
+    assert _aliases(settings)[CHAMPION] == equal.version
+
+
+def test_promote_needs_a_challenger_and_a_golden_set(settings, spam, lake, world_files):
+    from flywheel.ingest import import_decisions
+
+    with pytest.raises(FlywheelError, match="no challenger for spam: run `flywheel train --policy spam`"):
+        promote(spam, settings)
+    import_decisions(world_files["decisions"], spam, lake)
+    train(spam, settings)
+    with pytest.raises(FlywheelError, match="no golden set for spam"):
+        promote(spam, settings)
+    assert _aliases(settings)[CHAMPION] is None

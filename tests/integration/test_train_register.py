@@ -1,0 +1,60 @@
+"""Training against a real MLflow registry (SQLite in the test's home)."""
+
+import mlflow
+import numpy as np
+
+from flywheel.registry import CHALLENGER, CHAMPION, connect, get_version, load_model
+from training.train import train
+
+
+def test_version_carries_design_tags_and_aliases(trained):
+    settings, result, verdict = trained
+    client = connect(settings)
+    ref = get_version(client, "spam", CHAMPION)
+    assert ref.version == result.model.version == 1
+    assert verdict.promoted
+    assert set(ref.aliases) == {CHAMPION, CHALLENGER}
+    tags = ref.tags
+    assert tags["dataset_version"] == result.dataset.version
+    thresholds = ref.thresholds
+    assert 0 < thresholds.review <= thresholds.auto_action <= 1
+    for metric in ("precision", "recall", "fpr", "fnr"):
+        for point in ("auto_action", "review"):
+            assert 0 <= float(tags[f"golden_{point}_{metric}"]) <= 1
+    assert float(tags["golden_roc_auc"]) > 0.9, "the simulated world is learnable"
+    assert tags["promotion_verdict"] == "promoted"
+
+
+def test_run_logs_dataset_inputs_and_metrics_per_slice(trained, spam):
+    settings, result, _ = trained
+    run = connect(settings).get_run(result.model.run_id)
+    contexts = {
+        i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs if i.tags
+    }
+    assert set(contexts) == {"train", "validation", "test"}
+    assert contexts["train"].digest == f"{result.dataset.version}-train"
+    metrics = run.data.metrics
+    for name in ("test/review_recall", "test/pr_auc", "golden/ece", "golden/auto_action_precision"):
+        assert name in metrics
+    for value in spam.simulation.categorical["surface"].values:
+        assert f"golden/surface/{value}/review_recall" in metrics
+
+
+def test_champion_predicts_probabilities_through_pyfunc(trained, spam, small_world):
+    settings, _, _ = trained
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    items = small_world.golden[spam.feature_columns]
+    probabilities = mlflow.pyfunc.load_model("models:/spam@champion").predict(items)
+    probabilities = np.asarray(probabilities)
+    assert probabilities.shape == (len(items), 2)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    client = connect(settings)
+    loaded = load_model(client, get_version(client, "spam", CHAMPION), spam)
+    assert np.allclose(loaded.score(small_world.golden), probabilities[:, 1])
+
+
+def test_the_same_training_twice_registers_nothing_new(trained, spam):
+    settings, result, _ = trained
+    again = train(spam, settings)
+    assert again.reused and again.model.version == result.model.version
+    assert len(connect(settings).search_model_versions("name = 'spam'")) == 1

@@ -1,0 +1,138 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flywheel.errors import FlywheelError
+from flywheel.records import read_table, validate_decisions, validate_golden, write_table
+
+
+def _decisions(policy, n=3) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n)],
+            "label": [policy.labels.positive] + [policy.labels.negative] * (n - 1),
+            "reviewer_id": ["r1"] * n,
+            "decided_at": ["2026-01-05T10:00:00Z", "2026-01-05T11:00:00+01:00", "2026-01-06"][:n],
+            "text": ["free followers", "see you", None][:n],
+            "account_age_days": ["3", "", "700.5"][:n],
+            "links": [2, 0, 1][:n],
+            "prior_reports": [1, 0, 0][:n],
+            "messages_last_hour": [10, 1, 2][:n],
+            "surface": ["dm", "post", "post"][:n],
+            "country": ["US", "BR", "US"][:n],
+        }
+    )
+
+
+def _validate(frame: pd.DataFrame, policy, tmp_path: Path, suffix: str = ".csv"):
+    path = write_table(frame, tmp_path / f"in{suffix}")
+    return validate_decisions(read_table(path), policy, source=path.name)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_all_formats_give_the_same_typed_rows(spam, tmp_path, suffix):
+    frame = _validate(_decisions(spam), spam, tmp_path, suffix).frame
+    assert frame["item_id"].tolist() == ["i0", "i1", "i2"]
+    assert str(frame["decided_at"].dtype) == "datetime64[ns, UTC]"
+    assert frame["decided_at"].iloc[1] == pd.Timestamp("2026-01-05T10:00:00Z")
+    assert frame["text"].tolist() == ["free followers", "see you", ""]
+    assert frame["account_age_days"].isna().tolist() == [False, True, False]
+    assert frame["source"].unique().tolist() == ["import"]
+
+
+def test_missing_columns_are_named(spam, tmp_path):
+    with pytest.raises(FlywheelError, match="missing columns: reviewer_id, surface"):
+        _validate(_decisions(spam).drop(columns=["reviewer_id", "surface"]), spam, tmp_path)
+
+
+def test_extra_columns_are_ignored_and_named(spam, tmp_path):
+    result = _validate(_decisions(spam).assign(notes="x", shift="night"), spam, tmp_path)
+    assert result.ignored_columns == ["notes", "shift"]
+    assert "notes" not in result.frame
+
+
+@pytest.mark.parametrize(
+    ("column", "row", "value", "message"),
+    [
+        ("label", 1, "spammy", r"row 2, field 'label': 'spammy' is not one of the policy's labels"),
+        (
+            "decided_at",
+            2,
+            "yesterday",
+            r"row 3, field 'decided_at': 'yesterday' is not an ISO 8601 date",
+        ),
+        ("decided_at", 0, "", r"row 1, field 'decided_at': '' is missing"),
+        ("links", 1, "many", r"row 2, field 'links': 'many' is not a number"),
+        ("item_id", 2, " ", r"row 3, field 'item_id': ' ' is missing"),
+    ],
+)
+def test_a_bad_row_refuses_the_file_naming_row_and_field(
+    spam, tmp_path, column, row, value, message
+):
+    frame = _decisions(spam).astype({column: object})
+    frame.loc[row, column] = value
+    with pytest.raises(FlywheelError, match=message) as caught:
+        _validate(frame, spam, tmp_path)
+    assert "nothing was imported" in str(caught.value)
+
+
+def test_the_earliest_bad_row_is_reported_with_a_count(spam, tmp_path):
+    frame = _decisions(spam)
+    frame.loc[2, "label"] = "nope"
+    frame.loc[1, "decided_at"] = "soon"
+    with pytest.raises(FlywheelError, match=r"row 2, field 'decided_at'.*\(and 1 more bad row\)"):
+        _validate(frame, spam, tmp_path)
+
+
+def test_empty_files_are_refused(spam, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(FlywheelError, match="the file is empty"):
+        read_table(empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("item_id,label,reviewer_id,decided_at\n")
+    with pytest.raises(FlywheelError, match="the file has no rows"):
+        read_table(header_only)
+
+
+def test_unreadable_files_are_refused(tmp_path):
+    jsonl = tmp_path / "bad.jsonl"
+    jsonl.write_text('{"item_id": "a"}\n{not json\n')
+    with pytest.raises(FlywheelError, match="line 2 is not valid JSON"):
+        read_table(jsonl)
+    with pytest.raises(FlywheelError, match=r"unsupported file type '\.xlsx'"):
+        read_table(tmp_path / "x.xlsx")
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    with pytest.raises(FlywheelError, match="cannot be read as parquet"):
+        read_table(broken)
+
+
+def test_conflicting_duplicates_in_one_file_are_refused(spam, tmp_path):
+    frame = _decisions(spam)
+    twice = pd.concat(
+        [frame, frame.iloc[[0]].assign(label=spam.labels.negative)], ignore_index=True
+    )
+    with pytest.raises(FlywheelError, match=r"row 4: the same decision .* appears earlier"):
+        _validate(twice, spam, tmp_path)
+    identical = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)
+    assert len(_validate(identical, spam, tmp_path).frame) == 3
+
+
+def test_golden_rows_need_one_label_per_item(spam, tmp_path):
+    golden = _decisions(spam).drop(columns=["reviewer_id", "decided_at"])
+    frame = validate_golden(
+        read_table(write_table(golden, tmp_path / "g.csv")), spam, "g.csv"
+    ).frame
+    assert len(frame) == 3
+    golden.loc[2, "item_id"] = "i0"
+    with pytest.raises(FlywheelError, match=r"row 3: the same golden item \(item_id=i0\)"):
+        validate_golden(read_table(write_table(golden, tmp_path / "g2.csv")), spam, "g2.csv")
+
+
+def test_jsonl_written_is_json_lines(spam, tmp_path):
+    path = write_table(_decisions(spam), tmp_path / "d.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows[0]["decided_at"] == "2026-01-05T10:00:00Z"

@@ -1,0 +1,91 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel.errors import FlywheelError
+from flywheel.policy import parse_policy
+from flywheel.records import read_table, validate_decisions, validate_golden
+from flywheel.simulate import WorldConfig, simulate, write_world
+from tests.conftest import SMALL_WORLD
+from tests.unit.flywheel.test_policy import MINIMAL
+
+
+def test_same_seed_same_world(spam, small_world):
+    again = simulate(spam, SMALL_WORLD)
+    pd.testing.assert_frame_equal(again.decisions, small_world.decisions)
+    pd.testing.assert_frame_equal(again.golden, small_world.golden)
+    other = simulate(spam, WorldConfig(**{**SMALL_WORLD.__dict__, "seed": 8}))
+    assert not other.traffic["text"].equals(small_world.traffic["text"])
+
+
+def test_world_is_realistic(spam):
+    world = simulate(spam, WorldConfig(days=20, items_per_day=600, emerging_day=12))
+    truth = world.truth[world.truth["set"] == "traffic"]
+    assert 0.02 <= truth["is_violating"].mean() <= 0.10
+    assert 0.03 <= truth["is_borderline"].mean() <= 0.15
+    before, after = truth[truth["day"] < 12], truth[truth["day"] >= 12]
+    assert before["is_emerging"].sum() == 0 and after["is_emerging"].sum() > 50
+
+    items = world.traffic.merge(truth, on="item_id")
+    emerging, old = (
+        items[items["is_emerging"]],
+        items[items["is_violating"] & ~items["is_emerging"]],
+    )
+    new_words = spam.simulation.text.emerging
+    assert emerging["text"].str.contains("|".join(new_words)).mean() > 0.8, "new wording"
+    assert old["text"].str.contains("|".join(new_words)).mean() < 0.02
+    assert emerging["account_age_days"].median() > 3 * old["account_age_days"].median(), (
+        "shifted signals"
+    )
+
+
+def test_reviewers_differ_and_one_is_unreliable(spam, small_world):
+    decided = small_world.decisions.merge(small_world.truth, on="item_id")
+    correct = decided["label"].eq(spam.labels.positive) == decided["is_violating"]
+    violating = decided["is_violating"]
+    sensitivity = correct[violating].groupby(decided.loc[violating, "reviewer_id"]).mean()
+    reviewers = small_world.reviewers.set_index("reviewer_id")
+    unreliable = reviewers.index[reviewers["unreliable"]].tolist()
+    assert unreliable == ["rev-fox"]
+    assert sensitivity.idxmin() == "rev-fox"
+    assert sensitivity.drop("rev-fox").min() > sensitivity["rev-fox"] + 0.1
+    assert (decided.groupby("item_id")["reviewer_id"].nunique() > 1).any(), (
+        "some items reviewed twice"
+    )
+    assert decided.groupby(["item_id", "reviewer_id"]).size().max() == 1
+
+
+def test_files_follow_the_contract_and_keep_truth_apart(spam, small_world, world_files):
+    decisions = read_table(world_files["decisions"])
+    golden = read_table(world_files["golden"])
+    assert validate_decisions(decisions, spam, "d").ignored_columns == []
+    assert validate_golden(golden, spam, "g").ignored_columns == []
+    for frame in (decisions, golden):
+        assert not {"is_violating", "is_emerging", "is_borderline", "strength"} & set(frame.columns)
+    assert world_files["truth"].parent.name == "truth"
+    assert set(golden["item_id"]).isdisjoint(small_world.traffic["item_id"])
+    golden_truth = small_world.truth[small_world.truth["set"] == "golden"].set_index("item_id")
+    assert (
+        golden.set_index("item_id")["label"].eq("violating") == golden_truth["is_violating"]
+    ).all()
+    assert np.isclose(golden["label"].eq("violating").mean(), 0.3, atol=0.02)
+
+
+def test_a_signals_only_policy_simulates(tmp_path):
+    policy = parse_policy(MINIMAL)
+    world = simulate(
+        policy, WorldConfig(days=4, items_per_day=200, emerging_day=2, golden_items=40)
+    )
+    write_world(world, tmp_path, "jsonl")
+    assert (
+        validate_decisions(read_table(tmp_path / "decisions.jsonl"), policy, "d")
+        .frame["followers"]
+        .notna()
+        .all()
+    )
+    assert set(world.traffic["signup_channel"]) == {f"signup_channel_{c}" for c in "abcd"}
+
+
+def test_bad_world_config_is_refused():
+    with pytest.raises(FlywheelError, match="emerging day must be between 0 and 5"):
+        WorldConfig(days=5, emerging_day=9).validate()

@@ -1,0 +1,186 @@
+"""Reviewer decisions become an immutable, content-addressed dataset version.
+
+One label per item (majority of reviewers, see `flywheel.aggregate`), golden items left out,
+items split by time into train / validation / test, so the model is always tested on items newer
+than those it learned from, as it will be in production. The version id is a hash of the rows and
+the rules, so building twice from the same decisions gives the same version and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from flywheel.aggregate import majority_labels
+from flywheel.errors import FlywheelError
+from flywheel.lake import Lake, content_hash, staged_directory, utc_now, write_parquet_atomic
+from flywheel.policy import Policy
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """A built dataset version on disk."""
+
+    policy: str
+    version: str
+    path: Path
+    manifest: dict
+    created: bool = False  # this build wrote it; False when the version already existed
+
+    def split(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.path / f"{name}.parquet")
+
+
+def _items(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """One row per decided item: its latest fields and its time (created, else first decided)."""
+    features = ",\n".join(f'arg_max("{c}", decided_at) AS "{c}"' for c in policy.feature_columns)
+    return Lake.query(
+        f"""
+        SELECT item_id,
+               coalesce(min(created_at), min(decided_at)) AS item_time,
+               {features}
+        FROM decisions
+        GROUP BY item_id
+        """,
+        decisions=decisions,
+    )
+
+
+def _split(frame: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, dict]:
+    """Oldest items train, the next validate, the newest test (fractions from the policy)."""
+    rules = policy.dataset
+    frame = frame.sort_values(["item_time", "item_id"], ignore_index=True)
+    n = len(frame)
+    first_test = n - round(n * rules.test_fraction)
+    first_validation = first_test - round(n * rules.validation_fraction)
+    split = pd.Series("train", index=frame.index)
+    split.iloc[first_validation:first_test] = "validation"
+    split.iloc[first_test:] = "test"
+    frame = frame.assign(split=split)
+    rule = {
+        "method": "time",
+        "time_column": "item_time",
+        "validation_fraction": rules.validation_fraction,
+        "test_fraction": rules.test_fraction,
+        "validation_from": _iso(frame["item_time"].iloc[first_validation])
+        if first_validation < n
+        else None,
+        "test_from": _iso(frame["item_time"].iloc[first_test]) if first_test < n else None,
+    }
+    return frame, rule
+
+
+def _iso(value: pd.Timestamp) -> str:
+    return pd.Timestamp(value).isoformat()
+
+
+def _check_trainable(frame: pd.DataFrame, policy: Policy) -> dict:
+    """Refuse data too small or too one-sided to train, calibrate and test on."""
+    rules = policy.dataset
+    counts = {}
+    for name in SPLITS:
+        part = frame[frame["split"] == name]
+        positives = int(part["is_positive"].sum())
+        counts[name] = {
+            "items": len(part),
+            policy.labels.positive: positives,
+            policy.labels.negative: len(part) - positives,
+        }
+    train_items = counts["train"]["items"]
+    if train_items < rules.min_train_items:
+        raise FlywheelError(
+            f"dataset too small for {policy.name}: {train_items} training items, "
+            f"the policy asks for at least {rules.min_train_items} (dataset.min_train_items)"
+        )
+    for name in SPLITS:
+        for label in (policy.labels.positive, policy.labels.negative):
+            if counts[name][label] < rules.min_items_per_class:
+                raise FlywheelError(
+                    f"dataset cannot be trained for {policy.name}: the {name} split has "
+                    f"{counts[name][label]} {label!r} items, the policy asks for at least "
+                    f"{rules.min_items_per_class} of each label (dataset.min_items_per_class)"
+                )
+    return counts
+
+
+def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
+    """Build (or find) the dataset version for the decisions stored now."""
+    decisions = lake.decisions(policy.name)
+    if decisions.empty:
+        raise FlywheelError(
+            f"no decisions stored for {policy.name}: import some with "
+            f"`flywheel decisions import FILE --policy {policy.name}`"
+        )
+    golden = lake.golden(policy.name)
+    golden_ids = set(golden.frame["item_id"]) if golden is not None else set()
+    in_golden = decisions["item_id"].isin(golden_ids)
+    usable = decisions[~in_golden]
+    if usable.empty:
+        raise FlywheelError(
+            f"every decided item of {policy.name} is in its golden set: nothing to train on"
+        )
+
+    labels = majority_labels(usable, policy)
+    frame = _items(usable, policy).merge(labels, on="item_id", validate="one_to_one")
+    frame, split_rule = _split(frame, policy)
+    frame = frame[
+        ["item_id", "item_time", "split", *labels.columns.drop("item_id"), *policy.feature_columns]
+    ]
+    counts = _check_trainable(frame, policy)
+    label_rule = {"method": "majority", "tie_label": policy.dataset.tie_label}
+    version = "d-" + content_hash(
+        frame, extra={"split": split_rule, "labels": label_rule, "fields": policy.feature_columns}
+    )
+    path = lake.dataset_dir(policy.name, version)
+    if (path / "manifest.json").is_file():
+        return DatasetVersion(
+            policy.name, version, path, json.loads((path / "manifest.json").read_text())
+        )
+
+    manifest = {
+        "version": version,
+        "policy": policy.name,
+        "built_at": utc_now().isoformat(),
+        "items": len(frame),
+        "counts": counts,
+        "labels": {
+            **label_rule,
+            "ties": int(frame["tie"].sum()),
+            "multi_reviewed_items": int((frame["n_reviews"] > 1).sum()),
+            "mean_agreement": round(float(frame["agreement"].mean()), 4),
+        },
+        "split": split_rule,
+        "golden": {
+            "version": golden.version if golden is not None else None,
+            "excluded_items": int(decisions.loc[in_golden, "item_id"].nunique()),
+            "excluded_decisions": int(in_golden.sum()),
+        },
+        "source": {
+            "decisions": len(decisions),
+            "decision_files": len(lake.decision_files(policy.name)),
+            "watermark_decided_at": _iso(decisions["decided_at"].max()),
+            "watermark_ingested_at": _iso(decisions["ingested_at"].max()),
+        },
+        "fields": policy.fields.model_dump(),
+    }
+    with staged_directory(path) as staging:
+        for name in SPLITS:
+            write_parquet_atomic(
+                frame[frame["split"] == name].reset_index(drop=True), staging / f"{name}.parquet"
+            )
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return DatasetVersion(policy.name, version, path, manifest, created=True)
+
+
+def load_dataset(policy: Policy, lake: Lake, version: str) -> DatasetVersion:
+    path = lake.dataset_dir(policy.name, version)
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        known = ", ".join(lake.dataset_versions(policy.name)) or "none"
+        raise FlywheelError(f"no dataset version {version!r} for {policy.name} (known: {known})")
+    return DatasetVersion(policy.name, version, path, json.loads(manifest.read_text()))

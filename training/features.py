@@ -1,0 +1,48 @@
+"""The feature pipeline a policy's fields call for.
+
+Text fields get TF-IDF of words (1–2 grams) and of characters (2–4 grams inside word bounds: they
+catch obfuscations such as `fr33`); numeric signals pass through (LightGBM copes with scale and
+missing values); categoricals are one-hot encoded, rare and unseen values grouped. Only stock
+scikit-learn parts, so any MLflow tool can load the pipeline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import OneHotEncoder
+
+from flywheel.policy import Policy
+
+
+def build_features(policy: Policy) -> ColumnTransformer:
+    """An unfitted transformer from a policy's fields to one sparse feature matrix."""
+    params = policy.training
+    transformers: list[tuple] = []
+    for name in policy.fields.text:
+        words = TfidfVectorizer(
+            analyzer="word",
+            ngram_range=(1, 2),
+            min_df=2,
+            max_features=params.word_max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        chars = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 4),
+            min_df=3,
+            max_features=params.char_max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        transformers += [(f"{name}_words", words, name), (f"{name}_chars", chars, name)]
+    if policy.fields.numeric:
+        transformers.append(("numeric", "passthrough", policy.fields.numeric))
+    if policy.fields.categorical:
+        onehot = OneHotEncoder(
+            handle_unknown="infrequent_if_exist", min_frequency=5, dtype=np.float32
+        )
+        transformers.append(("categorical", onehot, policy.fields.categorical))
+    return ColumnTransformer(transformers, sparse_threshold=0.3, verbose_feature_names_out=True)
