@@ -37,8 +37,8 @@ app.add_typer(decisions_app, name="decisions")
 app.add_typer(golden_app, name="golden")
 app.add_typer(dataset_app, name="dataset")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PolicyOption = Annotated[
     str, typer.Option("--policy", "-p", help="Policy name (in policies/) or YAML path.")

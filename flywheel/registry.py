@@ -125,7 +125,9 @@ def connect(settings: Settings) -> MlflowClient:
     import mlflow
 
     uri = check_reachable(settings)
-    exported = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    exported = {
+        name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    }
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # MLflow also exports the URIs to the environment; undo that, so that the environment keeps

@@ -8,6 +8,8 @@ tests that only read a registered model.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,14 @@ SMALL_WORLD = WorldConfig(
     days=14, items_per_day=600, emerging_day=14, golden_items=240, review_fraction=0.5
 )
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlflow.set_tracking_uri` exports the URI to the environment; a test that calls it must not
+    point the next test's Settings at its store."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -100,3 +110,17 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
+
+
+def run_cli(*args: str, home: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Run the installed `flywheel` command as a user would, in its own process."""
+    environment = {**os.environ, "FLYWHEEL_HOME": str(home), **env}
+    done = subprocess.run(
+        [FLYWHEEL, *args], capture_output=True, text=True, env=environment, timeout=900
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"flywheel {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    return done

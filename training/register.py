@@ -12,22 +12,17 @@ import importlib.metadata
 import warnings
 from typing import TYPE_CHECKING
 
-from flywheel.lake import GoldenSet
-from flywheel.policy import Policy
-from flywheel.registry import (
-    CHALLENGER,
-    TAG_DATASET,
-    ModelVersionRef,
-    experiment_id,
-    get_version,
-)
+import pandas as pd
+
+from flywheel.registry import CHALLENGER, TAG_DATASET, ModelVersionRef, experiment_id, get_version
 from flywheel.settings import Settings
-from training.dataset import SPLITS, DatasetVersion
+from training.dataset import SPLITS
 from training.evaluate import flatten
-from training.train import FittedModel
+from training.train import Candidate
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.models.model import ModelInfo
 
 RUNTIME_PACKAGES = ("scikit-learn", "lightgbm", "skops", "pandas", "numpy", "scipy")
 
@@ -38,71 +33,74 @@ def _requirements() -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in RUNTIME_PACKAGES]
 
 
-def _trusted_types(pipeline: object) -> list[str]:
-    """The types skops must be told to trust: we built this pipeline, so trust what it holds."""
-    import skops.io
+# What skops does not trust by default in the pipelines `training.train.fit` builds (either
+# calibration method). A test checks this list against skops on real pipelines, so a library
+# upgrade that changes it fails there rather than here; asking skops at each save costs seconds.
+TRUSTED_TYPES = [
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+]
 
-    return skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+
+def _dataset_class() -> type:
+    """A pandas dataset whose MLflow schema comes from the column types, not from the values.
+
+    MLflow infers a frame's schema by visiting every value of every text column: 15 s of the
+    benchmark's 200k-decision path. Dataset frames have declared types, so read them instead.
+    """
+    from mlflow.data.pandas_dataset import PandasDataset
+    from mlflow.types import ColSpec, DataType, Schema
+
+    def kind(dtype: object) -> DataType:
+        if pd.api.types.is_bool_dtype(dtype):
+            return DataType.boolean
+        if pd.api.types.is_integer_dtype(dtype):
+            return DataType.long
+        if pd.api.types.is_float_dtype(dtype):
+            return DataType.double
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return DataType.datetime
+        return DataType.string
+
+    class DeclaredSchemaDataset(PandasDataset):
+        @property
+        def schema(self) -> Schema:
+            frame = self.df
+            return Schema([ColSpec(kind(frame[c].dtype), str(c)) for c in frame.columns])
+
+    return DeclaredSchemaDataset
 
 
-def version_tags(
-    policy: Policy,
-    dataset: DatasetVersion,
-    fitted: FittedModel,
-    reports: dict,
-    golden: GoldenSet | None,
-    key: str,
-) -> dict[str, str]:
+def version_tags(candidate: Candidate) -> dict[str, str]:
     """DESIGN.md's tags (thresholds, dataset version, golden-set metrics) and provenance."""
     tags = {
-        **fitted.thresholds.as_tags(),
-        TAG_DATASET: dataset.version,
-        "golden_version": golden.version if golden is not None else "none",
-        "training_key": key,
-        "policy": policy.name,
+        **candidate.fitted.thresholds.as_tags(),
+        TAG_DATASET: candidate.dataset.version,
+        "golden_version": candidate.golden_version or "none",
+        "training_key": candidate.training_key,
+        "policy": candidate.policy.name,
     }
-    if "golden" in reports:
-        for metric, value in reports["golden"]["overall"].items():
+    if "golden" in candidate.reports:
+        for metric, value in candidate.reports["golden"]["overall"].items():
             if value is not None:
                 tags[f"golden_{metric}"] = f"{value:.6g}"
     return tags
 
 
-def register(
-    client: MlflowClient,
-    policy: Policy,
-    dataset: DatasetVersion,
-    fitted: FittedModel,
-    reports: dict,
-    golden: GoldenSet | None,
-    key: str,
-    settings: Settings,
-) -> ModelVersionRef:
-    with warnings.catch_warnings():
-        # MLflow hints about integer columns and ambiguous local sources: both fine here.
-        warnings.simplefilter("ignore", UserWarning)
-        return _register(client, policy, dataset, fitted, reports, golden, key, settings)
-
-
-def _register(
-    client: MlflowClient,
-    policy: Policy,
-    dataset: DatasetVersion,
-    fitted: FittedModel,
-    reports: dict,
-    golden: GoldenSet | None,
-    key: str,
-    settings: Settings,
-) -> ModelVersionRef:
+def log_run(
+    client: MlflowClient, candidate: Candidate, settings: Settings
+) -> tuple[str, ModelInfo]:
+    """One MLflow run: parameters, dataset inputs, metrics, reports and the model itself."""
     import mlflow
-    import mlflow.data
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.models import infer_signature
 
+    policy, dataset, fitted = candidate.policy, candidate.dataset, candidate.fitted
     train = dataset.split("train")
     example = train[policy.feature_columns].head(5)
-    signature = infer_signature(example, fitted.pipeline.predict_proba(example))
     with mlflow.start_run(
         experiment_id=experiment_id(client, policy, settings),
         run_name=f"{policy.name}-{dataset.version}",
@@ -111,18 +109,21 @@ def _register(
         mlflow.log_params(
             {
                 "dataset_version": dataset.version,
-                "golden_version": golden.version if golden is not None else "none",
+                "golden_version": candidate.golden_version or "none",
                 **{f"training.{k}": v for k, v in policy.training.model_dump().items()},
                 **{f"targets.{k}": v for k, v in policy.targets.model_dump().items()},
                 **{f"threshold.{k}": v for k, v in fitted.thresholds.as_tags().items()},
+                "boosting_rounds": fitted.boosting_rounds,
+                "best_round": fitted.best_round,
             }
         )
+        dataset_class = _dataset_class()
         for split in SPLITS:
             frame = train if split == "train" else dataset.split(split)
             mlflow.log_input(
-                mlflow.data.from_pandas(
+                dataset_class(
                     frame,
-                    source=str(dataset.path / f"{split}.parquet"),
+                    source=resolve_dataset_source(str(dataset.path / f"{split}.parquet")),
                     targets="is_positive",
                     name=f"{policy.name}-{dataset.version}-{split}",
                     digest=f"{dataset.version}-{split}",
@@ -131,20 +132,32 @@ def _register(
             )
         metrics = {}
         for name in ("test", "golden"):
-            if name in reports:
-                metrics.update(flatten(reports[name], name))
+            if name in candidate.reports:
+                metrics.update(flatten(candidate.reports[name], name))
         mlflow.log_metrics(metrics)
-        mlflow.log_dict(reports, "evaluation.json")
+        mlflow.log_dict(candidate.reports, "evaluation.json")
         mlflow.log_dict(dataset.manifest, "dataset_manifest.json")
         mlflow.log_dict(policy.model_dump(mode="json"), "policy.json")
         info = mlflow.sklearn.log_model(
             sk_model=fitted.pipeline,
             name="model",
-            signature=signature,
+            signature=infer_signature(example, fitted.pipeline.predict_proba(example)),
             pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=_trusted_types(fitted.pipeline),
+            skops_trusted_types=TRUSTED_TYPES,
             pip_requirements=_requirements(),
         )
+    return run.info.run_id, info
+
+
+def register(client: MlflowClient, candidate: Candidate, settings: Settings) -> ModelVersionRef:
+    """Log the run, then create the version with all its tags at once and make it `challenger`."""
+    from mlflow.exceptions import MlflowException
+
+    policy = candidate.policy
+    with warnings.catch_warnings():
+        # MLflow hints about integer columns and ambiguous local sources: both fine here.
+        warnings.simplefilter("ignore", UserWarning)
+        run_id, info = log_run(client, candidate, settings)
     try:
         client.create_registered_model(policy.name, description=policy.description or policy.name)
     except MlflowException as exc:
@@ -153,9 +166,9 @@ def _register(
     version = client.create_model_version(
         policy.name,
         source=info.model_uri,
-        run_id=run.info.run_id,
+        run_id=run_id,
         model_id=info.model_id,
-        tags=version_tags(policy, dataset, fitted, reports, golden, key),
+        tags=version_tags(candidate),
     )
     client.set_registered_model_alias(policy.name, CHALLENGER, str(version.version))
     ref = get_version(client, policy.name, int(version.version))

@@ -1,8 +1,8 @@
 """Train a policy's classifier: features → LightGBM → calibration → operating thresholds.
 
-The model is fitted on the train split; its probabilities are calibrated on the validation split
-(a frozen LightGBM under `CalibratedClassifierCV`), and the two thresholds are read off validation
-from the policy's targets. Test and golden figures are computed once the model is fixed.
+The model is fitted on the train split (stopping early when validation log-loss stops improving);
+its probabilities are calibrated on the validation split (a frozen LightGBM under
+`CalibratedClassifierCV`), and the two thresholds are read off validation from the policy's targets. Test and golden figures are computed once the model is fixed.
 `train()` runs the whole step, from the stored decisions to a registered `challenger`.
 """
 
@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMClassifier
+from lightgbm import LGBMClassifier, early_stopping
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
@@ -39,6 +41,20 @@ from training.features import build_features
 class FittedModel:
     pipeline: Pipeline
     thresholds: Thresholds
+    boosting_rounds: int  # trees LightGBM built (early stopping included)
+    best_round: int  # trees the model predicts with
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trained model and everything its registration records."""
+
+    policy: Policy
+    dataset: DatasetVersion
+    fitted: FittedModel
+    reports: dict
+    golden_version: str | None
+    training_key: str
 
 
 @dataclass(frozen=True)
@@ -75,11 +91,12 @@ def _xy(frame: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
     return frame[policy.feature_columns], frame["is_positive"].to_numpy(dtype=int)
 
 
-def lightgbm(policy: Policy) -> LGBMClassifier:
+def lightgbm(policy: Policy, n_estimators: int | None = None) -> LGBMClassifier:
     """The classifier with the policy's parameters (the benchmark fits this same one bare)."""
     p = policy.training
     return LGBMClassifier(
-        n_estimators=p.n_estimators,
+        n_estimators=n_estimators or p.n_estimators,
+        max_bin=p.max_bin,
         learning_rate=p.learning_rate,
         num_leaves=p.num_leaves,
         min_child_samples=p.min_child_samples,
@@ -89,19 +106,44 @@ def lightgbm(policy: Policy) -> LGBMClassifier:
     )
 
 
+def drop_pruned_vocabulary(features: ColumnTransformer) -> None:
+    """TF-IDF keeps every term it pruned in `stop_words_`, for introspection only; it can hold
+    far more terms than the model uses and made saving the model take seconds (scikit-learn
+    documents it as safe to delete)."""
+    for _, transformer, _ in features.transformers_:
+        if isinstance(transformer, TfidfVectorizer) and hasattr(transformer, "stop_words_"):
+            del transformer.stop_words_
+
+
 def fit(policy: Policy, dataset: DatasetVersion) -> FittedModel:
     """Fit, calibrate and pick thresholds; the result scores raw items end to end."""
     x_train, y_train = _xy(dataset.split("train"), policy)
     x_val, y_val = _xy(dataset.split("validation"), policy)
     features = build_features(policy)
-    classifier = lightgbm(policy).fit(features.fit_transform(x_train), y_train)
+    train_matrix = features.fit_transform(x_train)
+    drop_pruned_vocabulary(features)
+    validation = features.transform(x_val)
+    rounds = policy.training.early_stopping_rounds
+    classifier = lightgbm(policy).fit(
+        train_matrix,
+        y_train,
+        eval_X=(validation,),
+        eval_y=(y_val,),
+        callbacks=[early_stopping(rounds, verbose=False)] if rounds else None,
+    )
     calibrated = CalibratedClassifierCV(
         FrozenEstimator(classifier), method=policy.training.calibration
     )
-    calibrated.fit(features.transform(x_val), y_val)
-    pipeline = Pipeline([("features", features), ("classifier", calibrated)])
-    thresholds = choose_thresholds(y_val, pipeline.predict_proba(x_val)[:, 1], policy.targets)
-    return FittedModel(pipeline, thresholds)
+    calibrated.fit(validation, y_val)
+    thresholds = choose_thresholds(
+        y_val, calibrated.predict_proba(validation)[:, 1], policy.targets
+    )
+    return FittedModel(
+        Pipeline([("features", features), ("classifier", calibrated)]),
+        thresholds,
+        boosting_rounds=int(classifier.n_iter_),
+        best_round=int(classifier.best_iteration_ or classifier.n_iter_),
+    )
 
 
 def score_set(
@@ -159,8 +201,9 @@ def train(
             f"no validation score reaches precision {policy.targets.auto_action_precision}: "
             "this version never auto-actions"
         ]
+    candidate = Candidate(policy, dataset, fitted, reports, golden.version if golden else None, key)
     try:
-        ref = register(client, policy, dataset, fitted, reports, golden, key, settings)
+        ref = register(client, candidate, settings)
     except FlywheelError:
         raise
     except Exception as exc:

@@ -12,7 +12,9 @@ from training.train import train
 
 
 def test_unreachable_mlflow_fails_fast_and_writes_nothing(stocked, home, spam):
-    settings = Settings(home=home, mlflow_tracking_uri="http://127.0.0.1:9", mlflow_connect_timeout_s=2)
+    settings = Settings(
+        home=home, mlflow_tracking_uri="http://127.0.0.1:9", mlflow_connect_timeout_s=2
+    )
     started = time.monotonic()
     with pytest.raises(FlywheelError, match=r"MLflow is unreachable at http://127\.0\.0\.1:9"):
         train(spam, settings)
@@ -25,7 +27,9 @@ def test_a_failed_registration_leaves_no_version(stocked, settings, spam, monkey
         raise RuntimeError("tag store exploded")
 
     monkeypatch.setattr(register_module, "version_tags", broken_tags)
-    with pytest.raises(FlywheelError, match="registering spam in MLflow failed: tag store exploded"):
+    with pytest.raises(
+        FlywheelError, match="registering spam in MLflow failed: tag store exploded"
+    ):
         train(spam, settings)
     client = connect(settings)
     assert client.search_model_versions("name = 'spam'") == []

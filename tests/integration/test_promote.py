@@ -13,7 +13,10 @@ from training.train import train
 
 def _aliases(settings):
     client = connect(settings)
-    return {alias: getattr(get_version(client, "spam", alias), "version", None) for alias in (CHAMPION, CHALLENGER)}
+    return {
+        alias: getattr(get_version(client, "spam", alias), "version", None)
+        for alias in (CHAMPION, CHALLENGER)
+    }
 
 
 def _weaker_spam(tmp_path):
@@ -59,7 +62,9 @@ def test_the_gate_through_a_model_lifecycle(stocked, settings, spam, tmp_path):
 def test_promote_needs_a_challenger_and_a_golden_set(settings, spam, lake, world_files):
     from flywheel.ingest import import_decisions
 
-    with pytest.raises(FlywheelError, match="no challenger for spam: run `flywheel train --policy spam`"):
+    with pytest.raises(
+        FlywheelError, match="no challenger for spam: run `flywheel train --policy spam`"
+    ):
         promote(spam, settings)
     import_decisions(world_files["decisions"], spam, lake)
     train(spam, settings)

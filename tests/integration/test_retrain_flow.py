@@ -18,6 +18,6 @@ def test_retrain_flow_promotes_then_is_idempotent(prefect_harness, stocked):
 def test_retrain_flow_fails_cleanly_without_decisions(prefect_harness, home):
     state = retrain("scam", return_state=True)
     assert state.is_failed()
-    assert "no decisions stored for scam" in str(state.message) or "no decisions stored for scam" in repr(
-        state.result(raise_on_failure=False)
-    )
+    assert "no decisions stored for scam" in str(
+        state.message
+    ) or "no decisions stored for scam" in repr(state.result(raise_on_failure=False))

@@ -28,9 +28,7 @@ def test_version_carries_design_tags_and_aliases(trained):
 def test_run_logs_dataset_inputs_and_metrics_per_slice(trained, spam):
     settings, result, _ = trained
     run = connect(settings).get_run(result.model.run_id)
-    contexts = {
-        i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs if i.tags
-    }
+    contexts = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs if i.tags}
     assert set(contexts) == {"train", "validation", "test"}
     assert contexts["train"].digest == f"{result.dataset.version}-train"
     metrics = run.data.metrics

@@ -1,0 +1,215 @@
+"""Benchmark: 200k reviewer decisions through dataset build, training and registration.
+
+Compares Flywheel's whole path with a bare LightGBM fit on the same feature matrix (same
+parameters), measured in the same run on this machine. Each measured phase runs in its own
+process, so its peak RSS is its own.
+
+    .venv/bin/python benchmarks/train.py [--decisions 200000]
+
+Prints a Markdown table (also written to benchmarks/results/train.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+POLICY = HERE / "bench_policy.yaml"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prepare(work: Path, decisions: int) -> None:
+    """Simulate enough items that reviewers made `decisions` decisions; write the input files."""
+    from flywheel.policy import load_policy
+    from flywheel.records import write_table
+    from flywheel.registry import connect
+    from flywheel.settings import Settings
+    from flywheel.simulate import WorldConfig, simulate
+
+    connect(Settings(home=work / "home"))  # an existing registry: its tables are created here
+    policy = load_policy(str(POLICY))
+    per_item = 0.7 * 1 + 0.3 * 2.5  # one reviewer, or (30%) two or three
+    items_per_day = int(decisions / per_item / 30) + 200
+    world = simulate(
+        policy,
+        WorldConfig(
+            days=30,
+            items_per_day=items_per_day,
+            emerging_day=30,
+            review_fraction=1.0,
+            multi_review_fraction=0.3,
+            golden_items=2000,
+        ),
+    )
+    write_table(world.decisions.head(decisions), work / "decisions.csv")
+    write_table(world.golden, work / "golden.csv")
+
+
+def _warm_imports() -> float:
+    """Import what training and registration load lazily, as a running worker would have."""
+    t0 = time.perf_counter()
+    import lightgbm  # noqa: F401
+    import mlflow.sklearn  # noqa: F401
+    import skops.io  # noqa: F401
+
+    return time.perf_counter() - t0
+
+
+def phase_path(work: Path) -> dict:
+    """Flywheel: import the file, build the dataset, train, evaluate and register."""
+    from flywheel.ingest import import_decisions, import_golden
+    from flywheel.lake import Lake
+    from flywheel.policy import load_policy
+    from flywheel.registry import connect
+    from flywheel.settings import Settings
+    from training.dataset import build_dataset
+    from training.train import train
+
+    settings = Settings(home=work / "home")
+    policy = load_policy(str(POLICY))
+    lake = Lake(settings.lake_dir)
+    import_golden(work / "golden.csv", policy, lake)
+    imports_s = _warm_imports()
+    t0 = time.perf_counter()
+    imported = import_decisions(work / "decisions.csv", policy, lake)
+    t1 = time.perf_counter()
+    dataset = build_dataset(policy, lake)
+    t2 = time.perf_counter()
+    result = train(policy, settings, dataset_version=dataset.version)
+    t3 = time.perf_counter()
+    return {
+        "decisions": imported.result.added,
+        "items": dataset.manifest["items"],
+        "train_items": dataset.manifest["counts"]["train"]["items"],
+        "dataset": dataset.version,
+        "import_s": t1 - t0,
+        "build_s": t2 - t1,
+        "train_register_s": t3 - t2,
+        "path_s": t3 - t1,
+        "imports_s": imports_s,
+        "model_version": result.model.version,
+        "boosting_rounds": int(
+            connect(settings).get_run(result.model.run_id).data.params["boosting_rounds"]
+        ),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def phase_bare(work: Path, dataset_version: str, rounds: int) -> dict:
+    """The peer: LightGBM alone, same parameters, on the same feature matrix."""
+    from flywheel.lake import Lake
+    from flywheel.policy import load_policy
+    from flywheel.settings import Settings
+    from training.dataset import load_dataset
+    from training.features import build_features
+    from training.train import lightgbm
+
+    policy = load_policy(str(POLICY))
+    dataset = load_dataset(policy, Lake(Settings(home=work / "home").lake_dir), dataset_version)
+    train = dataset.split("train")
+    matrix = build_features(policy).fit_transform(train[policy.feature_columns])
+    labels = train["is_positive"].to_numpy(dtype=int)
+    t0 = time.perf_counter()
+    lightgbm(policy, n_estimators=rounds).fit(matrix, labels)
+    fit_s = time.perf_counter() - t0
+    return {"fit_s": fit_s, "features": matrix.shape[1], "peak_rss_mb": _peak_rss_mb()}
+
+
+def _child(phase: str, work: Path, *extra: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--work", str(work), *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--decisions", type=int, default=200_000)
+    parser.add_argument("--phase", choices=["path", "bare"])
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--dataset")
+    parser.add_argument("--rounds", type=int)
+    args = parser.parse_args()
+    if args.phase == "path":
+        print(json.dumps(phase_path(args.work)))
+        return
+    if args.phase == "bare":
+        print(json.dumps(phase_bare(args.work, args.dataset, args.rounds)))
+        return
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    with tempfile.TemporaryDirectory(prefix="flywheel-bench-") as tmp:
+        work = Path(tmp)
+        prepare(work, args.decisions)
+        path = _child("path", work)
+        bare = _child(
+            "bare", work, "--dataset", path["dataset"], "--rounds", str(path["boosting_rounds"])
+        )
+    overhead = (path["path_s"] - bare["fit_s"]) / bare["fit_s"]
+    rows = [
+        (
+            "decisions / items / training items",
+            f"{path['decisions']:,} / {path['items']:,} / {path['train_items']:,}",
+            "",
+        ),
+        ("features (TF-IDF words + chars, signals, one-hot)", f"{bare['features']:,}", ""),
+        ("import of the CSV (validate + store)", f"{path['import_s']:.1f} s", "not in the path"),
+        (
+            "first import of MLflow, LightGBM, skops",
+            f"{path['imports_s']:.1f} s",
+            "once per process; not in the path",
+        ),
+        ("dataset build", f"{path['build_s']:.1f} s", ""),
+        ("train + calibrate + evaluate + register", f"{path['train_register_s']:.1f} s", ""),
+        (
+            "**Flywheel path** (build + train + register)",
+            f"**{path['path_s']:.1f} s**",
+            "target ≤ 120 s",
+        ),
+        (
+            "bare LightGBM fit, same matrix, parameters and rounds (peer)",
+            f"{bare['fit_s']:.1f} s",
+            f"{path['boosting_rounds']} rounds, as Flywheel's early stopping built",
+        ),
+        ("**overhead over the bare fit**", f"**{overhead:.0%}**", "target ≤ 30%"),
+        (
+            "peak RSS, Flywheel path (incl. import)",
+            f"{path['peak_rss_mb']:,.0f} MB",
+            "target ≤ 4 GB",
+        ),
+        ("peak RSS, bare fit", f"{bare['peak_rss_mb']:,.0f} MB", ""),
+    ]
+    lines = [
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}; `python benchmarks/train.py --decisions {args.decisions}`",
+        "",
+        "| measure | value | note |",
+        "|---|---:|---|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in rows),
+    ]
+    table = "\n".join(lines)
+    print(table)
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "train.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
