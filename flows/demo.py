@@ -7,6 +7,7 @@ world, imports nothing new, reuses the dataset and the model, and says so.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -99,7 +100,8 @@ def _summary_table(settings: Settings, summaries: list[RetrainSummary], console:
         "thresholds: review / auto-action; figures: the golden set when the version was trained"
     )
     console.print("Look further:")
-    console.print(f"  mlflow ui --backend-store-uri {settings.tracking_uri}")
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    console.print(f"  {mlflow_cli} ui --backend-store-uri {settings.tracking_uri}")
     for summary in summaries:
         console.print(f"  flywheel promote --policy {summary.policy} --dry-run")
     console.print(f"  lake (Parquet, DuckDB-readable): {settings.lake_dir}")

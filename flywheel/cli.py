@@ -103,18 +103,25 @@ def simulate(
         out.print(f"  {name:<10} {path}")
 
 
+def _import(kind: str, file: Path, policy: str):
+    """Validate and store a file of decisions or golden items; note ignored columns."""
+    from flywheel import ingest
+
+    _, pol, lake = _context(policy)
+    report = (ingest.import_decisions if kind == "decisions" else ingest.import_golden)(
+        file, pol, lake
+    )
+    _report_ignored(report.ignored_columns)
+    return pol, report.result
+
+
 @decisions_app.command("import")
 def decisions_import(
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON Lines file of decisions.")],
     policy: PolicyOption,
 ) -> None:
     """Import reviewer decisions; a file with a bad row is refused whole."""
-    from flywheel.ingest import import_decisions
-
-    _, pol, lake = _context(policy)
-    report = import_decisions(file, pol, lake)
-    _report_ignored(report.ignored_columns)
-    result = report.result
+    pol, result = _import("decisions", file, policy)
     out.print(
         f"{pol.name}: {result.added:,} decisions imported, {result.already_present:,} already present"
     )
@@ -126,12 +133,7 @@ def golden_import(
     policy: PolicyOption,
 ) -> None:
     """Add items to the policy's golden set (a new version when anything is new)."""
-    from flywheel.ingest import import_golden
-
-    _, pol, lake = _context(policy)
-    report = import_golden(file, pol, lake)
-    _report_ignored(report.ignored_columns)
-    result = report.result
+    pol, result = _import("golden", file, policy)
     out.print(
         f"{pol.name}: golden set {result.version} has {result.total:,} items "
         f"({result.added:,} added, {result.already_present:,} already present)"

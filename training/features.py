@@ -16,28 +16,28 @@ from sklearn.preprocessing import OneHotEncoder
 from flywheel.policy import Policy
 
 
+def _tfidf(
+    analyzer: str, ngrams: tuple[int, int], min_df: int, max_features: int
+) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        analyzer=analyzer,
+        ngram_range=ngrams,
+        min_df=min_df,
+        max_features=max_features,
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+
+
 def build_features(policy: Policy) -> ColumnTransformer:
     """An unfitted transformer from a policy's fields to one sparse feature matrix."""
     params = policy.training
     transformers: list[tuple] = []
     for name in policy.fields.text:
-        words = TfidfVectorizer(
-            analyzer="word",
-            ngram_range=(1, 2),
-            min_df=2,
-            max_features=params.word_max_features,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        chars = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=(3, 4),
-            min_df=3,
-            max_features=params.char_max_features,
-            sublinear_tf=True,
-            dtype=np.float32,
-        )
-        transformers += [(f"{name}_words", words, name), (f"{name}_chars", chars, name)]
+        transformers += [
+            (f"{name}_words", _tfidf("word", (1, 2), 2, params.word_max_features), name),
+            (f"{name}_chars", _tfidf("char_wb", (3, 4), 3, params.char_max_features), name),
+        ]
     if policy.fields.numeric:
         transformers.append(("numeric", "passthrough", policy.fields.numeric))
     if policy.fields.categorical:

@@ -12,7 +12,7 @@ def test_demo_promotes_both_policies_and_reruns_cleanly(tmp_path):
     assert first.stdout.count(": promoted") == 2, first.stdout
     for policy in ("spam", "scam"):
         assert f"flywheel promote --policy {policy} --dry-run" in first.stdout
-    assert f"mlflow ui --backend-store-uri sqlite:///{home}" in first.stdout.replace("\n", "")
+    assert f"bin/mlflow ui --backend-store-uri sqlite:///{home}" in first.stdout
 
     second = run_cli("demo", "--days", "14", "--items-per-day", "700", home=home)
     assert second.stdout.count("0 decisions imported") == 2
