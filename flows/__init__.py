@@ -6,8 +6,10 @@ network). Explicit `PREFECT_*` variables always win.
 """
 
 import os
+from pathlib import Path
 
 from flywheel.settings import get_settings
 
 os.environ.setdefault("PREFECT_HOME", str(get_settings().root / "prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes one level only

@@ -66,11 +66,11 @@ def _summary_table(settings: Settings, summaries: list[RetrainSummary], console:
     for column in (
         "policy",
         "model",
-        "auto prec.",
-        "auto recall",
-        "review recall",
-        "review FPR",
-        "thresholds",
+        "auto prec",
+        "auto rec",
+        "rev rec",
+        "rev FPR",
+        "review / auto",
     ):
         table.add_column(column, justify="left" if column == "policy" else "right")
     for summary in summaries:
@@ -97,7 +97,8 @@ def _summary_table(settings: Settings, summaries: list[RetrainSummary], console:
         )
     console.print(table)
     console.print(
-        "thresholds: review / auto-action; figures: the golden set when the version was trained"
+        "figures: the golden set, recorded when each version was trained; "
+        "review / auto: the two thresholds"
     )
     console.print("Look further:")
     mlflow_cli = Path(sys.executable).with_name("mlflow")

@@ -61,7 +61,8 @@ FORMATS = ("csv", "parquet", "jsonl")
 @dataclass(frozen=True)
 class Reviewer:
     """A simulated reviewer. Real reviewers rarely invent a violation in clear content but do
-    miss subtle ones, so their two error rates differ; `accuracy` is the balanced mean."""
+    miss subtle ones, so their two error rates differ; `accuracy` is the balanced mean. A careful
+    reviewer's errors fall mostly on borderline items; a careless one's anywhere."""
 
     reviewer_id: str
     sensitivity: float  # P(says violating | violating)
@@ -82,6 +83,7 @@ DEFAULT_REVIEWERS = (
     Reviewer("rev-fox", 0.70, 0.96, 12.0),  # the unreliable one: fast, misses many, invents some
 )
 UNRELIABLE_BELOW = 0.9
+CAREFUL_ERROR_ON_CLEAR_ITEMS = 0.4  # share of a careful reviewer's error rate left on clear items
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,9 @@ def _review(
         truly, [pool[i].sensitivity for i in rev_idx], [pool[i].specificity for i in rev_idx]
     )
     borderline = truth["is_borderline"].to_numpy()[item_idx]
+    # careful reviewers err mostly on hard items; a careless one errs anywhere
+    careful = np.array([pool[i].accuracy >= UNRELIABLE_BELOW for i in rev_idx])
+    right = np.where(careful & ~borderline, 1 - (1 - right) * CAREFUL_ERROR_ON_CLEAR_ITEMS, right)
     right = np.where(borderline, np.maximum(right - config.borderline_accuracy_drop, 0.5), right)
     says_positive = np.where(rng.random(len(item_idx)) < right, truly, ~truly)
     speed = np.array([pool[i].seconds_per_decision for i in rev_idx])
