@@ -193,8 +193,9 @@ def train(
         )
         return
     how = "already registered as" if result.reused else "registered"
+    role = "champion" if "champion" in ref.aliases else "challenger"
     out.print(
-        f"{pol.name}: {how} version {ref.version} (challenger) from dataset {result.dataset.version}; "
+        f"{pol.name}: {how} version {ref.version} ({role}) from dataset {result.dataset.version}; "
         f"thresholds {ref.thresholds.describe()}"
     )
 
