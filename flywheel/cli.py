@@ -288,6 +288,73 @@ def _cell(value: object) -> str:
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+) -> None:
+    """Run the scoring API: champions from the registry, hot-reloaded, every prediction logged."""
+    import uvicorn
+
+    from flywheel.settings import get_settings
+    from serving.app import create_app
+
+    settings = get_settings()
+    if not settings.api_keys:
+        raise FlywheelError(
+            "no API keys: set FLYWHEEL_API_KEYS=key1,key2 (and FLYWHEEL_ADMIN_KEY for admin routes)"
+        )
+    err.print(
+        f"scoring API on http://{host}:{port} (docs: /docs); models from {settings.tracking_uri}"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="warning",
+        loop="uvloop" if _has("uvloop") else "asyncio",
+        http="httptools" if _has("httptools") else "h11",
+    )
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+predictions_app = typer.Typer(help="The prediction log of the scoring API.", no_args_is_help=True)
+app.add_typer(predictions_app, name="predictions")
+
+
+@predictions_app.command("export")
+def predictions_export(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="File to write: .csv, .parquet or .jsonl.")
+    ],
+    policy: Annotated[
+        str | None, typer.Option("--policy", "-p", help="One policy (default: all served ones).")
+    ] = None,
+) -> None:
+    """Write logged predictions (compacted and pending) to a file."""
+    import pandas as pd
+
+    from flywheel.policy import list_policies, load_policy
+    from flywheel.predictions import read_predictions
+    from flywheel.records import write_table
+    from flywheel.settings import get_settings
+
+    settings = get_settings()
+    names = [policy] if policy else list_policies(settings)
+    frames = [read_predictions(settings, load_policy(name, settings)) for name in names]
+    frames = [f for f in frames if not f.empty]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    write_table(frame, out_file)
+    out.print(f"{len(frame):,} predictions written to {out_file}")
+
+
+@app.command()
 def demo(
     days: int = typer.Option(30, help="Days of simulated traffic per policy."),
     items_per_day: int = typer.Option(800, help="Items per day per policy."),

@@ -17,9 +17,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ import duckdb
 import pandas as pd
 
 from flywheel.errors import FlywheelError
+from flywheel.files import atomic_path, write_json_atomic
 
 
 def content_hash(*frames: pd.DataFrame, extra: Any = None, length: int = 16) -> str:
@@ -44,62 +42,9 @@ def content_hash(*frames: pd.DataFrame, extra: Any = None, length: int = 16) -> 
     return digest.hexdigest()[:length]
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `path` in one rename.
-
-    Readers see the old file or the whole new one, never a part; on failure `path` is untouched.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
-
-
-def write_json_atomic(payload: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-
-
-@contextmanager
-def staged_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it is renamed to `final` in one step.
-
-    If `final` already exists (same content-addressed version built before), the staged copy
-    is discarded. On failure nothing appears at `final`.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(final)
-    tmp.mkdir()
-    try:
-        yield tmp
-        for file in tmp.iterdir():
-            _fsync(file)
-        if not final.exists():
-            os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def utc_now() -> datetime:

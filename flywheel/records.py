@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.errors import FlywheelError
-from flywheel.lake import atomic_path
+from flywheel.files import atomic_path
 from flywheel.policy import Policy
 
 DECISION_REQUIRED = ("item_id", "label", "reviewer_id", "decided_at")
@@ -289,3 +289,52 @@ def _refuse_conflicts(frame: pd.DataFrame, key: list[str], source: str, what: st
         f"{source}: row {row + 1}: the same {what} ({ident}) appears earlier with different "
         "values; nothing was imported"
     )
+
+
+class ItemError(ValueError):
+    """An item sent for scoring breaks the policy's schema; `field` names where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def validate_item(raw: object, policies: list[Policy], where: str = "item") -> dict:
+    """One item for scoring, typed for every requested policy's fields.
+
+    Every field of every requested policy must be present (a triage system that forgot one
+    should hear so, not get a score computed without it); `null` means unknown. Text and
+    categories become strings (unknown: ''), numbers floats (unknown: NaN).
+    """
+    if not isinstance(raw, dict):
+        raise ItemError(where, "expected a JSON object")
+    item_id = raw.get("item_id")
+    if (
+        isinstance(item_id, bool)
+        or not isinstance(item_id, str | int)
+        or str(item_id).strip() == ""
+    ):
+        raise ItemError(f"{where}.item_id", "required: a non-empty string")
+    row: dict = {"item_id": str(item_id)}
+    for policy in policies:
+        numeric = set(policy.fields.numeric)
+        for name in policy.feature_columns:
+            if name in row:
+                continue
+            if name not in raw:
+                raise ItemError(f"{where}.{name}", f"required by policy {policy.name}")
+            value = raw[name]
+            if name in numeric:
+                if value is None:
+                    row[name] = float("nan")
+                elif isinstance(value, int | float) and not isinstance(value, bool):
+                    row[name] = float(value)
+                else:
+                    raise ItemError(f"{where}.{name}", f"expected a number, got {value!r}")
+            elif value is None:
+                row[name] = ""
+            elif isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+                row[name] = str(value)
+            else:
+                raise ItemError(f"{where}.{name}", f"expected a string, got {value!r}")
+    return row

@@ -31,6 +31,42 @@ class Settings(BaseSettings):
     )
     mlflow_connect_timeout_s: float = Field(default=5.0, gt=0)
 
+    # the scoring API (`flywheel serve`)
+    api_keys_csv: str = Field(
+        default="",
+        validation_alias=AliasChoices("FLYWHEEL_API_KEYS"),
+        description="Comma-separated bearer keys accepted by the scoring routes.",
+    )
+    admin_key: str = Field(
+        default="", description="Bearer key for /v1/admin routes; unset: disabled."
+    )
+    serve_policies_csv: str = Field(
+        default="",
+        validation_alias=AliasChoices("FLYWHEEL_SERVE_POLICIES"),
+        description="Comma-separated policies to serve; default: every policy in the policies folder.",
+    )
+    poll_interval_s: float = Field(default=30.0, gt=0, description="How often aliases are checked.")
+    max_batch_items: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    log_segment_records: int = Field(
+        default=50_000, ge=1, description="Prediction-log records per segment before it rolls."
+    )
+    log_segment_seconds: float = Field(
+        default=300.0, gt=0, description="Age at which a prediction-log segment rolls."
+    )
+    log_fsync: bool = Field(
+        default=False,
+        description="fsync each log write: survives a machine crash, not only a killed server.",
+    )
+
+    @property
+    def api_keys(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys_csv.split(",") if k.strip())
+
+    @property
+    def serve_policies(self) -> list[str]:
+        return [p.strip() for p in self.serve_policies_csv.split(",") if p.strip()]
+
     @property
     def root(self) -> Path:
         """The home as an absolute path, so that a later `chdir` cannot move the lake."""

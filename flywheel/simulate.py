@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.errors import FlywheelError
-from flywheel.lake import write_json_atomic
+from flywheel.files import write_json_atomic
 from flywheel.policy import CategoricalSignal, NumericSignal, Policy, TextVocabulary
 from flywheel.records import write_table
 

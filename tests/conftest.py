@@ -36,11 +36,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _mlflow_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _mlflow_environment() -> Iterator[None]:
     """`mlflow.set_tracking_uri` exports the URI to the environment; a test that calls it must not
-    point the next test's Settings at its store."""
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)
+    point the next test's Settings (or servers) at its store."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    for name in names:
+        os.environ.pop(name, None)
+    yield
+    for name in names:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
@@ -124,3 +128,114 @@ def run_cli(*args: str, home: Path, check: bool = True, **env: str) -> subproces
     if check and done.returncode != 0:
         raise AssertionError(f"flywheel {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     return done
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    """Poll `check` until it returns true; fail with `what` after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def answers(url: str) -> bool:
+    import httpx
+
+    try:
+        httpx.get(url, timeout=1.0)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+class Server:
+    """A real process on a real port, started as users start it, stopped or killed by tests."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], health: str, port: int, log: Path
+    ) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.process = subprocess.Popen(
+            args,
+            env={**os.environ, **env},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until(
+                lambda: self.process.poll() is None and answers(self.url + health),
+                120,
+                f"{args[0]} on {port}",
+            )
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"server did not start:\n{log.read_text()}") from None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill9(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def start_scoring_api(home: Path, tmp: Path, **env: str) -> Server:
+    port = free_port()
+    environment = {
+        "FLYWHEEL_HOME": str(home),
+        "FLYWHEEL_API_KEYS": "test-key",
+        "FLYWHEEL_ADMIN_KEY": "admin-key",
+        **env,
+    }
+    return Server(
+        [FLYWHEEL, "serve", "--port", str(port)],
+        environment,
+        "/healthz",
+        port,
+        tmp / f"serve-{port}.log",
+    )
+
+
+def start_mlflow_server(backend: str, tmp: Path, port: int | None = None) -> Server:
+    """`mlflow server` on a SQLite store: the registry as a network service that can go down."""
+    port = port or free_port()
+    bin_dir = str(Path(sys.executable).parent)
+    return Server(
+        [
+            str(Path(bin_dir) / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"},
+        "/health",
+        port,
+        tmp / f"mlflow-{port}.log",
+    )

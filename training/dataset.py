@@ -16,7 +16,8 @@ import pandas as pd
 
 from flywheel.aggregate import majority_labels
 from flywheel.errors import FlywheelError
-from flywheel.lake import Lake, content_hash, staged_directory, utc_now, write_parquet_atomic
+from flywheel.files import staged_directory
+from flywheel.lake import Lake, content_hash, utc_now, write_parquet_atomic
 from flywheel.policy import Policy
 
 SPLITS = ("train", "validation", "test")

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from flywheel.errors import FlywheelError
-from flywheel.lake import Lake, content_hash, staged_directory, write_parquet_atomic
+from flywheel.files import staged_directory
+from flywheel.lake import Lake, content_hash, write_parquet_atomic
 from flywheel.records import validate_decisions, validate_golden
 
 

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -136,3 +137,78 @@ def test_jsonl_written_is_json_lines(spam, tmp_path):
     path = write_table(_decisions(spam), tmp_path / "d.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows[0]["decided_at"] == "2026-01-05T10:00:00Z"
+
+
+def test_items_for_scoring_are_typed_for_every_requested_policy(spam):
+    from flywheel.policy import load_policy
+    from flywheel.records import validate_item
+
+    scam = load_policy("scam")
+    item = {
+        "item_id": 7,
+        "text": "hi",
+        "account_age_days": 3,
+        "links": None,
+        "prior_reports": 0,
+        "messages_last_hour": 1.5,
+        "surface": "dm",
+        "country": None,
+        "payment_requests": 2,
+        "contacts_messaged": 4,
+        "extra": "ignored",
+    }
+    row = validate_item(item, [spam, scam])
+    assert row["item_id"] == "7" and row["country"] == "" and np.isnan(row["links"])
+    assert row["payment_requests"] == 2.0 and "extra" not in row
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"links": "many"}, "items[3].links", "expected a number, got 'many'"),
+        ({"links": True}, "items[3].links", "expected a number, got True"),
+        ({"surface": ["dm"]}, "items[3].surface", "expected a string"),
+        ({"item_id": ""}, "items[3].item_id", "required: a non-empty string"),
+        ({"text": None, "country": 5}, None, None),
+    ],
+)
+def test_a_malformed_item_names_its_field(spam, change, field, message):
+    from flywheel.records import ItemError, validate_item
+
+    item = {
+        "item_id": "a",
+        "text": "t",
+        "account_age_days": 1,
+        "links": 1,
+        "prior_reports": 0,
+        "messages_last_hour": 1,
+        "surface": "dm",
+        "country": "US",
+        **change,
+    }
+    if field is None:
+        assert validate_item(item, [spam], "items[3]")["country"] == "5"
+        return
+    with pytest.raises(ItemError) as caught:
+        validate_item(item, [spam], "items[3]")
+    assert caught.value.field == field and message in str(caught.value)
+
+
+def test_a_missing_field_is_named_with_its_policy(spam):
+    from flywheel.records import ItemError, validate_item
+
+    with pytest.raises(ItemError, match=r"item\.country: required by policy spam"):
+        validate_item(
+            {
+                "item_id": "a",
+                "text": "t",
+                "account_age_days": 1,
+                "links": 1,
+                "prior_reports": 0,
+                "messages_last_hour": 1,
+                "surface": "dm",
+            },
+            [spam],
+        )
+    with pytest.raises(ItemError, match="item: expected a JSON object"):
+        validate_item(["not", "an", "object"], [spam])

@@ -1,0 +1,267 @@
+"""The prediction log: every score the API gave, kept in the lake for monitoring, sampling, audit.
+
+The scoring server appends JSON lines to a segment file (`lake/predictions/_segments/`) before it
+answers, so a prediction whose answer was sent survives the server being killed. A rolled segment
+is compacted into typed Parquet per policy (`lake/predictions/<policy>/part-<segment>.parquet`)
+by a separate, low-priority process, so the server never pays for it. Readers see both: the
+compacted parts and whatever segments are not compacted yet.
+
+Two kinds of lines: a prediction (`"k": "p"`), and the challenger's shadow score for it
+(`"k": "s"`), written just after the answer so that shadow scoring never delays a response;
+compaction joins them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from flywheel.errors import FlywheelError
+from flywheel.files import atomic_path
+from flywheel.policy import Policy, load_policy
+from flywheel.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OPEN_SUFFIX = ".jsonl.open"  # being written by a live server (which holds a lock on it)
+CLOSED_SUFFIX = ".jsonl"  # rolled: complete, waiting for compaction
+
+COLUMNS = [
+    "request_id",
+    "item_index",
+    "item_id",
+    "policy",
+    "model_name",
+    "model_version",
+    "score",
+    "decision",
+    "threshold_review",
+    "threshold_auto_action",
+    "fallback",
+    "shadow_version",
+    "shadow_score",
+    "shadow_decision",
+    "scored_at",
+]
+
+_LINE_COLUMNS = {
+    "k": "VARCHAR",
+    "rid": "VARCHAR",
+    "i": "BIGINT",
+    "item_id": "VARCHAR",
+    "policy": "VARCHAR",
+    "v": "BIGINT",
+    "score": "DOUBLE",
+    "decision": "VARCHAR",
+    "tr": "DOUBLE",
+    "ta": "DOUBLE",
+    "fb": "BOOLEAN",
+    "at": "DOUBLE",
+    "item": "JSON",
+}
+
+
+def segments_dir(settings: Settings) -> Path:
+    return settings.lake_dir / "predictions" / "_segments"
+
+
+def policy_dir(settings: Settings, policy: str) -> Path:
+    return settings.lake_dir / "predictions" / policy
+
+
+def _field_sql(policy: Policy) -> str:
+    """Typed columns for the policy's fields, read out of each line's `item` object."""
+    parts = []
+    for name in policy.fields.text + policy.fields.categorical:
+        parts.append(f"coalesce(p.item->>'{name}', '') AS \"{name}\"")
+    for name in policy.fields.numeric:
+        parts.append(f"TRY_CAST(p.item->>'{name}' AS DOUBLE) AS \"{name}\"")
+    return ",\n".join(parts)
+
+
+def _select(source_sql: str, policy: Policy) -> str:
+    """Predictions of one policy with their shadow scores, from lines in `source_sql`."""
+    fields = _field_sql(policy)
+    return f"""
+        WITH lines AS ({source_sql}),
+        p AS (SELECT * FROM lines WHERE k = 'p' AND policy = '{policy.name}'),
+        s AS (SELECT * FROM lines WHERE k = 's' AND policy = '{policy.name}')
+        SELECT p.rid AS request_id, p.i AS item_index, p.item_id, p.policy,
+               p.policy AS model_name, p.v AS model_version, p.score, p.decision,
+               p.tr AS threshold_review, p.ta AS threshold_auto_action, p.fb AS fallback,
+               s.v AS shadow_version, s.score AS shadow_score, s.decision AS shadow_decision,
+               to_timestamp(p."at") AS scored_at
+               {"," if fields else ""} {fields}
+        FROM p LEFT JOIN s ON p.rid = s.rid AND p.i = s.i
+        ORDER BY scored_at, request_id, item_index
+    """
+
+
+def _lines_sql(files: list[Path]) -> str:
+    quoted = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    columns = ", ".join(f"'{k}': '{v}'" for k, v in _LINE_COLUMNS.items())
+    return (
+        f"SELECT * FROM read_json([{quoted}], format = 'newline_delimited', "
+        f"columns = {{{columns}}}, ignore_errors = true)"
+    )
+
+
+def _copy_to_parquet(sql: str, path: Path) -> None:
+    """Straight from JSON lines to Parquet inside DuckDB: the compactor needs no pandas."""
+    con = duckdb.connect()
+    try:
+        quoted = str(path).replace("'", "''")
+        con.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+def _query(sql: str) -> pd.DataFrame:
+    con = duckdb.connect()
+    try:
+        return con.sql(sql).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+
+
+def _segment_policies(files: list[Path]) -> list[str]:
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT DISTINCT policy FROM ({_lines_sql(files)}) WHERE policy IS NOT NULL"
+        ).fetchall()
+    finally:
+        con.close()
+    return sorted(row[0] for row in rows)
+
+
+def pending_segments(settings: Settings) -> list[Path]:
+    """Segments not compacted yet, open or closed."""
+    folder = segments_dir(settings)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith((OPEN_SUFFIX, CLOSED_SUFFIX)))
+
+
+def _try_lock(handle: object) -> bool:
+    """Segments are locked by their writer while open and by a compactor while compacted."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def compact_segment(segment: Path, settings: Settings) -> list[Path]:
+    """Turn one finished segment into Parquet parts (one per policy), then delete it.
+
+    A segment whose writer still lives, or that another compactor holds, is left alone.
+    Idempotent: parts are named after the segment and replaced whole, so a compaction that
+    died half-way is simply run again.
+    """
+    try:
+        handle = segment.open("rb")
+    except FileNotFoundError:
+        return []
+    with handle:
+        if not _try_lock(handle) or not segment.exists():
+            return []
+        stem = _stem(segment)
+        lines = _lines_sql([segment])
+        written = []
+        for name in _segment_policies([segment]) if segment.stat().st_size else []:
+            try:
+                policy = load_policy(name, settings)
+            except FlywheelError:
+                continue  # a policy no longer configured: nothing to type its fields by
+            path = policy_dir(settings, name) / f"part-{stem}.parquet"
+            with atomic_path(path) as tmp:
+                _copy_to_parquet(_select(lines, policy), tmp)
+            written.append(path)
+        segment.unlink(missing_ok=True)
+        return written
+
+
+def _stem(segment: Path) -> str:
+    return segment.name.split(".jsonl")[0]
+
+
+def compact_pending(settings: Settings) -> int:
+    """Compact every finished segment (closed, or open with a dead writer); how many were."""
+    done = 0
+    for segment in pending_segments(settings):
+        compact_segment(segment, settings)
+        done += not segment.exists()
+    return done
+
+
+def read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
+    """Every logged prediction of a policy: compacted parts plus segments still pending.
+
+    Segments move while a server runs (rolled, then compacted and deleted); a read that lost a
+    file to such a move is simply done again.
+    """
+    for _ in range(4):
+        try:
+            return _read_predictions(settings, policy)
+        except (FileNotFoundError, duckdb.IOException):
+            continue
+    return _read_predictions(settings, policy)
+
+
+def _read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
+    parts = sorted(policy_dir(settings, policy.name).glob("part-*.parquet"))
+    compacted = {p.stem.removeprefix("part-") for p in parts}
+    segments = [s for s in pending_segments(settings) if _stem(s) not in compacted and _size(s)]
+    frames = []
+    if parts:
+        con = duckdb.connect()
+        try:
+            relation = con.read_parquet([str(p) for p in parts], union_by_name=True)
+            frames.append(relation.to_arrow_table().to_pandas())
+        finally:
+            con.close()
+    if segments:
+        frames.append(_query(_select(_lines_sql(segments), policy)))
+    frames = [f for f in frames if not f.empty]
+    import pandas as pd
+
+    if not frames:
+        return pd.DataFrame(columns=[*COLUMNS, *policy.feature_columns])
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["scored_at", "request_id", "item_index"], ignore_index=True
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # compacted meanwhile
+        return 0
+
+
+def spawn_compaction(settings: Settings) -> subprocess.Popen:
+    """Compact finished segments in a separate, low-priority process (the server goes on)."""
+    env = {**os.environ, "FLYWHEEL_HOME": str(settings.root)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flywheel.predictions"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.nice(10),  # only lowers this child's priority
+        start_new_session=True,
+    )
+
+
+if __name__ == "__main__":
+    from flywheel.settings import get_settings
+
+    compact_pending(get_settings())

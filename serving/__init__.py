@@ -1,0 +1,1 @@
+"""The scoring API: models from the MLflow registry, decisions from their thresholds."""

@@ -1,0 +1,333 @@
+"""The scoring API (DESIGN.md, "The scoring API").
+
+Routes read and check their JSON themselves rather than through FastAPI's model binding: the
+checks are the policy's (which fields, which types), their errors must name the item and field,
+and on the hot path every tenth of a millisecond counts. The request and response models below
+still describe the routes in `/docs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from flywheel.errors import FlywheelError
+from flywheel.policy import Policy, list_policies, load_policy
+from flywheel.records import ItemError, validate_item
+from flywheel.settings import Settings, get_settings
+from serving.batching import Batcher
+from serving.metrics import Metrics
+from serving.models import ModelStore, RefreshReport
+from serving.predlog import PredictionLog
+
+log = logging.getLogger("flywheel.serving")
+
+
+class ScoreRequest(BaseModel):
+    item: dict[str, Any] = Field(description="`item_id` and every field of the requested policies.")
+    policies: list[str] | None = Field(default=None, description="Default: every policy served.")
+
+
+class BatchRequest(BaseModel):
+    items: list[dict[str, Any]]
+    policies: list[str] | None = None
+
+
+class PolicyResult(BaseModel):
+    policy: str
+    model_version: int | None
+    score: float | None
+    decision: str = Field(description="allow, review or auto_action")
+    fallback: bool
+
+
+class ScoreResponse(BaseModel):
+    request_id: str
+    item_id: str
+    results: list[PolicyResult]
+
+
+class ItemResults(BaseModel):
+    item_id: str
+    results: list[PolicyResult]
+
+
+class BatchResponse(BaseModel):
+    request_id: str
+    results: list[ItemResults]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _body_docs(model: type[BaseModel]) -> dict:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+class Service:
+    """Everything the routes share: settings, policies, models, the batcher, metrics."""
+
+    def __init__(self, settings: Settings, policies: list[Policy]) -> None:
+        self.settings = settings
+        self.policies = {p.name: p for p in policies}
+        self.metrics = Metrics()
+        self.store = ModelStore(settings, policies)
+        self.log = PredictionLog(settings)
+        self.batcher = Batcher(self.store, self.log, self.metrics)
+
+    def check_key(self, request: Request, admin: bool = False) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            raise ApiError(
+                401, "unauthorized", "send your API key as `Authorization: Bearer <key>`"
+            )
+        admin_key = self.settings.admin_key
+        is_admin = bool(admin_key) and hmac.compare_digest(key, admin_key)
+        if admin:
+            if not admin_key:
+                raise ApiError(
+                    403, "forbidden", "admin routes are disabled: set FLYWHEEL_ADMIN_KEY"
+                )
+            if not is_admin:
+                raise ApiError(403, "forbidden", "this route needs the admin key")
+            return
+        if not is_admin and not any(hmac.compare_digest(key, k) for k in self.settings.api_keys):
+            raise ApiError(401, "unauthorized", "unknown API key")
+
+    async def payload(self, request: Request) -> dict:
+        length = request.headers.get("content-length")
+        limit = self.settings.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(
+                413, "too_large", f"request body over {limit} bytes (FLYWHEEL_MAX_BODY_BYTES)"
+            )
+        body = await request.body()
+        if len(body) > limit:
+            raise ApiError(
+                413, "too_large", f"request body over {limit} bytes (FLYWHEEL_MAX_BODY_BYTES)"
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+        if not isinstance(payload, dict):
+            raise ApiError(422, "invalid_request", "body must be a JSON object", "body")
+        return payload
+
+    def requested(self, payload: dict) -> tuple[list[str], list[Policy]]:
+        names = payload.get("policies")
+        if names is None:
+            names = list(self.policies)
+        elif not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not names:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "policies: expected a non-empty list of policy names",
+                "policies",
+            )
+        unknown = [n for n in names if n not in self.policies]
+        if unknown:
+            served = ", ".join(sorted(self.policies))
+            raise ApiError(
+                404,
+                "unknown_policy",
+                f"unknown policy {unknown[0]!r} (served: {served})",
+                "policies",
+            )
+        names = list(dict.fromkeys(names))
+        return names, [self.policies[n] for n in names]
+
+    async def refresh(self) -> RefreshReport:
+        report = await asyncio.get_running_loop().run_in_executor(None, self.store.refresh)
+        if report.changed:
+            # Models and libraries are millions of long-lived objects; leaving them to the cyclic
+            # collector means full collections that stall every request for tens of ms. Freeze
+            # what is alive now so that collections only look at what requests allocate.
+            gc.collect()
+            gc.freeze()
+        for name, slot in self.store.slots.items():
+            outcome = (
+                "failed"
+                if name in report.errors
+                else "changed"
+                if name in report.changed
+                else "unchanged"
+            )
+            self.metrics.reloads.labels(name, outcome).inc()
+            self.metrics.serving_version.labels(name).set(
+                slot.champion.version if slot.champion else 0
+            )
+            if name in report.changed:
+                log.warning("policy %s now serves %s", name, report.changed[name])
+        return report
+
+    async def poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # never let the watcher die
+                log.exception("polling the registry failed")
+
+
+def served_policies(settings: Settings) -> list[Policy]:
+    names = settings.serve_policies or list_policies(settings)
+    if not names:
+        raise FlywheelError(f"no policies to serve in {settings.policies_dir}")
+    return [load_policy(name, settings) for name in names]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    service = Service(settings, served_policies(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.refresh()
+        poller = asyncio.create_task(service.poll())
+        try:
+            yield
+        finally:
+            poller.cancel()
+            service.log.close()
+
+    app = FastAPI(
+        title="Flywheel scoring API",
+        description="Scores items against risk policies with the champion models of the MLflow registry.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        error = {"code": exc.code, "message": exc.message}
+        if exc.field:
+            error["field"] = exc.field
+        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+        route = request.scope.get("path", "")
+        service.metrics.answered(route, str(exc.status)).inc()
+        return _json({"request_id": request_id, "error": error}, exc.status)
+
+    async def _score(request: Request, route: str, batch: bool) -> Response:
+        started = time.perf_counter()
+        request.state.request_id = request_id = uuid.uuid4().hex
+        service.check_key(request)
+        payload = await service.payload(request)
+        names, policies = service.requested(payload)
+        try:
+            if batch:
+                items = payload.get("items")
+                if not isinstance(items, list) or not items:
+                    raise ApiError(
+                        422, "invalid_request", "items: expected a non-empty list", "items"
+                    )
+                if len(items) > settings.max_batch_items:
+                    raise ApiError(
+                        413,
+                        "too_large",
+                        f"batch of {len(items)} items; the limit is {settings.max_batch_items} "
+                        "(FLYWHEEL_MAX_BATCH_ITEMS)",
+                        "items",
+                    )
+                rows = [
+                    validate_item(item, policies, f"items[{i}]") for i, item in enumerate(items)
+                ]
+            else:
+                rows = [validate_item(payload.get("item"), policies, "item")]
+        except ItemError as exc:
+            raise ApiError(422, "invalid_item", str(exc), exc.field) from exc
+        try:
+            results = await service.batcher.submit(request_id, rows, names)
+        except Exception as exc:  # the prediction log failed: no answer we could not keep
+            raise ApiError(
+                503, "unavailable", "the prediction log could not be written; retry"
+            ) from exc
+        if batch:
+            body = {
+                "request_id": request_id,
+                "results": [
+                    {"item_id": row["item_id"], "results": r}
+                    for row, r in zip(rows, results, strict=True)
+                ],
+            }
+        else:
+            body = {"request_id": request_id, "item_id": rows[0]["item_id"], "results": results[0]}
+        service.metrics.answered(route, "200").inc()
+        service.metrics.timed(route).observe(time.perf_counter() - started)
+        return _json(body)
+
+    @app.post("/v1/score", response_model=ScoreResponse, openapi_extra=_body_docs(ScoreRequest))
+    async def score(request: Request) -> Response:
+        """Score one item against one, several or all served policies."""
+        return await _score(request, "/v1/score", batch=False)
+
+    @app.post(
+        "/v1/score/batch", response_model=BatchResponse, openapi_extra=_body_docs(BatchRequest)
+    )
+    async def score_batch(request: Request) -> Response:
+        """Score up to FLYWHEEL_MAX_BATCH_ITEMS items in one call."""
+        return await _score(request, "/v1/score/batch", batch=True)
+
+    @app.post("/v1/admin/reload")
+    async def reload(request: Request) -> Response:
+        """Read the registry's aliases now and swap in any changed model (admin key)."""
+        request.state.request_id = request_id = uuid.uuid4().hex
+        service.check_key(request, admin=True)
+        report = await service.refresh()
+        return _json(
+            {
+                "request_id": request_id,
+                "changed": report.changed,
+                "errors": report.errors,
+                "policies": service.store.status(),
+            }
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """The process answers."""
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Every policy has a model (503 and the list when some answer on fallback)."""
+        status = service.store.status()
+        fallback = sorted(name for name, s in status.items() if s["fallback"])
+        return _json(
+            {"ready": not fallback, "fallback": fallback, "policies": status},
+            503 if fallback else 200,
+        )
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        service.metrics.log_lag.set(service.log.lag_seconds())
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

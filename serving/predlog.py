@@ -1,0 +1,118 @@
+"""The scoring server's side of the prediction log: append, roll, hand over for compaction.
+
+Each batch of predictions is one `os.write` of JSON lines to the open segment, done before the
+answers go out: the bytes are then in the kernel, so they outlive a `kill -9` of the server
+(`FLYWHEEL_LOG_FSYNC=true` also survives a machine crash, at the cost of an fsync per batch).
+Nothing is buffered in the process, so memory stays flat however long the load lasts. A segment
+rolls after a number of records or seconds; the rolled file is compacted to Parquet by another
+process (`flywheel.predictions.spawn_compaction`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from flywheel.predictions import CLOSED_SUFFIX, OPEN_SUFFIX, segments_dir, spawn_compaction
+from flywheel.settings import Settings
+
+
+class PredictionLog:
+    def __init__(self, settings: Settings, compact: bool = True) -> None:
+        self.settings = settings
+        self.compact = compact
+        self.folder = segments_dir(settings)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.writer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.sequence = 0
+        self.fd: int | None = None
+        self.path: Path | None = None
+        self.records = 0
+        self.opened_at = 0.0
+        self.oldest_unrolled: float | None = None
+        self.written = 0
+        self.compactor: subprocess.Popen | None = None
+        self._open()
+
+    def _open(self) -> None:
+        self.sequence += 1
+        self.path = self.folder / f"{self.writer}-{self.sequence:06d}{OPEN_SUFFIX}"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)  # tells compactors this segment is alive
+        self.records = 0
+        self.opened_at = time.monotonic()
+        self.oldest_unrolled = None
+
+    def write(self, lines: list[dict]) -> None:
+        """Append records; when this returns they survive the process being killed."""
+        if not lines:
+            return
+        data = b"".join(
+            orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for line in lines
+        )
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        if self.settings.log_fsync:
+            os.fsync(self.fd)
+        self.records += len(lines)
+        self.written += len(lines)
+        if self.oldest_unrolled is None:
+            self.oldest_unrolled = time.time()
+
+    def due(self) -> bool:
+        return self.records >= self.settings.log_segment_records or (
+            self.records > 0
+            and time.monotonic() - self.opened_at >= self.settings.log_segment_seconds
+        )
+
+    def overdue(self) -> bool:
+        return self.records >= 2 * self.settings.log_segment_records
+
+    def roll(self) -> None:
+        """Close the open segment for compaction and start a new one."""
+        if self.records == 0:
+            self.opened_at = time.monotonic()
+            return
+        self._close()
+        self._open()
+        self._compact()
+
+    def _compact(self) -> None:
+        """One compactor at a time; it takes every finished segment, so none is left behind."""
+        if not self.compact or (self.compactor is not None and self.compactor.poll() is None):
+            return
+        self.compactor = spawn_compaction(self.settings)
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest record not yet handed to compaction (monitoring sees it later)."""
+        return 0.0 if self.oldest_unrolled is None else time.time() - self.oldest_unrolled
+
+    def _close(self) -> None:
+        if self.fd is None:
+            return
+        closed = self.path.with_name(self.path.name.removesuffix(OPEN_SUFFIX) + CLOSED_SUFFIX)
+        os.rename(self.path, closed)
+        os.close(self.fd)  # releases the lock
+        self.fd = None
+
+    def close(self) -> None:
+        """On shutdown: roll what was written so that it gets compacted."""
+        if self.fd is None:
+            return
+        if self.records:
+            self._close()
+            if self.compactor is not None:
+                self.compactor.wait()
+            self._compact()
+        else:
+            os.close(self.fd)
+            self.path.unlink(missing_ok=True)
+            self.fd = None

@@ -1,0 +1,339 @@
+"""The scoring API as a real process on a real port, with models from a real MLflow registry."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from flywheel.predictions import read_predictions
+from flywheel.settings import Settings
+from tests.conftest import free_port, run_cli, start_mlflow_server, start_scoring_api, wait_until
+
+KEY = {"Authorization": "Bearer test-key"}
+ADMIN = {"Authorization": "Bearer admin-key"}
+
+
+def spam_item(item_id: str = "it-1", **change) -> dict:
+    return {
+        "item_id": item_id,
+        "text": "free followers click here",
+        "account_age_days": 3,
+        "links": 4,
+        "prior_reports": 1,
+        "messages_last_hour": 20,
+        "surface": "dm",
+        "country": "US",
+        **change,
+    }
+
+
+def scam_fields() -> dict:
+    return {"payment_requests": 0, "contacts_messaged": 2}
+
+
+@pytest.fixture(scope="module")
+def api(trained, tmp_path_factory):
+    """One server on the session's trained home (spam has a champion, scam has none)."""
+    settings, _, _ = trained
+    server = start_scoring_api(
+        settings.root,
+        tmp_path_factory.mktemp("api"),
+        FLYWHEEL_MAX_BODY_BYTES="4096",
+        FLYWHEEL_MAX_BATCH_ITEMS="5",
+    )
+    yield server
+    server.stop()
+
+
+def test_scores_and_decides_with_the_champion(api):
+    answer = httpx.post(
+        f"{api.url}/v1/score", headers=KEY, json={"item": spam_item(), "policies": ["spam"]}
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert len(body["request_id"]) == 32 and body["item_id"] == "it-1"
+    [result] = body["results"]
+    assert result["policy"] == "spam" and result["model_version"] == 1 and not result["fallback"]
+    assert 0 <= result["score"] <= 1 and result["decision"] in {"allow", "review", "auto_action"}
+
+
+def test_a_policy_without_a_model_answers_review_on_fallback(api):
+    readiness = httpx.get(f"{api.url}/readyz")
+    assert readiness.status_code == 503
+    assert readiness.json()["fallback"] == ["scam"]
+    assert readiness.json()["policies"]["spam"]["champion"] == 1
+    answer = httpx.post(
+        f"{api.url}/v1/score", headers=KEY, json={"item": {**spam_item(), **scam_fields()}}
+    )
+    results = {r["policy"]: r for r in answer.json()["results"]}
+    assert results["scam"] == {
+        "policy": "scam",
+        "model_version": None,
+        "score": None,
+        "decision": "review",
+        "fallback": True,
+    }
+    assert results["spam"]["model_version"] == 1
+
+
+def test_batches_answer_per_item(api):
+    items = [spam_item(f"b{i}", links=i) for i in range(3)]
+    answer = httpx.post(
+        f"{api.url}/v1/score/batch", headers=KEY, json={"items": items, "policies": ["spam"]}
+    )
+    assert answer.status_code == 200
+    assert [r["item_id"] for r in answer.json()["results"]] == ["b0", "b1", "b2"]
+    assert all(r["results"][0]["model_version"] == 1 for r in answer.json()["results"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "route", "status", "message"),
+    [
+        ({}, "/v1/score", 401, "Authorization: Bearer"),
+        ({"Authorization": "Bearer wrong"}, "/v1/score", 401, "unknown API key"),
+        (KEY, "/v1/admin/reload", 403, "needs the admin key"),
+    ],
+)
+def test_auth(api, headers, route, status, message):
+    answer = httpx.post(f"{api.url}{route}", headers=headers, json={"item": spam_item()})
+    assert answer.status_code == status
+    assert message in answer.json()["error"]["message"] and answer.json()["request_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "route", "status", "field", "message"),
+    [
+        (
+            {"item": spam_item(), "policies": ["hate"]},
+            "/v1/score",
+            404,
+            "policies",
+            "unknown policy 'hate'",
+        ),
+        (
+            {"items": [spam_item(), spam_item(links="many")], "policies": ["spam"]},
+            "/v1/score/batch",
+            422,
+            "items[1].links",
+            "expected a number",
+        ),
+        (
+            {"item": {"item_id": "x"}, "policies": ["spam"]},
+            "/v1/score",
+            422,
+            "item.text",
+            "required by policy spam",
+        ),
+        (
+            {"items": [spam_item()] * 6, "policies": ["spam"]},
+            "/v1/score/batch",
+            413,
+            "items",
+            "the limit is 5",
+        ),
+        (
+            {"item": spam_item(text="x" * 5000), "policies": ["spam"]},
+            "/v1/score",
+            413,
+            None,
+            "over 4096 bytes",
+        ),
+    ],
+)
+def test_bad_requests_are_named(api, body, route, status, field, message):
+    answer = httpx.post(f"{api.url}{route}", headers=KEY, json=body)
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert message in error["message"] and error.get("field") == field
+
+
+def test_invalid_json_is_a_400(api):
+    answer = httpx.post(
+        f"{api.url}/v1/score", headers={**KEY, "content-type": "application/json"}, content=b"{nope"
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+
+
+def test_open_endpoints_and_metrics(api):
+    assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
+    assert "/v1/score" in httpx.get(f"{api.url}/openapi.json").json()["paths"]
+    httpx.post(f"{api.url}/v1/score", headers=KEY, json={"item": {**spam_item(), **scam_fields()}})
+    metrics = httpx.get(f"{api.url}/metrics").text
+    assert "flywheel_decisions_total{decision=" in metrics and 'model_version="1"' in metrics
+    assert 'flywheel_fallbacks_total{policy="scam"}' in metrics
+    assert (
+        "flywheel_request_seconds_bucket" in metrics
+        and "flywheel_prediction_log_lag_seconds" in metrics
+    )
+    assert 'flywheel_model_version{policy="spam"} 1.0' in metrics
+
+
+def test_answered_predictions_are_exported(api, trained, tmp_path):
+    settings, _, _ = trained
+    answer = httpx.post(
+        f"{api.url}/v1/score",
+        headers=KEY,
+        json={"item": spam_item("exported"), "policies": ["spam"]},
+    )
+    request_id = answer.json()["request_id"]
+    out = tmp_path / "predictions.csv"
+    run_cli("predictions", "export", "--out", str(out), "--policy", "spam", home=settings.root)
+    exported = out.read_text()
+    assert request_id in exported and "exported" in exported
+
+
+def _load(
+    url: str, stop: threading.Event, item_prefix: str
+) -> tuple[list[int], list[str], list[int]]:
+    """Eight clients scoring one item at a time until told to stop."""
+    statuses, request_ids, versions = [], [], []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        with httpx.Client(timeout=10) as session:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                answer = session.post(
+                    f"{url}/v1/score",
+                    headers=KEY,
+                    json={"item": spam_item(f"{item_prefix}-{n}-{i}"), "policies": ["spam"]},
+                )
+                with lock:
+                    statuses.append(answer.status_code)
+                    if answer.status_code == 200:
+                        request_ids.append(answer.json()["request_id"])
+                        versions.append(answer.json()["results"][0]["model_version"])
+
+    with ThreadPoolExecutor(8) as pool:
+        for n in range(8):
+            pool.submit(client, n)
+    return statuses, request_ids, versions
+
+
+def _own_home(trained, tmp_path):
+    """A private copy of the trained home (the registry's artifacts stay where they are)."""
+    settings, _, _ = trained
+    home = tmp_path / "home"
+    shutil.copytree(settings.root, home, ignore=shutil.ignore_patterns("predictions"))
+    return Settings(home=home)
+
+
+@pytest.mark.slow
+def test_hot_reload_under_load_fails_no_request_and_shadows_the_challenger(trained, spam, tmp_path):
+    from training.promote import promote
+    from training.train import train
+
+    settings = _own_home(trained, tmp_path)
+    server = start_scoring_api(settings.root, tmp_path, FLYWHEEL_POLL_INTERVAL_S="0.3")
+    stop = threading.Event()
+    outcome = {}
+    loader = threading.Thread(
+        target=lambda: outcome.update(
+            zip(("statuses", "ids", "versions"), _load(server.url, stop, "reload"), strict=True)
+        )
+    )
+    loader.start()
+    try:
+        challenger = train(spam, settings, force=True).model
+        wait_until(
+            lambda: (
+                httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["challenger"]
+                == challenger.version
+            ),
+            60,
+            "the challenger to be loaded",
+        )
+        assert promote(spam, settings).promoted
+        wait_until(
+            lambda: (
+                httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["champion"]
+                == challenger.version
+            ),
+            60,
+            "the new champion to serve",
+        )
+        answer = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN).json()
+        assert answer["policies"]["spam"]["champion"] == challenger.version
+    finally:
+        stop.set()
+        loader.join()
+        server.stop()
+    assert outcome["statuses"] and set(outcome["statuses"]) == {200}, (
+        "no request failed during the swaps"
+    )
+    assert {1, challenger.version} <= set(outcome["versions"])
+    logged = read_predictions(settings, spam)
+    assert set(outcome["ids"]) <= set(logged["request_id"])
+    shadowed = logged[logged["shadow_version"] == challenger.version]
+    assert len(shadowed) > 0 and shadowed["shadow_score"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_answered_prediction(trained, spam, tmp_path):
+    settings = _own_home(trained, tmp_path)
+    server = start_scoring_api(settings.root, tmp_path, FLYWHEEL_LOG_SEGMENT_RECORDS="300")
+    stop = threading.Event()
+    outcome = {}
+    loader = threading.Thread(
+        target=lambda: outcome.update(
+            zip(("statuses", "ids", "versions"), _load(server.url, stop, "kill"), strict=True)
+        )
+    )
+    loader.start()
+    wait_until(lambda: len(read_predictions(settings, spam)) > 600, 60, "some load")
+    server.kill9()
+    stop.set()
+    loader.join()
+    answered = set(outcome["ids"])
+    assert len(answered) > 600
+    logged = set(read_predictions(settings, spam)["request_id"])
+    assert answered <= logged, f"{len(answered - logged)} answered predictions missing from the log"
+
+
+@pytest.mark.slow
+def test_registry_down_at_start_and_at_reload(stocked, settings, spam, tmp_path):
+    from training.promote import promote
+    from training.train import train
+
+    train(spam, settings)
+    promote(spam, settings)
+    port = free_port()
+    server = start_scoring_api(
+        settings.root,
+        tmp_path,
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}",
+        FLYWHEEL_MLFLOW_CONNECT_TIMEOUT_S="1",
+        FLYWHEEL_POLL_INTERVAL_S="3600",
+        FLYWHEEL_SERVE_POLICIES="spam",
+    )
+    registry = None
+    try:
+        assert httpx.get(f"{server.url}/readyz").json()["fallback"] == ["spam"]
+        down = httpx.post(f"{server.url}/v1/score", headers=KEY, json={"item": spam_item()}).json()[
+            "results"
+        ][0]
+        assert down["decision"] == "review" and down["fallback"]
+
+        registry = start_mlflow_server(settings.tracking_uri, tmp_path, port)
+        reload = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN, timeout=60).json()
+        assert reload["changed"]["spam"] == "champion v1" and not reload["errors"]
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+        registry.stop()
+        again = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN, timeout=60).json()
+        assert "unreachable" in again["errors"]["spam"]
+        kept = httpx.post(f"{server.url}/v1/score", headers=KEY, json={"item": spam_item()}).json()[
+            "results"
+        ][0]
+        assert kept["model_version"] == 1 and not kept["fallback"], (
+            "the last good model keeps serving"
+        )
+    finally:
+        server.stop()
+        if registry is not None:
+            registry.stop()

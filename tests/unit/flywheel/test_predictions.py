@@ -1,0 +1,89 @@
+"""The prediction log's format: segments, compaction to typed Parquet, reading both."""
+
+import fcntl
+import os
+
+import numpy as np
+
+from flywheel.predictions import compact_pending, pending_segments, policy_dir, read_predictions
+from serving.predlog import PredictionLog
+
+
+def _line(rid, i, score=0.2, **extra):
+    return {
+        "k": "p",
+        "rid": rid,
+        "i": i,
+        "item_id": f"item-{rid}-{i}",
+        "policy": "spam",
+        "v": 3,
+        "score": score,
+        "decision": "allow",
+        "tr": 0.1,
+        "ta": None,
+        "fb": False,
+        "at": 1_790_000_000.5,
+        "item": {
+            "text": "hello",
+            "account_age_days": None,
+            "links": 2,
+            "prior_reports": 0,
+            "messages_last_hour": 1,
+            "surface": "dm",
+            "country": "US",
+        },
+        **extra,
+    }
+
+
+def test_segments_compact_to_typed_parquet_with_shadow_scores(settings, spam):
+    log = PredictionLog(settings, compact=False)
+    log.write([_line("r1", 0), _line("r1", 1), _line("r2", 0)])
+    log.write(
+        [
+            {
+                "k": "s",
+                "rid": "r1",
+                "i": 1,
+                "policy": "spam",
+                "v": 4,
+                "score": 0.9,
+                "decision": "auto_action",
+            }
+        ]
+    )
+    pending = read_predictions(settings, spam)
+    assert len(pending) == 3 and pending_segments(settings)
+
+    log.roll()
+    assert compact_pending(settings) == 1
+    parts = list(policy_dir(settings, "spam").glob("part-*.parquet"))
+    assert len(parts) == 1
+    frame = read_predictions(settings, spam)
+    assert len(frame) == 3, "compacted rows are not read twice"
+    shadow = frame.set_index(["request_id", "item_index"]).loc[("r1", 1)]
+    assert shadow["shadow_version"] == 4 and shadow["shadow_score"] == 0.9
+    assert frame["shadow_score"].isna().sum() == 2
+    assert np.isnan(frame["account_age_days"]).all() and (frame["links"] == 2.0).all()
+    assert (
+        str(frame["scored_at"].dtype).startswith("datetime64")
+        and frame["scored_at"].dt.tz is not None
+    )
+    assert frame["threshold_auto_action"].isna().all()
+
+
+def test_an_open_segment_is_left_to_its_living_writer(settings, spam):
+    log = PredictionLog(settings, compact=False)
+    log.write([_line("r1", 0)])
+    assert compact_pending(settings) == 0
+    assert len(read_predictions(settings, spam)) == 1
+
+
+def test_a_dead_writers_segment_is_compacted_and_a_torn_line_skipped(settings, spam):
+    log = PredictionLog(settings, compact=False)
+    log.write([_line("r1", 0), _line("r2", 0)])
+    os.write(log.fd, b'{"k": "p", "rid": "r3", "i": 0, "item_id": "torn", "pol')
+    fcntl.flock(log.fd, fcntl.LOCK_UN)  # as if the server had been killed
+    assert compact_pending(settings) == 1
+    frame = read_predictions(settings, spam)
+    assert frame["request_id"].tolist() == ["r1", "r2"]

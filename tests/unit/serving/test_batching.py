@@ -1,0 +1,196 @@
+"""The batcher's own logic, with a fake model and a fake log (no registry, no HTTP)."""
+
+import asyncio
+import math
+
+import numpy as np
+import pytest
+
+from flywheel.registry import Thresholds
+from serving.batching import Batcher
+from serving.metrics import Metrics
+from serving.models import ServedModel, Slot
+
+
+class FakeScorer:
+    def __init__(self, score=None, fail=False):
+        self.calls = []
+        self.value, self.fail = score, fail
+
+    def score(self, rows):
+        self.calls.append(len(rows))
+        if self.fail:
+            raise RuntimeError("model exploded")
+        return np.array(
+            [self.value if self.value is not None else float(r["links"]) / 10 for r in rows]
+        )
+
+
+class FakeLog:
+    def __init__(self, events):
+        self.events = events
+        self.lines = []
+
+    def due(self):
+        return False
+
+    def overdue(self):
+        return False
+
+    def write(self, lines):
+        self.events.append(("log", len(lines)))
+        self.lines.extend(lines)
+
+
+class FakeStore:
+    def __init__(self, slots):
+        self.slots = slots
+
+
+def _served(version, scorer, review=0.3, auto=0.8):
+    return ServedModel(version, Thresholds(auto, review), scorer)
+
+
+def _row(i, links):
+    return {
+        "item_id": f"i{i}",
+        "text": "t",
+        "account_age_days": 1.0,
+        "links": links,
+        "prior_reports": 0.0,
+        "messages_last_hour": 1.0,
+        "surface": "dm",
+        "country": "US",
+    }
+
+
+def _batcher(slots):
+    events = []
+    log = FakeLog(events)
+    return Batcher(FakeStore(slots), log, Metrics()), log, events
+
+
+async def _submit_all(batcher, jobs):
+    return await asyncio.gather(
+        *(batcher.submit(rid, rows, policies) for rid, rows, policies in jobs)
+    )
+
+
+def test_concurrent_requests_share_one_model_call_and_decide_by_thresholds(spam):
+    champion = FakeScorer()
+    batcher, log, _ = _batcher({"spam": Slot(spam, champion=_served(2, champion))})
+    jobs = [(f"r{i}", [_row(i, links)], ["spam"]) for i, links in enumerate([1, 3, 8, 9])]
+    results = asyncio.run(_submit_all(batcher, jobs))
+    assert champion.calls == [4]
+    decisions = [r[0][0]["decision"] for r in results]
+    assert decisions == ["allow", "review", "auto_action", "auto_action"]
+    assert all(r[0][0]["model_version"] == 2 and not r[0][0]["fallback"] for r in results)
+    assert [line["rid"] for line in log.lines] == ["r0", "r1", "r2", "r3"]
+    assert log.lines[2]["item"]["links"] == 8 and log.lines[2]["ta"] == 0.8
+
+
+def test_no_model_answers_review_on_fallback_and_logs_it(spam):
+    batcher, log, _ = _batcher({"spam": Slot(spam)})
+    [[result]] = asyncio.run(batcher.submit("r", [_row(0, 1)], ["spam"]))
+    assert result == {
+        "policy": "spam",
+        "model_version": None,
+        "score": None,
+        "decision": "review",
+        "fallback": True,
+    }
+    assert log.lines[0]["fb"] is True
+
+
+def test_a_failing_model_answers_review_on_fallback(spam):
+    batcher, _, _ = _batcher({"spam": Slot(spam, champion=_served(1, FakeScorer(fail=True)))})
+    [[result]] = asyncio.run(batcher.submit("r", [_row(0, 1)], ["spam"]))
+    assert result["decision"] == "review" and result["fallback"]
+
+
+def test_answers_wait_for_the_log_and_shadow_scores_come_after(spam):
+    challenger = FakeScorer(score=0.95)
+    batcher, log, events = _batcher(
+        {"spam": Slot(spam, champion=_served(1, FakeScorer()), challenger=_served(2, challenger))}
+    )
+
+    async def scenario():  # as a request handler does: await the answer, respond at once
+        answer = await batcher.submit("r", [_row(0, 1), _row(1, 5)], ["spam"])
+        events.append(("answered", None))
+        await asyncio.sleep(0)
+        return answer
+
+    result = asyncio.run(scenario())
+    assert [r[0]["score"] for r in result] == [0.1, 0.5], "the answer is the champion's"
+    assert events == [("log", 2), ("answered", None), ("log", 2)]
+    shadows = [line for line in log.lines if line["k"] == "s"]
+    assert [(s["i"], s["v"], s["decision"]) for s in shadows] == [
+        (0, 2, "auto_action"),
+        (1, 2, "auto_action"),
+    ]
+    assert not batcher.shadow_queue and batcher.shadow_rows == 0
+
+
+def test_several_policies_per_request_keep_the_requested_order(spam):
+    from flywheel.policy import load_policy
+
+    scam = load_policy("scam")
+    batcher, _, _ = _batcher(
+        {"spam": Slot(spam, champion=_served(1, FakeScorer(0.5))), "scam": Slot(scam)}
+    )
+    row = {**_row(0, 1), "payment_requests": 0.0, "contacts_messaged": 1.0}
+    [results] = asyncio.run(batcher.submit("r", [row], ["scam", "spam"]))
+    assert [r["policy"] for r in results] == ["scam", "spam"]
+    assert results[0]["fallback"] and math.isclose(results[1]["score"], 0.5)
+
+
+def test_a_log_that_cannot_be_written_fails_the_batch(spam):
+    class BrokenLog(FakeLog):
+        def write(self, lines):
+            raise OSError("disk full")
+
+    batcher = Batcher(
+        FakeStore({"spam": Slot(spam, champion=_served(1, FakeScorer()))}), BrokenLog([]), Metrics()
+    )
+    with pytest.raises(OSError, match="disk full"):
+        asyncio.run(batcher.submit("r", [_row(0, 1)], ["spam"]))
+
+
+def test_shadow_work_steps_aside_for_waiting_requests(spam):
+    champion, challenger = FakeScorer(), FakeScorer(score=0.9)
+    batcher, log, _ = _batcher(
+        {"spam": Slot(spam, champion=_served(1, champion), challenger=_served(2, challenger))}
+    )
+    big = [_row(i, 1) for i in range(200)]
+
+    async def scenario():
+        await batcher.submit("big", big, ["spam"])
+        # the next request arrives while the big batch's shadow work is still queued
+        await batcher.submit("next", [_row(0, 2)], ["spam"])
+        while batcher.shadow_queue:
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert champion.calls == [200, 1]
+    assert challenger.calls[0] <= batcher.SHADOW_CHUNK, "shadow work goes in chunks"
+    assert sum(challenger.calls) == 201
+    shadow_ids = [line["rid"] for line in log.lines if line["k"] == "s"]
+    assert shadow_ids.count("big") == 200 and shadow_ids.count("next") == 1
+
+
+def test_the_shadow_backlog_is_bounded(spam, monkeypatch):
+    challenger = FakeScorer(score=0.9)
+    batcher, _, _ = _batcher(
+        {"spam": Slot(spam, champion=_served(1, FakeScorer()), challenger=_served(2, challenger))}
+    )
+    monkeypatch.setattr(batcher, "MAX_SHADOW_BACKLOG", 50)
+
+    async def scenario():
+        await batcher.submit("a", [_row(i, 1) for i in range(40)], ["spam"])
+        await batcher.submit("b", [_row(i, 1) for i in range(40)], ["spam"])  # 80 > 50 queued rows
+        while batcher.shadow_queue:
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert sum(challenger.calls) == 40, "b's rows were not shadowed"
+    assert batcher.metrics.shadow_skipped.labels("spam")._value.get() == 40

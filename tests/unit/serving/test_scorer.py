@@ -1,0 +1,128 @@
+"""The compiled scorer gives exactly the pipeline's numbers, on awkward inputs too."""
+
+import random
+import string
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from flywheel.policy import parse_policy
+from flywheel.records import validate_item
+from serving.scorer import FastTfidf, Scorer
+from tests.unit.flywheel.test_policy import MINIMAL
+from training.dataset import build_dataset
+from training.train import fit
+
+ALPHABET = string.ascii_letters + "ÀéüßЖ数字 !?.,'-_0123456789\t\n"
+
+
+def _docs(seed: int, n: int) -> list[str]:
+    rng = random.Random(seed)
+    words = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 9))) for _ in range(2000)]
+    words += ["a", "I", "ok", "go"]  # padded words no longer than the n-gram size
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(0, 25))) for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"analyzer": "word", "ngram_range": (1, 2), "min_df": 2},
+        {"analyzer": "word", "ngram_range": (1, 3), "min_df": 1},
+        {"analyzer": "char_wb", "ngram_range": (3, 4), "min_df": 3},
+        {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 1},
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_tfidf_is_bit_identical_to_scikit_learn(config, dtype):
+    docs = _docs(1, 3000)
+    vectorizer = TfidfVectorizer(sublinear_tf=True, dtype=dtype, **config).fit(docs[:2000])
+    fast = FastTfidf.of(vectorizer)
+    expected = vectorizer.transform(docs[2000:])
+    got = fast.transform(docs[2000:])
+    expected.sort_indices()
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got.indptr, expected.indptr)
+    assert np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+
+
+def test_unsupported_vectorizers_are_not_compiled():
+    assert FastTfidf.of(TfidfVectorizer(analyzer="char").fit(["abc def"])) is None
+    assert FastTfidf.of(TfidfVectorizer(stop_words="english").fit(["abc def"])) is None
+
+
+def _awkward(items: pd.DataFrame, policy) -> list[dict]:
+    raw = items.head(400).copy()
+    rows = []
+    for i, item in enumerate(raw.to_dict("records")):
+        item = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in item.items()}
+        for name in policy.fields.categorical:
+            if i % 7 == 0:
+                item[name] = "never-seen"
+            if i % 11 == 0:
+                item[name] = None
+        for name in policy.fields.numeric:
+            if i % 5 == 0:
+                item[name] = None
+            if i % 9 == 0:
+                item[name] = 0
+        for name in policy.fields.text:
+            if i % 13 == 0:
+                item[name] = ""
+            if i % 17 == 0:
+                item[name] = "a I ok Ünïcödé fr33 f0ll0wers !!!"
+        rows.append(validate_item(item, [policy]))
+    return rows
+
+
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_compiled_scores_equal_the_pipeline(stocked, spam, small_world, calibration):
+    policy = spam.model_copy(
+        update={"training": spam.training.model_copy(update={"calibration": calibration})}
+    )
+    pipeline = fit(policy, build_dataset(policy, stocked)).pipeline
+    scorer = Scorer(pipeline, policy)
+    assert scorer.compiled
+    rows = _awkward(small_world.traffic, policy)
+    expected = pipeline.predict_proba(
+        pd.DataFrame.from_records(rows, columns=policy.feature_columns)
+    )[:, 1]
+    assert np.array_equal(scorer.score(rows), expected)
+    assert np.array_equal(scorer.score(rows[:1]), expected[:1])
+
+
+def test_signals_only_pipeline_compiles_and_agrees(lake):
+    from flywheel.records import validate_decisions
+    from flywheel.simulate import WorldConfig, simulate
+
+    policy = parse_policy(MINIMAL)
+    world = simulate(
+        policy, WorldConfig(days=10, items_per_day=400, emerging_day=10, review_fraction=0.6)
+    )
+    lake.append_decisions(policy.name, validate_decisions(world.decisions, policy, "d").frame, "d")
+    pipeline = fit(policy, build_dataset(policy, lake)).pipeline
+    scorer = Scorer(pipeline, policy)
+    assert scorer.compiled
+    rows = _awkward(world.traffic, policy)
+    expected = pipeline.predict_proba(
+        pd.DataFrame.from_records(rows, columns=policy.feature_columns)
+    )[:, 1]
+    assert np.array_equal(scorer.score(rows), expected)
+
+
+def test_other_pipelines_score_through_predict_proba(spam):
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import make_pipeline
+
+    frame = pd.DataFrame(
+        {
+            c: ["x", "y"] if c in ("text", "surface", "country") else [1.0, 2.0]
+            for c in spam.feature_columns
+        }
+    )
+    pipeline = make_pipeline(DummyClassifier(strategy="prior")).fit(frame, [0, 1])
+    scorer = Scorer(pipeline, spam)
+    assert not scorer.compiled
+    assert scorer.score(frame.to_dict("records")).tolist() == [0.5, 0.5]
