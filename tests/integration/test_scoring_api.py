@@ -215,6 +215,27 @@ def _load(
     return statuses, request_ids, versions
 
 
+class BackgroundLoad:
+    """`_load` in a thread: `with BackgroundLoad(url, "x") as load:` ... `load.outcome` after."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.stop = threading.Event()
+        self.outcome: dict = {}
+        self.thread = threading.Thread(
+            target=lambda: self.outcome.update(
+                zip(("statuses", "ids", "versions"), _load(url, self.stop, prefix), strict=True)
+            )
+        )
+
+    def __enter__(self) -> BackgroundLoad:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def _own_home(trained, tmp_path):
     """A private copy of the trained home (the registry's artifacts stay where they are)."""
     settings, _, _ = trained
@@ -230,39 +251,31 @@ def test_hot_reload_under_load_fails_no_request_and_shadows_the_challenger(train
 
     settings = _own_home(trained, tmp_path)
     server = start_scoring_api(settings.root, tmp_path, FLYWHEEL_POLL_INTERVAL_S="0.3")
-    stop = threading.Event()
-    outcome = {}
-    loader = threading.Thread(
-        target=lambda: outcome.update(
-            zip(("statuses", "ids", "versions"), _load(server.url, stop, "reload"), strict=True)
-        )
-    )
-    loader.start()
     try:
-        challenger = train(spam, settings, force=True).model
-        wait_until(
-            lambda: (
-                httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["challenger"]
-                == challenger.version
-            ),
-            60,
-            "the challenger to be loaded",
-        )
-        assert promote(spam, settings).promoted
-        wait_until(
-            lambda: (
-                httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["champion"]
-                == challenger.version
-            ),
-            60,
-            "the new champion to serve",
-        )
-        answer = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN).json()
-        assert answer["policies"]["spam"]["champion"] == challenger.version
+        with BackgroundLoad(server.url, "reload") as load:
+            challenger = train(spam, settings, force=True).model
+            wait_until(
+                lambda: (
+                    httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["challenger"]
+                    == challenger.version
+                ),
+                60,
+                "the challenger to be loaded",
+            )
+            assert promote(spam, settings).promoted
+            wait_until(
+                lambda: (
+                    httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["champion"]
+                    == challenger.version
+                ),
+                60,
+                "the new champion to serve",
+            )
+            answer = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN).json()
+            assert answer["policies"]["spam"]["champion"] == challenger.version
     finally:
-        stop.set()
-        loader.join()
         server.stop()
+    outcome = load.outcome
     assert outcome["statuses"] and set(outcome["statuses"]) == {200}, (
         "no request failed during the swaps"
     )
@@ -277,18 +290,13 @@ def test_hot_reload_under_load_fails_no_request_and_shadows_the_challenger(train
 def test_kill_9_loses_no_answered_prediction(trained, spam, tmp_path):
     settings = _own_home(trained, tmp_path)
     server = start_scoring_api(settings.root, tmp_path, FLYWHEEL_LOG_SEGMENT_RECORDS="300")
-    stop = threading.Event()
-    outcome = {}
-    loader = threading.Thread(
-        target=lambda: outcome.update(
-            zip(("statuses", "ids", "versions"), _load(server.url, stop, "kill"), strict=True)
-        )
-    )
-    loader.start()
-    wait_until(lambda: len(read_predictions(settings, spam)) > 600, 60, "some load")
-    server.kill9()
-    stop.set()
-    loader.join()
+    try:
+        with BackgroundLoad(server.url, "kill") as load:
+            wait_until(lambda: len(read_predictions(settings, spam)) > 600, 60, "some load")
+            server.kill9()
+    finally:
+        server.stop()
+    outcome = load.outcome
     answered = set(outcome["ids"])
     assert len(answered) > 600
     logged = set(read_predictions(settings, spam)["request_id"])

@@ -162,6 +162,18 @@ def test_items_for_scoring_are_typed_for_every_requested_policy(spam):
     assert row["payment_requests"] == 2.0 and "extra" not in row
 
 
+SPAM_ITEM = {
+    "item_id": "a",
+    "text": "t",
+    "account_age_days": 1,
+    "links": 1,
+    "prior_reports": 0,
+    "messages_last_hour": 1,
+    "surface": "dm",
+    "country": "US",
+}
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
@@ -175,17 +187,7 @@ def test_items_for_scoring_are_typed_for_every_requested_policy(spam):
 def test_a_malformed_item_names_its_field(spam, change, field, message):
     from flywheel.records import ItemError, validate_item
 
-    item = {
-        "item_id": "a",
-        "text": "t",
-        "account_age_days": 1,
-        "links": 1,
-        "prior_reports": 0,
-        "messages_last_hour": 1,
-        "surface": "dm",
-        "country": "US",
-        **change,
-    }
+    item = {**SPAM_ITEM, **change}
     if field is None:
         assert validate_item(item, [spam], "items[3]")["country"] == "5"
         return
@@ -199,15 +201,7 @@ def test_a_missing_field_is_named_with_its_policy(spam):
 
     with pytest.raises(ItemError, match=r"item\.country: required by policy spam"):
         validate_item(
-            {
-                "item_id": "a",
-                "text": "t",
-                "account_age_days": 1,
-                "links": 1,
-                "prior_reports": 0,
-                "messages_last_hour": 1,
-                "surface": "dm",
-            },
+            {k: v for k, v in SPAM_ITEM.items() if k != "country"},
             [spam],
         )
     with pytest.raises(ItemError, match="item: expected a JSON object"):

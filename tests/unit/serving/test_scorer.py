@@ -77,20 +77,25 @@ def _awkward(items: pd.DataFrame, policy) -> list[dict]:
     return rows
 
 
+def _assert_same_scores(pipeline, policy, rows) -> None:
+    """The compiled scorer agrees with predict_proba bit for bit, in one batch and row by row."""
+    scorer = Scorer(pipeline, policy)
+    assert scorer.compiled
+    frame = pd.DataFrame.from_records(rows, columns=policy.feature_columns)
+    expected = pipeline.predict_proba(frame)[:, 1]
+    assert np.array_equal(scorer.score(rows), expected)
+    assert np.array_equal(
+        np.concatenate([scorer.score(rows[i : i + 1]) for i in range(20)]), expected[:20]
+    )
+
+
 @pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
 def test_compiled_scores_equal_the_pipeline(stocked, spam, small_world, calibration):
     policy = spam.model_copy(
         update={"training": spam.training.model_copy(update={"calibration": calibration})}
     )
     pipeline = fit(policy, build_dataset(policy, stocked)).pipeline
-    scorer = Scorer(pipeline, policy)
-    assert scorer.compiled
-    rows = _awkward(small_world.traffic, policy)
-    expected = pipeline.predict_proba(
-        pd.DataFrame.from_records(rows, columns=policy.feature_columns)
-    )[:, 1]
-    assert np.array_equal(scorer.score(rows), expected)
-    assert np.array_equal(scorer.score(rows[:1]), expected[:1])
+    _assert_same_scores(pipeline, policy, _awkward(small_world.traffic, policy))
 
 
 def test_signals_only_pipeline_compiles_and_agrees(lake):
@@ -103,13 +108,7 @@ def test_signals_only_pipeline_compiles_and_agrees(lake):
     )
     lake.append_decisions(policy.name, validate_decisions(world.decisions, policy, "d").frame, "d")
     pipeline = fit(policy, build_dataset(policy, lake)).pipeline
-    scorer = Scorer(pipeline, policy)
-    assert scorer.compiled
-    rows = _awkward(world.traffic, policy)
-    expected = pipeline.predict_proba(
-        pd.DataFrame.from_records(rows, columns=policy.feature_columns)
-    )[:, 1]
-    assert np.array_equal(scorer.score(rows), expected)
+    _assert_same_scores(pipeline, policy, _awkward(world.traffic, policy))
 
 
 def test_other_pipelines_score_through_predict_proba(spam):
