@@ -105,6 +105,9 @@ def _summary_table(settings: Settings, summaries: list[RetrainSummary], console:
     console.print(f"  {mlflow_cli} ui --backend-store-uri {settings.tracking_uri}")
     for summary in summaries:
         console.print(f"  flywheel promote --policy {summary.policy} --dry-run")
+    console.print(
+        "  FLYWHEEL_API_KEYS=dev-key flywheel serve   (the scoring API; README has a curl)"
+    )
     console.print(f"  lake (Parquet, DuckDB-readable): {settings.lake_dir}")
 
 
