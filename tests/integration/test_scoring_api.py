@@ -254,22 +254,15 @@ def test_hot_reload_under_load_fails_no_request_and_shadows_the_challenger(train
     try:
         with BackgroundLoad(server.url, "reload") as load:
             challenger = train(spam, settings, force=True).model
+            serving = lambda alias: httpx.get(f"{server.url}/readyz").json()["policies"]["spam"][
+                alias
+            ]  # noqa: E731
             wait_until(
-                lambda: (
-                    httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["challenger"]
-                    == challenger.version
-                ),
-                60,
-                "the challenger to be loaded",
+                lambda: serving("challenger") == challenger.version, 60, "the challenger to load"
             )
             assert promote(spam, settings).promoted
             wait_until(
-                lambda: (
-                    httpx.get(f"{server.url}/readyz").json()["policies"]["spam"]["champion"]
-                    == challenger.version
-                ),
-                60,
-                "the new champion to serve",
+                lambda: serving("champion") == challenger.version, 60, "the new champion to serve"
             )
             answer = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN).json()
             assert answer["policies"]["spam"]["champion"] == challenger.version
