@@ -244,6 +244,11 @@ def _own_home(trained, tmp_path):
     return Settings(home=home)
 
 
+def _serving(server, alias: str) -> int | None:
+    """The spam version the server has loaded under an alias (from /readyz)."""
+    return httpx.get(f"{server.url}/readyz").json()["policies"]["spam"][alias]
+
+
 @pytest.mark.slow
 def test_hot_reload_under_load_fails_no_request_and_shadows_the_challenger(trained, spam, tmp_path):
     from training.promote import promote
@@ -254,15 +259,16 @@ def test_hot_reload_under_load_fails_no_request_and_shadows_the_challenger(train
     try:
         with BackgroundLoad(server.url, "reload") as load:
             challenger = train(spam, settings, force=True).model
-            serving = lambda alias: httpx.get(f"{server.url}/readyz").json()["policies"]["spam"][
-                alias
-            ]  # noqa: E731
             wait_until(
-                lambda: serving("challenger") == challenger.version, 60, "the challenger to load"
+                lambda: _serving(server, "challenger") == challenger.version,
+                60,
+                "the challenger to load",
             )
             assert promote(spam, settings).promoted
             wait_until(
-                lambda: serving("champion") == challenger.version, 60, "the new champion to serve"
+                lambda: _serving(server, "champion") == challenger.version,
+                60,
+                "the new champion to serve",
             )
             answer = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN).json()
             assert answer["policies"]["spam"]["champion"] == challenger.version
