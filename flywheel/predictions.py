@@ -123,14 +123,6 @@ def _copy_to_parquet(sql: str, path: Path) -> None:
         con.close()
 
 
-def _query(sql: str) -> pd.DataFrame:
-    con = duckdb.connect()
-    try:
-        return con.sql(sql).to_arrow_table().to_pandas()
-    finally:
-        con.close()
-
-
 def _segment_policies(files: list[Path]) -> list[str]:
     con = duckdb.connect()
     try:
@@ -220,19 +212,16 @@ def _read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
     parts = sorted(policy_dir(settings, policy.name).glob("part-*.parquet"))
     compacted = {p.stem.removeprefix("part-") for p in parts}
     segments = [s for s in pending_segments(settings) if _stem(s) not in compacted and _size(s)]
-    frames = []
-    if parts:
-        con = duckdb.connect()
-        try:
-            relation = con.read_parquet([str(p) for p in parts], union_by_name=True)
-            frames.append(relation.to_arrow_table().to_pandas())
-        finally:
-            con.close()
-    if segments:
-        frames.append(_query(_select(_lines_sql(segments), policy)))
-    frames = [f for f in frames if not f.empty]
     import pandas as pd
 
+    from flywheel.lake import Lake  # pandas and pyarrow: readers only, never the compactor
+
+    frames = []
+    if parts:
+        frames.append(Lake.read_parquet(parts))
+    if segments:
+        frames.append(Lake.query(_select(_lines_sql(segments), policy)))
+    frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=[*COLUMNS, *policy.feature_columns])
     return pd.concat(frames, ignore_index=True).sort_values(

@@ -37,7 +37,6 @@ class PredictionLog:
         self.records = 0
         self.opened_at = 0.0
         self.oldest_unrolled: float | None = None
-        self.written = 0
         self.compactor: subprocess.Popen | None = None
         self._open()
 
@@ -63,7 +62,6 @@ class PredictionLog:
         if self.settings.log_fsync:
             os.fsync(self.fd)
         self.records += len(lines)
-        self.written += len(lines)
         if self.oldest_unrolled is None:
             self.oldest_unrolled = time.time()
 
