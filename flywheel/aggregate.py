@@ -1,8 +1,12 @@
 """Many reviewer decisions on one item become one label.
 
-Dataset building and (later) reviewer QA both need this, so it lives here. For now the rule is a
-majority vote over each reviewer's latest decision; a tie goes to the policy's `dataset.tie_label`
-and is recorded, so a dataset can say how many of its labels were coin flips.
+Dataset building and reviewer QA both need this, so it lives here. Each reviewer counts once per
+item, with their latest word. The default rule weighs reviewers by their estimated reliability
+(Dawid-Skene, from crowd-kit: each reviewer's confusion matrix is learnt from where reviewers
+overlap), so one careless reviewer cannot outvote a careful one on the items they share. Where
+there is nothing to learn reliability from (a single label value, no item seen twice) or the
+fit fails, the majority vote decides, and a vote tie goes to the policy's `dataset.tie_label`.
+Every label records its vote agreement and the method that made it.
 """
 
 from __future__ import annotations
@@ -45,3 +49,47 @@ def majority_labels(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             "method": "majority",
         }
     )[LABEL_COLUMNS]
+
+
+def _votes_frame(votes: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"task": votes["item_id"], "worker": votes["reviewer_id"], "label": votes["label"]}
+    )
+
+
+def reliability_labels(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Dawid-Skene labels; the majority vote where reliability cannot be learnt."""
+    majority = majority_labels(decisions, policy)
+    votes = latest_per_reviewer(decisions)
+    overlapping = votes.groupby("item_id")["reviewer_id"].transform("size") > 1
+    if votes["label"].nunique() < 2 or not overlapping.any():
+        return majority
+    from crowdkit.aggregation import DawidSkene
+
+    try:
+        fitted = DawidSkene(n_iter=100, tol=1e-5).fit(_votes_frame(votes))
+    except (ValueError, FloatingPointError, ZeroDivisionError):
+        return majority
+    labels = fitted.labels_.reindex(majority["item_id"])
+    is_positive = labels.eq(policy.labels.positive).to_numpy()
+    agreement = (
+        votes.assign(final=votes["item_id"].map(labels))
+        .assign(agrees=lambda f: f["label"].eq(f["final"]))
+        .groupby("item_id", sort=True)["agrees"]
+        .mean()
+        .reindex(majority["item_id"])
+        .to_numpy()
+    )
+    return majority.assign(
+        label=np.where(is_positive, policy.labels.positive, policy.labels.negative),
+        is_positive=is_positive,
+        agreement=agreement,
+        method="dawid_skene",
+    )[LABEL_COLUMNS]
+
+
+def aggregate_labels(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """One label per item by the policy's rule (`dataset.aggregation`)."""
+    if policy.dataset.aggregation == "majority":
+        return majority_labels(decisions, policy)
+    return reliability_labels(decisions, policy)

@@ -354,6 +354,211 @@ def predictions_export(
     out.print(f"{len(frame):,} predictions written to {out_file}")
 
 
+labelstudio_app = typer.Typer(
+    help="The local Label Studio server (its own virtualenv, data in the home).",
+    no_args_is_help=True,
+)
+label_app = typer.Typer(
+    help="Reviewers in Label Studio: tasks out, decisions back.", no_args_is_help=True
+)
+app.add_typer(labelstudio_app, name="labelstudio")
+app.add_typer(label_app, name="label")
+
+
+def _print_status(status) -> None:
+    state = "running" if status.running else "stopped"
+    pid = f" (pid {status.pid})" if status.pid else ""
+    out.print(f"Label Studio {state} at {status.url}{pid}: {status.detail}")
+
+
+@labelstudio_app.command("start")
+def labelstudio_start() -> None:
+    """Install on first use, start on 127.0.0.1 and wait until it answers."""
+    from flywheel.settings import get_settings
+    from labeling.server import credentials, start
+
+    settings = get_settings()
+    status = start(settings)
+    _print_status(status)
+    creds = credentials(settings)
+    out.print(
+        f"log in as {creds.username}; password and API token in {settings.labelstudio_dir}/credentials.json"
+    )
+
+
+@labelstudio_app.command("stop")
+def labelstudio_stop() -> None:
+    """Stop the server this home started (nothing else)."""
+    from flywheel.settings import get_settings
+    from labeling.server import stop
+
+    _print_status(stop(get_settings()))
+
+
+@labelstudio_app.command("status")
+def labelstudio_status(as_json: JsonOption = False) -> None:
+    """Whether this home's server runs and answers; exit 1 when it does not."""
+    from dataclasses import asdict
+
+    from flywheel.settings import get_settings
+    from labeling.server import status
+
+    current = status(get_settings())
+    if as_json:
+        _print_json(asdict(current))
+    else:
+        _print_status(current)
+    if not current.running:
+        raise typer.Exit(1)
+
+
+def _labeling(policy_name: str):
+    from labeling.client import LabelStudioAPI
+
+    settings, policy, lake = _context(policy_name)
+    return settings, policy, lake, LabelStudioAPI(settings)
+
+
+@label_app.command("bootstrap")
+def label_bootstrap(policy: PolicyOption) -> None:
+    """Create or update the policy's Label Studio project (idempotent)."""
+    from labeling.project import bootstrap
+
+    settings, pol, lake, api = _labeling(policy)
+    project = bootstrap(pol, lake, api, settings)
+    verb = "created" if project.created else "up to date"
+    out.print(f"project {project.id} {project.title!r} {verb} at {api.url}/projects/{project.id}")
+
+
+@label_app.command("push")
+def label_push(policy: PolicyOption, as_json: JsonOption = False) -> None:
+    """Push the review queue, a blind audit sample and gold checks from the prediction log."""
+    from dataclasses import asdict
+
+    from labeling.push import push
+
+    settings, pol, lake, api = _labeling(policy)
+    report = push(pol, settings, lake, api)
+    if as_json:
+        _print_json(asdict(report))
+        return
+    assisted = f", assisted by {report.assisted_by}" if report.assisted_by else ""
+    out.print(
+        f"pushed {report.total} tasks to project {report.project_id}: {report.review} review, "
+        f"{report.audit} audit, {report.gold} gold{assisted}"
+    )
+
+
+@label_app.command("pull")
+def label_pull(policy: PolicyOption, as_json: JsonOption = False) -> None:
+    """Bring back the decisions made since the last pull."""
+    from dataclasses import asdict
+
+    from labeling.pull import pull
+
+    settings, pol, lake, api = _labeling(policy)
+    report = pull(pol, settings, lake, api)
+    if as_json:
+        _print_json(asdict(report))
+        return
+    for problem in report.problems:
+        err.print(f"skipped: {problem}", markup=False)
+    out.print(
+        f"{report.tasks_seen} tasks changed: {report.added} decisions added, "
+        f"{report.already_present} already stored, {report.retracted} retracted, "
+        f"{report.skipped} skips; watermark {report.watermark or '(none)'}"
+    )
+
+
+@label_app.command("qa")
+def label_qa(policy: PolicyOption, as_json: JsonOption = False) -> None:
+    """Reviewer quality: gold accuracy with intervals, agreement, speed; flags below the bar."""
+    from labeling.qa import run_qa
+
+    _, pol, lake = _context(policy)
+    report = run_qa(pol, lake)
+    if as_json:
+        _print_json(report)
+        return
+    table = Table(title=f"Reviewers of {pol.name}")
+    for column in (
+        "reviewer",
+        "decisions",
+        "gold",
+        "gold accuracy",
+        "interval",
+        "consensus",
+        "per hour",
+        "median s",
+        "flag",
+    ):
+        table.add_column(column)
+    for r in report["reviewers"]:
+        low, high = r["gold_accuracy_ci"]
+        table.add_row(
+            r["reviewer_id"],
+            str(r["decisions"]),
+            str(r["gold_checks"]),
+            _cell(r["gold_accuracy"]),
+            f"{_cell(low)}–{_cell(high)}" if low is not None else "",
+            _cell(r["consensus_agreement"]),
+            _cell(r["decisions_per_active_hour"]),
+            _cell(r["median_seconds_per_decision"]),
+            "FLAGGED" if r["flagged"] else "",
+        )
+    out.print(table)
+    out.print(f"Krippendorff's alpha: {_cell(report['krippendorff_alpha'])}")
+    for r in report["reviewers"]:
+        if r["flagged"]:
+            out.print(f"flagged {r['reviewer_id']}: {r['reason']}")
+
+
+@label_app.command("listen")
+def label_listen(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8090, help="Port to listen on."),
+) -> None:
+    """Receive Label Studio's webhooks and pull on each event (polling stays the source of truth)."""
+    import uvicorn
+
+    from flywheel.lake import Lake
+    from flywheel.policy import list_policies, load_policy
+    from flywheel.settings import get_settings
+    from labeling.client import LabelStudioAPI
+    from labeling.pull import pull
+    from labeling.webhook import Puller, create_app
+
+    settings = get_settings()
+    lake, api = Lake(settings.lake_dir), LabelStudioAPI(settings)
+    policies = [load_policy(name, settings) for name in list_policies(settings)]
+    pullers = {p.name: Puller(lambda p=p: pull(p, settings, lake, api)) for p in policies}
+    uvicorn.run(create_app(pullers), host=host, port=port, log_level="warning")
+
+
+@label_app.command("simulate")
+def label_simulate(
+    policy: PolicyOption,
+    truth: Annotated[Path, typer.Option("--truth", help="The world's truth/items.parquet.")],
+    seed: int = typer.Option(0, help="Same seed, same answers."),
+) -> None:
+    """Simulated reviewers answer the open tasks (demos and tests; see `flywheel simulate`)."""
+    from flywheel.records import read_table
+    from flywheel.simulate import DEFAULT_REVIEWERS
+    from labeling.project import project_id
+    from labeling.reviewers import work
+
+    settings, pol, lake, api = _labeling(policy)
+    made = work(
+        pol,
+        api,
+        project_id(pol, lake, api, settings),
+        list(DEFAULT_REVIEWERS),
+        read_table(truth),
+        seed,
+    )
+    out.print(f"simulated reviewers made {made} annotations")
+
+
 @app.command()
 def demo(
     days: int = typer.Option(30, help="Days of simulated traffic per policy."),
@@ -375,7 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     try:
-        app(args=argv, prog_name="flywheel", standalone_mode=False)
+        code = app(args=argv, prog_name="flywheel", standalone_mode=False)
+        if isinstance(code, int):  # `typer.Exit(n)` comes back as a return value here
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

@@ -3,9 +3,13 @@
 Layout (one folder per policy):
 
     decisions/<policy>/part-<hash>.parquet        append-only import batches
+    decisions/<policy>/retracted/part-<hash>.parquet   Label Studio annotations deleted since
     golden/<policy>/<version>.parquet             immutable golden-set versions
     golden/<policy>/CURRENT.json                  which golden version is current
     datasets/<policy>/<version>/                  immutable dataset versions (splits + manifest)
+    labeling/<policy>/tasks/part-<hash>.parquet   every task pushed to Label Studio (the ledger)
+    labeling/<policy>/state.json                  project id and the pull watermark
+    labeling/<policy>/qa.json                     the latest reviewer-quality report
 
 Every write goes to a hidden temporary name in the same folder and is renamed into place, so a
 crash leaves either the old state or the new one, never a half-written file. Writers of one
@@ -122,9 +126,31 @@ class Lake:
         return sorted(self._dir("decisions", policy).glob("part-*.parquet"))
 
     def decisions(self, policy: str) -> pd.DataFrame:
-        """All stored decisions of a policy (empty frame when there are none)."""
+        """Stored decisions of a policy, less those whose annotation was deleted since."""
         files = self.decision_files(policy)
-        return self.read_parquet(files) if files else pd.DataFrame()
+        if not files:
+            return pd.DataFrame()
+        frame = self.read_parquet(files)
+        retracted = self.retracted_annotations(policy)
+        if retracted and "annotation_id" in frame:
+            frame = frame[~frame["annotation_id"].isin(retracted)].reset_index(drop=True)
+        return frame
+
+    def retracted_annotations(self, policy: str) -> set[str]:
+        files = sorted(self._dir("decisions", policy).glob("retracted/part-*.parquet"))
+        return set(self.read_parquet(files)["annotation_id"]) if files else set()
+
+    def retract_annotations(self, policy: str, annotation_ids: list[str]) -> int:
+        """Drop the decisions of annotations deleted (or turned into skips) in Label Studio."""
+        with self.lock(policy):
+            new = sorted(set(annotation_ids) - self.retracted_annotations(policy))
+            if new:
+                frame = pd.DataFrame(
+                    {"annotation_id": new, "retracted_at": pd.Timestamp(utc_now())}
+                )
+                part = f"part-{content_hash(frame[['annotation_id']])}.parquet"
+                write_parquet_atomic(frame, self._dir("decisions", policy) / "retracted" / part)
+            return len(new)
 
     def append_decisions(self, policy: str, frame: pd.DataFrame, source: str) -> DecisionImport:
         """Store decisions not stored before; a decision stored with other values is refused."""
@@ -156,6 +182,28 @@ class Lake:
             )
             write_parquet_atomic(new, part)
             return DecisionImport(len(new), len(frame) - len(new), part)
+
+    # labeling ----------------------------------------------------------------------------
+
+    def pushed_tasks(self, policy: str) -> pd.DataFrame:
+        """Every task pushed to Label Studio for a policy (empty frame when none)."""
+        files = sorted(self._dir("labeling", policy).glob("tasks/part-*.parquet"))
+        return self.read_parquet(files) if files else pd.DataFrame()
+
+    def record_pushed(self, policy: str, frame: pd.DataFrame) -> Path:
+        part = self._dir("labeling", policy) / "tasks" / f"part-{content_hash(frame)}.parquet"
+        write_parquet_atomic(frame, part)
+        return part
+
+    def labeling_state(self, policy: str) -> dict:
+        path = self._dir("labeling", policy) / "state.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def write_labeling_state(self, policy: str, state: dict) -> None:
+        write_json_atomic(state, self._dir("labeling", policy) / "state.json")
+
+    def labeling_path(self, policy: str, name: str) -> Path:
+        return self._dir("labeling", policy) / name
 
     # golden sets -------------------------------------------------------------------------
 

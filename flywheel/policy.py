@@ -106,6 +106,7 @@ class DatasetRules(_Section):
     min_train_items: int = Field(default=200, ge=10)
     min_items_per_class: int = Field(default=5, ge=1)
     tie_label: Literal["positive", "negative"] = "negative"
+    aggregation: Literal["dawid_skene", "majority"] = "dawid_skene"
 
 
 class Training(_Section):
@@ -124,6 +125,30 @@ class Training(_Section):
     char_max_features: int = Field(default=30000, ge=100)
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     seed: int = 0
+
+
+class AuditRates(_Section):
+    """Share of each decision's traffic drawn into the blind audit (inclusion probabilities)."""
+
+    allow: Probability = 0.01
+    review: Probability = 0.05
+    auto_action: Probability = 0.05
+
+
+class Labeling(_Section):
+    """What reviewers see in Label Studio, what is sampled to them, and the quality bar."""
+
+    project_title: str | None = None  # default: "Flywheel · <policy name>"
+    instructions: str = ""
+    overlap: int = Field(default=2, ge=1, le=10)  # reviewers asked to decide each task
+    review_batch: int = Field(default=1000, ge=1)  # most review-queue tasks per push
+    review_age_weight: float = Field(default=0.02, ge=0.0)  # priority per hour waited
+    audit_rates: AuditRates = AuditRates()
+    gold_rate: Probability = 0.05  # gold checks per other task pushed
+    assist_features: int = Field(default=5, ge=0, le=20)  # top contributions shown
+    min_gold_checks: int = Field(default=20, ge=1)  # before a reviewer can be flagged
+    min_reviewer_accuracy: Probability = 0.90  # balanced, on gold checks; below is flagged
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)  # for the intervals reported
 
 
 class NumericSignal(_Section):
@@ -169,6 +194,7 @@ class Policy(_Section):
     promotion: Promotion = Promotion()
     dataset: DatasetRules = DatasetRules()
     training: Training = Training()
+    labeling: Labeling = Labeling()
     simulation: Simulation = Simulation()
 
     @field_validator("name")
@@ -197,6 +223,10 @@ class Policy(_Section):
     @property
     def feature_columns(self) -> list[str]:
         return self.fields.all
+
+    @property
+    def project_title(self) -> str:
+        return self.labeling.project_title or f"Flywheel · {self.name}"
 
     def label_value(self, positive: bool) -> str:
         return self.labels.positive if positive else self.labels.negative

@@ -20,7 +20,7 @@ from flywheel.files import atomic_path
 from flywheel.policy import Policy
 
 DECISION_REQUIRED = ("item_id", "label", "reviewer_id", "decided_at")
-DECISION_OPTIONAL = ("created_at", "source", "lead_time_s", "task_id")
+DECISION_OPTIONAL = ("created_at", "source", "lead_time_s", "task_id", "annotation_id")
 GOLDEN_REQUIRED = ("item_id", "label")
 GOLDEN_OPTIONAL = ("created_at",)
 DECISION_SOURCES = ("review", "audit", "gold", "import")
@@ -255,9 +255,8 @@ def validate_decisions(raw: pd.DataFrame, policy: Policy, source: str) -> Valida
     else:
         lead = pd.Series(np.nan, index=raw.index)
     columns["lead_time_s"] = lead
-    columns["task_id"] = (
-        _as_text(raw["task_id"]) if "task_id" in raw else pd.Series("", index=raw.index)
-    )
+    for name in ("task_id", "annotation_id"):
+        columns[name] = _as_text(raw[name]) if name in raw else pd.Series("", index=raw.index)
     features = feature_frame(raw, policy, problems)
     problems.raise_if_any()
     frame = pd.concat([pd.DataFrame(columns), features], axis=1)

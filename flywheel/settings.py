@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Flywheel's configuration; `FLYWHEEL_*` variables, plus the usual MLflow one."""
 
-    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default=Path(".flywheel"), description="Root of the lake and local stores.")
     policies_dir: Path = Field(
@@ -59,6 +59,34 @@ class Settings(BaseSettings):
         description="fsync each log write: survives a machine crash, not only a killed server.",
     )
 
+    # Label Studio (`flywheel labelstudio`, `flywheel label`)
+    labelstudio_url: str = Field(
+        default="http://127.0.0.1:8089",
+        validation_alias=AliasChoices("LABEL_STUDIO_URL", "FLYWHEEL_LABELSTUDIO_URL"),
+        description="Label Studio's address; `flywheel labelstudio start` serves it when local.",
+    )
+    labelstudio_api_key: str = Field(
+        default="",
+        validation_alias=AliasChoices("LABEL_STUDIO_API_KEY", "FLYWHEEL_LABELSTUDIO_API_KEY"),
+        description="Admin API token; default: generated at first start and kept in the home.",
+    )
+    labelstudio_username: str = Field(
+        default="admin@flywheel.local", description="Admin user created at first start."
+    )
+    labelstudio_venv: Path = Field(
+        default=Path("~/.cache/flywheel/label-studio-1.23"),
+        description="Label Studio's own virtualenv, installed on first start, shared by homes.",
+    )
+    labelstudio_start_timeout_s: float = Field(default=180.0, gt=0)
+    labelstudio_retries: int = Field(
+        default=4, ge=0, description="Retries with backoff when Label Studio is unreachable."
+    )
+    labelstudio_page_size: int = Field(default=1000, ge=10, le=10_000)
+    webhook_url: str = Field(
+        default="",
+        description="Where Label Studio posts annotation events (`flywheel label listen`).",
+    )
+
     @property
     def api_keys(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys_csv.split(",") if k.strip())
@@ -79,6 +107,11 @@ class Settings(BaseSettings):
     @property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.root / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def labelstudio_dir(self) -> Path:
+        """Label Studio's data, pid file, log and generated credentials for this home."""
+        return self.root / "labelstudio"
 
     @property
     def artifacts_dir(self) -> Path:

@@ -253,6 +253,26 @@ def _timestamps(start: datetime, days: np.ndarray, rng: np.random.Generator) -> 
     return pd.Series(stamps)
 
 
+def verdicts(
+    reviewers: list[Reviewer],
+    truly: np.ndarray,
+    borderline: np.ndarray,
+    borderline_drop: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What each (reviewer, item) pair says, and how long it took: the simulated reviewers of
+    the decision files and of Label Studio answer by the same rule."""
+    right = np.where(truly, [r.sensitivity for r in reviewers], [r.specificity for r in reviewers])
+    # careful reviewers err mostly on hard items; a careless one errs anywhere
+    careful = np.array([r.accuracy >= UNRELIABLE_BELOW for r in reviewers], dtype=bool)
+    right = np.where(careful & ~borderline, 1 - (1 - right) * CAREFUL_ERROR_ON_CLEAR_ITEMS, right)
+    right = np.where(borderline, np.maximum(right - borderline_drop, 0.5), right)
+    says_positive = np.where(rng.random(len(truly)) < right, truly, ~truly)
+    speed = np.array([r.seconds_per_decision for r in reviewers], dtype=float)
+    lead = np.round(rng.lognormal(np.log(speed) - 0.18, 0.6), 1)
+    return says_positive, lead
+
+
 def _review(
     truth: pd.DataFrame,
     items: pd.DataFrame,
@@ -271,17 +291,10 @@ def _review(
     item_idx = np.repeat(reviewed, n_reviews)
     rev_idx = permutations[taken]
     truly = truth["is_violating"].to_numpy()[item_idx]
-    right = np.where(
-        truly, [pool[i].sensitivity for i in rev_idx], [pool[i].specificity for i in rev_idx]
-    )
     borderline = truth["is_borderline"].to_numpy()[item_idx]
-    # careful reviewers err mostly on hard items; a careless one errs anywhere
-    careful = np.array([pool[i].accuracy >= UNRELIABLE_BELOW for i in rev_idx])
-    right = np.where(careful & ~borderline, 1 - (1 - right) * CAREFUL_ERROR_ON_CLEAR_ITEMS, right)
-    right = np.where(borderline, np.maximum(right - config.borderline_accuracy_drop, 0.5), right)
-    says_positive = np.where(rng.random(len(item_idx)) < right, truly, ~truly)
-    speed = np.array([pool[i].seconds_per_decision for i in rev_idx])
-    lead = np.round(rng.lognormal(np.log(speed) - 0.18, 0.6), 1)
+    says_positive, lead = verdicts(
+        [pool[i] for i in rev_idx], truly, borderline, config.borderline_accuracy_drop, rng
+    )
     queue_delay = rng.exponential(3 * 3600, len(item_idx)).round()
     created = pd.to_datetime(items["created_at"].to_numpy()[item_idx], utc=True)
     decisions = pd.DataFrame(

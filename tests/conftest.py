@@ -239,3 +239,44 @@ def start_mlflow_server(backend: str, tmp: Path, port: int | None = None) -> Ser
         port,
         tmp / f"mlflow-{port}.log",
     )
+
+
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One real Label Studio for the session, installed, started and stopped by the project's
+    own commands (the install is cached, so only the first run on a machine pays for it)."""
+    import json
+
+    home = tmp_path_factory.mktemp("labelstudio") / "home"
+    env = {"LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}"}
+    run_cli("labelstudio", "start", home=home, **env)
+    token = json.loads((home / "labelstudio" / "credentials.json").read_text())["token"]
+    yield {**env, "LABEL_STUDIO_API_KEY": token, "FLYWHEEL_LABELSTUDIO_HOME": str(home)}
+    run_cli("labelstudio", "stop", home=home, **env)
+
+
+@pytest.fixture
+def ls_env(labelstudio: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point this test's settings at the session's Label Studio."""
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
+        monkeypatch.setenv(name, labelstudio[name])
+    return labelstudio
+
+
+def policy_variant(folder: Path, name: str = "spam", **labeling: object) -> Policy:
+    """A copy of a shipped policy with its own Label Studio project (and labeling overrides),
+    so tests sharing one Label Studio never share a project."""
+    import uuid
+
+    import yaml
+
+    raw = yaml.safe_load((REPO / "policies" / f"{name}.yaml").read_text())
+    raw["labeling"] = {
+        **raw.get("labeling", {}),
+        "project_title": f"{name} test {uuid.uuid4().hex[:8]}",
+        **labeling,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_policy(str(path))

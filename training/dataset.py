@@ -1,6 +1,6 @@
 """Reviewer decisions become an immutable, content-addressed dataset version.
 
-One label per item (majority of reviewers, see `flywheel.aggregate`), golden items left out,
+One label per item (reviewers weighed by reliability, see `flywheel.aggregate`), golden items left out,
 items split by time into train / validation / test, so the model is always tested on items newer
 than those it learned from, as it will be in production. The version id is a hash of the rows and
 the rules, so building twice from the same decisions gives the same version and writes nothing.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flywheel.aggregate import majority_labels
+from flywheel.aggregate import aggregate_labels
 from flywheel.errors import FlywheelError
 from flywheel.files import staged_directory
 from flywheel.lake import Lake, content_hash, utc_now, write_parquet_atomic
@@ -126,14 +126,14 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
             f"every decided item of {policy.name} is in its golden set: nothing to train on"
         )
 
-    labels = majority_labels(usable, policy)
+    labels = aggregate_labels(usable, policy)
     frame = _items(usable, policy).merge(labels, on="item_id", validate="one_to_one")
     frame, split_rule = _split(frame, policy)
     frame = frame[
         ["item_id", "item_time", "split", *labels.columns.drop("item_id"), *policy.feature_columns]
     ]
     counts = _check_trainable(frame, policy)
-    label_rule = {"method": "majority", "tie_label": policy.dataset.tie_label}
+    label_rule = {"method": policy.dataset.aggregation, "tie_label": policy.dataset.tie_label}
     version = "d-" + content_hash(
         frame, extra={"split": split_rule, "labels": label_rule, "fields": policy.feature_columns}
     )

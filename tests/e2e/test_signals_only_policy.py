@@ -61,7 +61,9 @@ def test_signals_only_policy_trains_promotes_and_serves_through_pyfunc(tmp_path)
     promoted = run_cli("promote", "--policy", policy, home=home)
     assert "verdict: promoted" in promoted.stdout
 
-    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    store = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)  # an earlier in-process client may have pinned another one
     model = mlflow.pyfunc.load_model("models:/fake_accounts@champion")
     features = golden.drop(columns=["item_id", "label"]).astype(
         {c: float for c in ("followers", "following")}

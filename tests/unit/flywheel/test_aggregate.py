@@ -44,3 +44,55 @@ def test_majority_with_ties_going_where_the_policy_says():
         assert labels.loc["d", "n_reviews"] == 2 and labels.loc["d", "tie"]
         assert labels["tie"].sum() == 2
         assert set(labels["method"]) == {"majority"}
+
+
+def _world_votes():
+    """A simulated world where every item gets two reviewers: ties are where reliability matters."""
+    import numpy as np
+
+    from flywheel.policy import load_policy
+    from flywheel.simulate import DEFAULT_REVIEWERS, verdicts
+
+    policy = load_policy("spam")
+    rng = np.random.default_rng(11)
+    n = 3000
+    truly = rng.random(n) < 0.3
+    borderline = rng.random(n) < 0.1
+    pool = list(DEFAULT_REVIEWERS)
+    picks = np.argsort(rng.random((n, len(pool))), axis=1)[:, :2]
+    reviewers = [pool[i] for i in picks.ravel()]
+    says, _ = verdicts(reviewers, np.repeat(truly, 2), np.repeat(borderline, 2), 0.15, rng)
+    votes = pd.DataFrame(
+        {
+            "item_id": np.repeat([f"i{k}" for k in range(n)], 2),
+            "reviewer_id": [r.reviewer_id for r in reviewers],
+            "label": np.where(says, policy.labels.positive, policy.labels.negative),
+            "decided_at": pd.Timestamp("2026-11-01", tz="UTC"),
+        }
+    )
+    truth = pd.Series(truly, index=[f"i{k}" for k in range(n)])
+    return policy, votes, truth
+
+
+def test_reliability_weighted_labels_are_at_least_as_accurate_as_majority():
+    from flywheel.aggregate import aggregate_labels, majority_labels
+
+    policy, votes, truth = _world_votes()
+    weighted = aggregate_labels(votes, policy).set_index("item_id")
+    majority = majority_labels(votes, policy).set_index("item_id")
+    assert set(weighted["method"]) == {"dawid_skene"}
+    acc_weighted = (weighted["is_positive"] == truth.reindex(weighted.index)).mean()
+    acc_majority = (majority["is_positive"] == truth.reindex(majority.index)).mean()
+    # where two reviewers disagree, the more reliable one wins instead of the tie rule
+    assert acc_weighted > acc_majority
+    assert acc_weighted > 0.96
+    assert weighted["agreement"].between(0, 1).all()
+
+
+def test_reliability_falls_back_to_majority_without_overlap():
+    from flywheel.aggregate import aggregate_labels
+
+    policy, votes, _ = _world_votes()
+    single = votes.drop_duplicates("item_id")
+    labels = aggregate_labels(single, policy)
+    assert set(labels["method"]) == {"majority"}

@@ -1,0 +1,160 @@
+"""One Label Studio project per policy, made from the policy and kept in step with it.
+
+The labeling interface is derived from the policy: its text fields, its signals as one line, the
+model's assistance (empty on blind-audit tasks), a single required choice between the policy's two
+labels and a notes box. Bootstrap finds the project by its id in the lake's labeling state, or by
+title, and updates it in place, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from flywheel.lake import Lake
+from flywheel.policy import Policy
+from flywheel.settings import Settings
+from labeling.client import LabelStudioAPI
+
+CHOICE = "label"  # the control whose value is the reviewer's decision
+NOTES = "notes"
+WEBHOOK_ACTIONS = [
+    "ANNOTATION_CREATED",
+    "ANNOTATIONS_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_DELETED",
+]
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    title: str
+    created: bool
+
+
+def anchor(policy: Policy) -> str:
+    """The object the decision is about: the first text field, or the signals line."""
+    return policy.fields.text[0] if policy.fields.text else "signals"
+
+
+def choice_result(policy: Policy, label: str) -> list[dict]:
+    """An annotation or prediction result that chooses `label`."""
+    return [
+        {
+            "from_name": CHOICE,
+            "to_name": anchor(policy),
+            "type": "choices",
+            "value": {"choices": [label]},
+        }
+    ]
+
+
+def annotator(annotation: dict) -> int | None:
+    """The user who completed an annotation (an id, or a nested user in some answers)."""
+    user = annotation.get("completed_by")
+    return user.get("id") if isinstance(user, dict) else user
+
+
+def label_config(policy: Policy) -> str:
+    """The labeling interface for a policy, as Label Studio's XML."""
+    texts = [
+        f'  <Header value="{escape(name)}" size="5"/>\n  <Text name="{name}" value="${name}"/>'
+        for name in policy.fields.text
+    ]
+    target = anchor(policy)
+    choices = "\n".join(
+        f'    <Choice value="{escape(v)}"/>'
+        for v in (policy.labels.positive, policy.labels.negative)
+    )
+    return "\n".join(
+        [
+            "<View>",
+            *texts,
+            '  <Header value="Signals" size="5"/>\n  <Text name="signals" value="$signals"/>',
+            '  <Text name="assist" value="$assist"/>',
+            f'  <Choices name="{CHOICE}" toName="{target}" choice="single" required="true" '
+            'showInline="true">',
+            choices,
+            "  </Choices>",
+            f'  <TextArea name="{NOTES}" toName="{target}" placeholder="Notes (optional)" '
+            'maxSubmissions="1" editable="true"/>',
+            "</View>",
+        ]
+    )
+
+
+def instructions(policy: Policy) -> str:
+    base = policy.labeling.instructions or (
+        f"Decide whether the item violates the {policy.name} policy"
+        + (f" ({policy.description})" if policy.description else "")
+        + f". Choose <b>{escape(policy.labels.positive)}</b> if it does, "
+        f"<b>{escape(policy.labels.negative)}</b> if it does not. Some tasks show the model's "
+        "score and the signals behind it: judge the item, not the score. Skip only what you "
+        "cannot judge; write what was hard in the notes."
+    )
+    return f"<p>{base}</p>"
+
+
+def bootstrap(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> Project:
+    """Create or update the policy's project (and its webhook when one is configured)."""
+    fields = {
+        "title": policy.project_title,
+        "description": policy.description or policy.name,
+        "label_config": label_config(policy),
+        "expert_instruction": instructions(policy),
+        "show_instruction": True,
+        "show_skip_button": True,
+        "maximum_annotations": policy.labeling.overlap,
+    }
+    state = lake.labeling_state(policy.name)
+    existing = _find(api, state.get("project_id"), policy.project_title)
+    if existing is None:
+        project = api.call(
+            f"creating project {fields['title']!r}", lambda: api.sdk.projects.create(**fields)
+        )
+        created = True
+    else:
+        project = api.call(
+            f"updating project {existing}",
+            lambda: api.sdk.projects.update(id=existing, **fields),
+        )
+        created = False
+    if state.get("project_id") != project.id:
+        lake.write_labeling_state(policy.name, {**state, "project_id": project.id})
+    if settings.webhook_url:
+        _ensure_webhook(api, project.id, webhook_address(settings, policy))
+    return Project(project.id, policy.project_title, created)
+
+
+def _find(api: LabelStudioAPI, project_id: int | None, title: str) -> int | None:
+    projects = api.call("listing projects", lambda: list(api.sdk.projects.list(page_size=1000)))
+    ids = {p.id for p in projects}
+    if project_id in ids:
+        return project_id
+    matches = sorted(p.id for p in projects if p.title == title)
+    return matches[0] if matches else None
+
+
+def webhook_address(settings: Settings, policy: Policy) -> str:
+    """Where Label Studio posts this policy's events: the policy is in the path, since a
+    payload-free event does not name its project."""
+    return f"{settings.webhook_url.rstrip('/')}/{policy.name}"
+
+
+def _ensure_webhook(api: LabelStudioAPI, project: int, url: str) -> None:
+    hooks = api.call("listing webhooks", lambda: api.sdk.webhooks.list(project=str(project)))
+    if any(h.url == url and h.project == project for h in hooks):
+        return
+    api.call(
+        "creating the webhook",
+        lambda: api.sdk.webhooks.create(
+            url=url, project=project, send_payload=False, actions=WEBHOOK_ACTIONS
+        ),
+    )
+
+
+def project_id(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> int:
+    """The policy's project, bootstrapped on first use."""
+    known = lake.labeling_state(policy.name).get("project_id")
+    return known if known is not None else bootstrap(policy, lake, api, settings).id

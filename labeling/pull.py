@@ -1,0 +1,174 @@
+"""Bring reviewer decisions back from Label Studio, incrementally and idempotently.
+
+A pull lists the tasks updated after the stored watermark (creating, updating or deleting an
+annotation touches its task), in id order, page by page, then reads those tasks' annotations in
+full through the export API, all into memory before anything is written: a server that fails
+mid-pull leaves the lake and the watermark as they were.
+
+Each annotation becomes a decision keyed by (item, reviewer, time), so an updated annotation is a
+newer decision by the same reviewer and the older one stops counting. Annotations that disappeared
+(deleted, or turned into a skip) are retracted. Skipped tasks are not decisions. An annotation
+with an unexpected choice or field is reported and left out, never crashed on.
+
+The new watermark is the newest update seen, but never later than the server's clock when the
+pull began (less a margin): a task updated while we paged is read again next time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pandas as pd
+
+from flywheel.lake import Lake, utc_now
+from flywheel.policy import Policy
+from flywheel.records import validate_decisions
+from flywheel.settings import Settings
+from labeling.client import LabelStudioAPI, updated_after
+from labeling.project import CHOICE, NOTES, annotator, project_id
+
+WATERMARK_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the only form Label Studio's filter accepts
+CLOCK_MARGIN = timedelta(seconds=2)  # the Date header has whole seconds
+
+
+@dataclass
+class PullReport:
+    project_id: int
+    tasks_seen: int = 0
+    added: int = 0
+    already_present: int = 0
+    retracted: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+    watermark: str | None = None
+
+
+@dataclass(frozen=True)
+class _Annotation:
+    annotation_id: str
+    task_id: str
+    label: str
+    reviewer_id: str
+    decided_at: pd.Timestamp
+    lead_time_s: float
+
+
+def _utc(value) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def reviewer_ids(api: LabelStudioAPI) -> dict[int, str]:
+    """Label Studio users to stable reviewer ids: the username when one is set (as the
+    reviewer ids of imported decision files are), else the e-mail; never the numeric id, which
+    a reinstall changes."""
+    users = api.call("listing users", lambda: api.sdk.users.list())
+    return {u.id: (u.username or u.email or f"ls-user-{u.id}").lower() for u in users}
+
+
+def _parse(
+    task: dict, annotation: dict, policy: Policy, users: dict[int, str]
+) -> _Annotation | str | None:
+    """A decision, a problem to report, or None for a skip."""
+    where = f"task {task['id']}, annotation {annotation['id']}"
+    if annotation.get("was_cancelled"):
+        return None
+    results = annotation.get("result") or []
+    unexpected = sorted({r.get("from_name") for r in results} - {CHOICE, NOTES})
+    if unexpected:
+        return f"{where}: unexpected field {', '.join(map(str, unexpected))}; skipped"
+    choices = [
+        c for r in results if r.get("from_name") == CHOICE for c in r["value"].get("choices", [])
+    ]
+    if len(choices) != 1:
+        return f"{where}: {len(choices)} choices instead of one; skipped"
+    if choices[0] not in (policy.labels.positive, policy.labels.negative):
+        return f"{where}: unexpected choice {choices[0]!r}; skipped"
+    user = annotator(annotation)
+    return _Annotation(
+        annotation_id=str(annotation["id"]),
+        task_id=str(task["id"]),
+        label=choices[0],
+        reviewer_id=users.get(user, f"ls-user-{user}"),
+        decided_at=_utc(annotation.get("updated_at") or annotation["created_at"]),
+        lead_time_s=float(annotation.get("lead_time") or 0.0),
+    )
+
+
+def pull(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) -> PullReport:
+    """Store the decisions made since the last pull; nothing is written if any read fails."""
+    project = project_id(policy, lake, api, settings)
+    state = lake.labeling_state(policy.name)
+    report = PullReport(project, watermark=state.get("watermark"))
+    began = _utc(api.server_time()) - CLOCK_MARGIN
+    since = state.get("watermark")
+    changed = list(api.iter_tasks(project, *([updated_after(since)] if since else [])))
+    report.tasks_seen = len(changed)
+    if not changed:
+        return report
+    tasks = api.export_tasks(project, [t["id"] for t in changed])
+    users = reviewer_ids(api)
+    decisions: list[_Annotation] = []
+    for task in tasks:
+        for annotation in task.get("annotations") or []:
+            parsed = _parse(task, annotation, policy, users)
+            if isinstance(parsed, _Annotation):
+                decisions.append(parsed)
+            elif isinstance(parsed, str):
+                report.problems.append(parsed)
+            else:
+                report.skipped += 1
+    _store(policy, lake, tasks, decisions, project, report)
+    newest = max(_utc(t["updated_at"]) for t in changed)
+    report.watermark = min(newest, began).strftime(WATERMARK_FORMAT)
+    lake.write_labeling_state(
+        policy.name,
+        {
+            **lake.labeling_state(policy.name),
+            "watermark": report.watermark,
+            "last_pull_at": utc_now().isoformat(),
+        },
+    )
+    return report
+
+
+def _store(
+    policy: Policy,
+    lake: Lake,
+    tasks: list[dict],
+    decisions: list[_Annotation],
+    project: int,
+    report: PullReport,
+) -> None:
+    """Append the new decisions, then retract the annotations that are gone from seen tasks."""
+    ledger = lake.pushed_tasks(policy.name)
+    if decisions:
+        frame = pd.DataFrame([d.__dict__ for d in decisions])
+        items = ledger.drop_duplicates("task_id", keep="last").set_index("task_id")
+        known = frame["task_id"].isin(items.index)
+        for task_id in frame.loc[~known, "task_id"]:
+            report.problems.append(f"task {task_id} was not pushed by Flywheel; skipped")
+        frame = frame[known].reset_index(drop=True)
+        rows = items.loc[frame["task_id"]].reset_index(drop=True)
+        frame = pd.concat(
+            [
+                frame,
+                rows[["item_id", *policy.feature_columns]],
+                rows["queue"].rename("source"),
+            ],
+            axis=1,
+        )
+        if not frame.empty:
+            source = f"Label Studio project {project}"
+            validated = validate_decisions(frame, policy, source=source)
+            result = lake.append_decisions(policy.name, validated.frame, source=source)
+            report.added, report.already_present = result.added, result.already_present
+    stored = lake.decisions(policy.name)
+    if stored.empty or "annotation_id" not in stored:
+        return
+    seen = {str(t["id"]) for t in tasks}
+    live = {d.annotation_id for d in decisions}
+    mine = stored[stored["task_id"].isin(seen) & stored["annotation_id"].ne("")]
+    gone = sorted(set(mine["annotation_id"]) - live)
+    report.retracted = lake.retract_annotations(policy.name, gone) if gone else 0

@@ -1,0 +1,207 @@
+"""Push the next tasks to Label Studio: the review queue, the blind audit and gold checks.
+
+Sampling is `labeling.sample`; this module turns the samples into tasks, imports them and records
+each pushed task in the lake's ledger (queue, task id, inclusion probability, the item's fields),
+chunk by chunk, so a push that fails half-way never pushes the same item to a queue again.
+
+Review-queue tasks carry the champion's score as a Label Studio prediction and the features that
+pushed the score up; gold checks look the same, so reviewers cannot tell them apart. Audit tasks
+carry neither: the blind audit must not anchor reviewers on the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from flywheel.errors import FlywheelError
+from flywheel.lake import Lake, utc_now
+from flywheel.policy import Policy
+from flywheel.predictions import read_predictions
+from flywheel.registry import LoadedModel
+from flywheel.settings import Settings
+from labeling.client import LabelStudioAPI
+from labeling.project import choice_result, project_id
+from labeling.sample import audit_sample, gold_sample, latest_per_item, review_queue
+
+CHUNK = 1000
+LEDGER_COLUMNS = [
+    "item_id",
+    "queue",
+    "task_id",
+    "project_id",
+    "sampling_prob",
+    "priority",
+    "decision",
+    "score",
+    "model_version",
+    "pushed_at",
+]
+
+
+@dataclass(frozen=True)
+class PushReport:
+    project_id: int
+    review: int
+    audit: int
+    gold: int
+    assisted_by: str | None
+
+    @property
+    def total(self) -> int:
+        return self.review + self.audit + self.gold
+
+
+def _signals(row: pd.Series, policy: Policy) -> str:
+    names = [*policy.fields.numeric, *policy.fields.categorical]
+    return " · ".join(f"{n} = {row[n]}" for n in names if n in row and pd.notna(row[n]))
+
+
+def _assist(score: float, decision: str, reasons: list[dict]) -> str:
+    why = ", ".join(f"{r['feature']} (+{r['weight']})" for r in reasons)
+    return f"Model score {score:.2f} ({decision})" + (f". Pushed up by: {why}" if why else "")
+
+
+def _with_assistance(frame: pd.DataFrame, model: LoadedModel | None, k: int) -> pd.DataFrame:
+    """Score and explain items for reviewers (gold items get scored here, like any other)."""
+    if model is None or frame.empty:
+        return frame.assign(assist="")
+    from flywheel.explain import top_contributions
+
+    scores = model.score(frame)
+    thresholds = model.ref.thresholds
+    decisions = thresholds.decide(scores)
+    reasons = top_contributions(model, frame, k)
+    return frame.assign(
+        score=scores,
+        decision=decisions,
+        model_version=str(model.ref.version),
+        assist=[_assist(s, d, r) for s, d, r in zip(scores, decisions, reasons, strict=True)],
+    )
+
+
+def _task(row: pd.Series, policy: Policy, model: LoadedModel | None) -> dict:
+    data = {name: (None if pd.isna(row[name]) else row[name]) for name in policy.feature_columns}
+    data |= {
+        "item_id": row["item_id"],
+        "signals": _signals(row, policy),
+        "assist": row["assist"],
+    }
+    task: dict = {"data": _plain(data)}
+    if row["assist"] and model is not None:
+        choice = policy.label_value(bool(row["score"] >= 0.5))
+        task["predictions"] = [
+            {
+                "model_version": f"{model.ref.name}:v{model.ref.version}",
+                "score": float(row["score"]),
+                "result": choice_result(policy, choice),
+            }
+        ]
+    return task
+
+
+def _plain(data: dict) -> dict:
+    """JSON-ready values (numpy scalars are not)."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in data.items()}
+
+
+def _interleave(main: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
+    """Gold checks spread evenly through the other tasks, so they arrive like any other."""
+    if gold.empty:
+        return main
+    if main.empty:
+        return gold
+    slots = np.linspace(0, len(main), num=len(gold) + 2)[1:-1]
+    order = np.concatenate([np.arange(len(main), dtype=float), slots - 0.5])
+    both = pd.concat([main, gold], ignore_index=True)
+    return both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+
+
+def champion(settings: Settings, policy: Policy) -> LoadedModel | None:
+    """The serving model, to score and explain tasks; None before the first promotion."""
+    from flywheel.registry import connect, get_version, load_model
+
+    client = connect(settings)
+    ref = get_version(client, policy.name, "champion")
+    return load_model(client, ref, policy) if ref is not None else None
+
+
+def plan(
+    policy: Policy, predictions: pd.DataFrame, golden: pd.DataFrame, ledger: pd.DataFrame, now
+) -> pd.DataFrame:
+    """The tasks to push next, with their queue, in push order (no Label Studio involved)."""
+    pushed = {
+        q: set(ledger.loc[ledger["queue"] == q, "item_id"]) if not ledger.empty else set()
+        for q in ("review", "audit", "gold")
+    }
+    latest = latest_per_item(predictions)
+    if latest.empty:
+        review = audit = latest.assign(priority=[], sampling_prob=[])
+    else:
+        review = review_queue(latest, policy, now, pushed["review"])
+        audit = audit_sample(latest, policy, pushed["audit"])
+    others = pd.concat(
+        [review.assign(queue="review"), audit.assign(queue="audit", priority=np.nan)],
+        ignore_index=True,
+    )
+    gold = gold_sample(golden, policy, len(others), pushed["gold"])
+    gold = gold.drop(columns=["label"], errors="ignore").assign(
+        queue="gold", sampling_prob=1.0, priority=np.nan, decision=None, score=np.nan
+    )
+    return _interleave(others, gold)
+
+
+def push(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) -> PushReport:
+    """Sample from the prediction log and the golden set, and push what was not pushed before."""
+    project = project_id(policy, lake, api, settings)
+    golden = lake.golden(policy.name)
+    tasks = plan(
+        policy,
+        read_predictions(settings, policy),
+        golden.frame if golden is not None else pd.DataFrame(columns=["item_id"]),
+        lake.pushed_tasks(policy.name),
+        pd.Timestamp(utc_now()),
+    )
+    if tasks.empty:
+        return PushReport(project, 0, 0, 0, None)
+    model = champion(settings, policy)
+    blind = tasks["queue"].eq("audit")
+    assisted = _with_assistance(tasks[~blind], model, policy.labeling.assist_features)
+    tasks = pd.concat([assisted, tasks[blind].assign(assist="")]).sort_index()
+    for start in range(0, len(tasks), CHUNK):
+        chunk = tasks.iloc[start : start + CHUNK]
+        payload = [_task(row, policy, model) for _, row in chunk.iterrows()]
+        response = api.call(
+            f"importing {len(payload)} tasks into project {project}",
+            lambda payload=payload: api.sdk.projects.import_tasks(
+                id=project, request=payload, return_task_ids=True
+            ),
+        )
+        lake.record_pushed(policy.name, _ledger(chunk, response.task_ids, project, policy))
+    counts = tasks["queue"].value_counts()
+    return PushReport(
+        project,
+        int(counts.get("review", 0)),
+        int(counts.get("audit", 0)),
+        int(counts.get("gold", 0)),
+        f"{model.ref.name} v{model.ref.version}" if model is not None else None,
+    )
+
+
+def _ledger(chunk: pd.DataFrame, task_ids: list[int], project: int, policy: Policy) -> pd.DataFrame:
+    if len(task_ids) != len(chunk):
+        raise FlywheelError(
+            f"Label Studio returned {len(task_ids)} task ids for {len(chunk)} tasks"
+        )
+    frame = chunk.reset_index(drop=True).assign(
+        task_id=[str(t) for t in task_ids],
+        project_id=project,
+        pushed_at=pd.Timestamp(utc_now()),
+    )
+    for column in ("score", "priority", "sampling_prob"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in ("decision", "model_version"):
+        frame[column] = frame.get(column, pd.Series(None, index=frame.index)).astype("string")
+    return frame[[*LEDGER_COLUMNS, *policy.feature_columns]]

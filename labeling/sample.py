@@ -1,0 +1,84 @@
+"""What reviewers see: the review queue, the blind audit and gold checks, drawn from the log.
+
+Pure functions over DataFrames, so the probabilities can be tested without a server.
+
+- The *review queue* is every item the model sent to `review`, ordered by a priority that grows
+  with the score (likely harm first) and with the time it has waited (nothing starves).
+- The *blind audit* is a Poisson sample stratified by decision: each item is drawn independently
+  with its decision's rate from the policy, and that rate is recorded as its inclusion
+  probability, so later estimates weight each audited item by 1/p and stay unbiased. The draw is
+  a hash of the item id, so the same item is drawn the same way however often the log is sampled.
+- *Gold checks* are golden items, at the policy's rate per other task, to measure reviewers.
+An item already pushed to a queue is never drawn for it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from flywheel.policy import Policy
+
+QUEUES = ("review", "audit", "gold")
+DECISIONS = ("allow", "review", "auto_action")
+
+
+def uniform_draw(keys: pd.Series, salt: str) -> np.ndarray:
+    """A reproducible U(0, 1) number per key: the same key and salt always draw the same."""
+    digests = [hashlib.blake2b(f"{salt}|{k}".encode(), digest_size=8).digest() for k in keys]
+    return np.array([int.from_bytes(d, "big") for d in digests], dtype=np.float64) / 2.0**64
+
+
+def latest_per_item(predictions: pd.DataFrame) -> pd.DataFrame:
+    """An item scored several times is sampled on its latest prediction."""
+    if predictions.empty:
+        return predictions
+    ordered = predictions.sort_values("scored_at", kind="stable")
+    return ordered.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+
+
+def review_queue(
+    predictions: pd.DataFrame, policy: Policy, now: pd.Timestamp, pushed: set[str]
+) -> pd.DataFrame:
+    """Items the model sent to review and no reviewer has been asked about, highest priority first."""
+    queue = predictions[predictions["decision"].eq("review") & ~predictions["item_id"].isin(pushed)]
+    age_hours = (now - pd.to_datetime(queue["scored_at"], utc=True)).dt.total_seconds() / 3600.0
+    score = queue["score"].astype(float).fillna(0.5)  # a fallback item has no score: mid-queue
+    priority = score + policy.labeling.review_age_weight * age_hours.clip(lower=0.0)
+    queue = queue.assign(priority=priority.round(6), sampling_prob=1.0)
+    return queue.sort_values(["priority", "item_id"], ascending=[False, True]).head(
+        policy.labeling.review_batch
+    )
+
+
+def audit_rates(policy: Policy) -> dict[str, float]:
+    return policy.labeling.audit_rates.model_dump()
+
+
+def audit_sample(predictions: pd.DataFrame, policy: Policy, pushed: set[str]) -> pd.DataFrame:
+    """Each item drawn with its decision's rate; the rate is kept as its inclusion probability."""
+    rates = predictions["decision"].map(audit_rates(policy)).fillna(0.0).to_numpy()
+    drawn = uniform_draw(predictions["item_id"], f"audit|{policy.name}") < rates
+    keep = drawn & ~predictions["item_id"].isin(pushed).to_numpy()
+    return predictions[keep].assign(sampling_prob=rates[keep])
+
+
+def gold_sample(
+    golden: pd.DataFrame, policy: Policy, n_other: int, pushed: set[str]
+) -> pd.DataFrame:
+    """Golden items not yet used as checks, about `gold_rate` per other task pushed, half of
+    each label where the golden set allows: a reviewer's rate on violations and on benign items
+    are then measured equally well, which a rare-violation mix would not do."""
+    wanted = round(policy.labeling.gold_rate * n_other)
+    unused = golden[~golden["item_id"].isin(pushed)]
+    if wanted <= 0 or unused.empty:
+        return unused.iloc[0:0]
+    draw = uniform_draw(unused["item_id"], f"gold|{policy.name}")
+    unused = unused.assign(_draw=draw).sort_values("_draw", kind="stable")
+    positive = unused["label"].eq(policy.labels.positive)
+    half = wanted // 2
+    take_pos = min(int(positive.sum()), max(half, wanted - int((~positive).sum())))
+    chosen = pd.concat([unused[positive].head(take_pos), unused[~positive].head(wanted - take_pos)])
+    return chosen.sort_values("_draw").drop(columns="_draw").reset_index(drop=True)

@@ -1,0 +1,283 @@
+"""A Label Studio server owned by this Flywheel home: installed, started, checked and stopped.
+
+Label Studio's dependencies clash with the project's (see STACK_NOTES.md), so it lives in its own
+virtualenv, installed on first use and shared by every home on the machine. Its data lives in the
+home. A fresh data directory spends ~30 s in migrations, so the first install also keeps a migrated,
+user-less copy that new homes start from in seconds. The admin user and its API token come from
+settings (or are generated once and kept in the home), so nothing prompts. `stop` only ever
+signals the process this home started, identified by its pid file and its command line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from flywheel.errors import FlywheelError
+from flywheel.files import write_json_atomic
+from flywheel.settings import Settings
+
+REQUIREMENT = "label-studio==1.23.2"
+_MARKER = ".flywheel-installed"
+_TEMPLATE = "flywheel-template-data"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Status:
+    running: bool
+    url: str
+    pid: int | None = None
+    detail: str = ""
+
+
+def credentials(settings: Settings) -> Credentials:
+    """The admin login: the token from settings if given, else generated once for this home."""
+    path = settings.labelstudio_dir / "credentials.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+    else:
+        stored = {"password": secrets.token_urlsafe(18), "token": secrets.token_hex(20)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(stored, path)
+        path.chmod(0o600)
+    return Credentials(
+        settings.labelstudio_username,
+        stored["password"],
+        settings.labelstudio_api_key or stored["token"],
+    )
+
+
+def _venv(settings: Settings) -> Path:
+    return settings.labelstudio_venv.expanduser().resolve()
+
+
+def _bin(settings: Settings) -> Path:
+    return _venv(settings) / "bin" / "label-studio"
+
+
+@contextmanager
+def _install_lock(venv: Path):
+    """Two homes starting at once must not install into the same virtualenv together."""
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise FlywheelError(f"{what} failed: {' / '.join(tail) or f'exit {done.returncode}'}")
+
+
+def _base_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """A clean environment: Label Studio also reads unprefixed names such as USERNAME and PORT."""
+    home = settings.labelstudio_dir
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def ensure_installed(settings: Settings) -> Path:
+    """Label Studio's virtualenv, installed on first use, plus the migrated template data dir."""
+    venv = _venv(settings)
+    with _install_lock(venv):
+        if not (venv / _MARKER).is_file():
+            shutil.rmtree(venv, ignore_errors=True)
+            _run([sys.executable, "-m", "venv", str(venv)], "creating Label Studio's virtualenv")
+            _run(
+                [str(venv / "bin" / "pip"), "install", "--quiet", REQUIREMENT],
+                f"pip install {REQUIREMENT}",
+            )
+            (venv / _MARKER).write_text(REQUIREMENT + "\n")
+        template = venv / _TEMPLATE
+        if not template.is_dir():
+            staging = venv / f".{_TEMPLATE}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            # `label-studio version` applies the migrations to its data dir, then exits.
+            _run(
+                [str(_bin(settings)), "version"],
+                "migrating Label Studio's template database",
+                env=_base_env(settings, staging),
+            )
+            staging.rename(template)
+    return venv
+
+
+def _address(settings: Settings) -> tuple[str, int]:
+    parts = urlsplit(settings.labelstudio_url)
+    host, port = parts.hostname or "", parts.port or 80
+    if host not in {"127.0.0.1", "localhost"}:
+        raise FlywheelError(
+            f"LABEL_STUDIO_URL is {settings.labelstudio_url}: only a local Label Studio "
+            "(127.0.0.1) is started by Flywheel; a remote one is run by its owners"
+        )
+    return "127.0.0.1", port
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.labelstudio_dir / "server.json"
+
+
+def _data_dir(settings: Settings) -> Path:
+    return settings.labelstudio_dir / "data"
+
+
+def _ours(pid: int, data_dir: Path) -> bool:
+    """True if `pid` is alive and is the Label Studio serving this home's data dir."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return (
+        b"label-studio" in cmdline
+        and f"LABEL_STUDIO_BASE_DATA_DIR={data_dir}".encode() in environ
+        and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    )
+
+
+def _answers(url: str, token: str, timeout: float = 2.0) -> bool:
+    try:
+        response = httpx.get(
+            f"{url.rstrip('/')}/api/current-user/whoami",
+            headers={"Authorization": f"Token {token}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def status(settings: Settings) -> Status:
+    """Whether this home's Label Studio runs, and whether it answers with our token."""
+    url = settings.labelstudio_url
+    pid_file = _pid_file(settings)
+    if not pid_file.is_file():
+        return Status(False, url, detail="not started by this home")
+    pid = json.loads(pid_file.read_text())["pid"]
+    if not _ours(pid, _data_dir(settings)):
+        return Status(False, url, detail=f"stale pid file (process {pid} is gone)")
+    if not _answers(url, credentials(settings).token):
+        return Status(True, url, pid, detail="running but not answering yet")
+    return Status(True, url, pid, detail="answering")
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) == 0
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    if not path.is_file():
+        return ""
+    return " / ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+
+def start(settings: Settings) -> Status:
+    """Install if needed, start on 127.0.0.1 and wait until the API answers our token."""
+    current = status(settings)
+    if current.running:
+        return _wait_answering(settings, current.pid)
+    host, port = _address(settings)
+    if _port_taken(host, port):
+        # Label Studio would silently move to the next free port; refuse instead.
+        raise FlywheelError(
+            f"port {port} is in use by another program; set LABEL_STUDIO_URL to a free port"
+        )
+    venv = ensure_installed(settings)
+    data_dir = _data_dir(settings)
+    if not (data_dir / "label_studio.sqlite3").is_file():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.copytree(venv / _TEMPLATE, data_dir)
+    creds = credentials(settings)
+    env = _base_env(settings, data_dir) | {
+        "LABEL_STUDIO_USERNAME": creds.username,
+        "LABEL_STUDIO_PASSWORD": creds.password,
+        "LABEL_STUDIO_USER_TOKEN": creds.token,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        # Flywheel's webhook receiver listens on loopback, which Label Studio refuses by default.
+        "SSRF_PROTECTION_ENABLED": "false",
+    }
+    log = settings.labelstudio_dir / "server.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                str(_bin(settings)),
+                "start",
+                "--no-browser",
+                "--internal-host",
+                host,
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    write_json_atomic({"pid": process.pid, "url": settings.labelstudio_url}, _pid_file(settings))
+    return _wait_answering(settings, process.pid)
+
+
+def _wait_answering(settings: Settings, pid: int | None) -> Status:
+    deadline = time.monotonic() + settings.labelstudio_start_timeout_s
+    token = credentials(settings).token
+    log = settings.labelstudio_dir / "server.log"
+    while time.monotonic() < deadline:
+        if pid is not None and not _ours(pid, _data_dir(settings)):
+            raise FlywheelError(f"Label Studio exited while starting: {_log_tail(log)}")
+        if _answers(settings.labelstudio_url, token):
+            return Status(True, settings.labelstudio_url, pid, detail="answering")
+        time.sleep(0.25)
+    raise FlywheelError(
+        f"Label Studio did not answer at {settings.labelstudio_url} within "
+        f"{settings.labelstudio_start_timeout_s:.0f} s; log: {log}"
+    )
+
+
+def stop(settings: Settings, timeout_s: float = 20.0) -> Status:
+    """Stop the server this home started (and nothing else); a no-op when it is not running."""
+    current = status(settings)
+    if current.pid is None:
+        _pid_file(settings).unlink(missing_ok=True)
+        return current
+    os.killpg(current.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _ours(current.pid, _data_dir(settings)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _ours(current.pid, _data_dir(settings)):
+        os.killpg(current.pid, signal.SIGKILL)
+    _pid_file(settings).unlink(missing_ok=True)
+    return Status(False, settings.labelstudio_url, detail="stopped")

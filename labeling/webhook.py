@@ -1,0 +1,76 @@
+"""A receiver for Label Studio's annotation webhooks: an event starts a pull of its policy.
+
+Label Studio posts events synchronously with a one-second timeout and never retries, so the
+receiver answers at once and pulls in the background; events that arrive during a pull coalesce
+into one more pull. A lost event costs nothing: the periodic pull (polling) stays the source of
+truth, and a pull is incremental and idempotent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from fastapi import FastAPI, HTTPException
+
+from flywheel.errors import FlywheelError
+
+
+class Puller:
+    """Runs one pull at a time for a policy; requests during a pull make exactly one more."""
+
+    def __init__(self, pull: Callable[[], object]) -> None:
+        self._pull = pull
+        self._lock = threading.Lock()
+        self._pending = False
+        self._running = False
+        self.pulls = 0
+        self.last_error: str | None = None
+
+    def request(self) -> None:
+        with self._lock:
+            self._pending = True
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                self._pending = False
+            try:
+                self._pull()
+                self.last_error = None
+            except FlywheelError as exc:
+                self.last_error = str(exc)
+            self.pulls += 1
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._running
+
+
+def create_app(pullers: dict[str, Puller]) -> FastAPI:
+    """The receiver: `POST /webhooks/labelstudio/<policy>`, and its status for operators."""
+    app = FastAPI(title="Flywheel: Label Studio webhook receiver")
+
+    @app.post("/webhooks/labelstudio/{policy}", status_code=202)
+    def event(policy: str) -> dict:
+        if policy not in pullers:
+            raise HTTPException(404, f"unknown policy {policy!r}")
+        pullers[policy].request()
+        return {"policy": policy, "pull": "requested"}
+
+    @app.get("/healthz")
+    def health() -> dict:
+        return {
+            name: {"pulls": p.pulls, "busy": p.busy, "last_error": p.last_error}
+            for name, p in pullers.items()
+        }
+
+    return app

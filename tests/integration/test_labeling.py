@@ -1,0 +1,251 @@
+"""Labeling against a real Label Studio server: lifecycle, projects, pulls and their faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel.errors import FlywheelError
+from flywheel.lake import Lake, write_parquet_atomic
+from flywheel.policy import parse_policy
+from flywheel.predictions import COLUMNS, policy_dir
+from flywheel.settings import Settings
+from labeling.client import LabelStudioAPI
+from labeling.project import bootstrap, choice_result, label_config
+from labeling.pull import pull
+from labeling.push import push
+from tests.conftest import FLYWHEEL, free_port, policy_variant, run_cli, wait_until
+
+
+def test_server_lifecycle_belongs_to_its_home(tmp_path, labelstudio):
+    home = tmp_path / "home"
+    env = {"LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}"}
+    assert run_cli("labelstudio", "status", home=home, check=False, **env).returncode == 1
+
+    run_cli("labelstudio", "start", home=home, **env)
+    first = json.loads(run_cli("labelstudio", "status", "--json", home=home, **env).stdout)
+    assert first["running"] and first["detail"] == "answering"
+    run_cli("labelstudio", "start", home=home, **env)  # already running: nothing new
+    again = json.loads(run_cli("labelstudio", "status", "--json", home=home, **env).stdout)
+    assert again["pid"] == first["pid"]
+
+    # another home cannot start on a port that is taken, and does not touch that server
+    taken = run_cli(
+        "labelstudio",
+        "start",
+        home=tmp_path / "other",
+        check=False,
+        LABEL_STUDIO_URL=labelstudio["LABEL_STUDIO_URL"],
+    )
+    assert taken.returncode == 1 and "in use" in taken.stderr
+    stopped_other = run_cli(
+        "labelstudio",
+        "stop",
+        home=tmp_path / "other",
+        LABEL_STUDIO_URL=labelstudio["LABEL_STUDIO_URL"],
+    )
+    assert "stopped" in stopped_other.stdout
+
+    run_cli("labelstudio", "stop", home=home, **env)
+    assert run_cli("labelstudio", "status", home=home, check=False, **env).returncode == 1
+    assert httpx.get(labelstudio["LABEL_STUDIO_URL"] + "/health").status_code == 200
+
+
+SIGNALS_ONLY = """\
+name: fake_accounts
+labels: {positive: fake, negative: genuine}
+fields: {numeric: [followers], categorical: [signup_channel]}
+targets: {auto_action_precision: 0.9, review_recall: 0.8}
+labeling: {project_title: "fake accounts %s", overlap: 1}
+"""
+
+
+@pytest.fixture
+def settings(home, ls_env) -> Settings:
+    """Settings made after the environment points at the session's Label Studio."""
+    return Settings(home=home)
+
+
+def test_bootstrap_is_idempotent_and_follows_the_policy(settings, lake, tmp_path):
+    policy = policy_variant(tmp_path, overlap=3)
+    api = LabelStudioAPI(settings)
+    first = bootstrap(policy, lake, api, settings)
+    second = bootstrap(policy, lake, api, settings)
+    assert first.created and not second.created and first.id == second.id
+    project = api.sdk.projects.get(id=first.id)
+    assert project.maximum_annotations == 3
+    assert project.label_config == label_config(policy)
+    assert 'value="violating"' in project.label_config
+
+    # a policy without text fields gets a project too (Label Studio validates the config)
+    signals = parse_policy(SIGNALS_ONLY % tmp_path.name)
+    made = bootstrap(signals, Lake(settings.lake_dir / "other"), api, settings)
+    assert made.created
+
+
+def _prediction_log(settings: Settings, policy, world, n: int) -> pd.DataFrame:
+    """A compacted prediction log, as the scoring API leaves it, for `n` traffic items."""
+    items = world.traffic.tail(n).reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    log = pd.DataFrame({column: None for column in COLUMNS}, index=items.index)
+    log = log.assign(
+        request_id="r",
+        item_index=np.arange(n),
+        item_id=items["item_id"],
+        policy=policy.name,
+        model_name=policy.name,
+        model_version=1,
+        score=rng.random(n),
+        decision="review",
+        fallback=False,
+        scored_at=pd.Timestamp("2026-11-01", tz="UTC"),
+        **{c: items[c] for c in policy.feature_columns},
+    )
+    write_parquet_atomic(log, policy_dir(settings, policy.name) / "part-test.parquet")
+    return log
+
+
+@pytest.fixture
+def pushed(settings, lake, tmp_path, small_world):
+    """Ten review tasks in a fresh project (no model yet, so no assistance)."""
+    policy = policy_variant(tmp_path, review_batch=10, gold_rate=0.0)
+    _prediction_log(settings, policy, small_world, 10)
+    api = LabelStudioAPI(settings)
+    report = push(policy, settings, lake, api)
+    assert report.review == 10 and report.assisted_by is None
+    tasks = lake.pushed_tasks("spam")
+    return policy, api, [int(t) for t in tasks["task_id"]]
+
+
+def _user(api: LabelStudioAPI, name: str) -> int:
+    from flywheel.simulate import Reviewer
+    from labeling.reviewers import ensure_users
+
+    return ensure_users(api, [Reviewer(name, 0.9, 0.9, 10.0)])[name]
+
+
+def test_pull_follows_updates_deletions_and_skips(settings, lake, pushed):
+    policy, api, task_ids = pushed
+    ana, bo = _user(api, "rev-ana"), _user(api, "rev-bo")
+    first = api.sdk.annotations.create(
+        id=task_ids[0], result=choice_result(policy, "violating"), completed_by=ana, lead_time=4.0
+    )
+    api.sdk.annotations.create(
+        id=task_ids[1], result=choice_result(policy, "benign"), completed_by=bo, lead_time=2.0
+    )
+    api.sdk.annotations.create(
+        id=task_ids[2],
+        result=[],
+        completed_by=bo,
+        was_cancelled=True,  # a skip
+    )
+    report = pull(policy, settings, lake, api)
+    assert (report.added, report.skipped, report.problems) == (2, 1, [])
+    stored = lake.decisions("spam")
+    assert set(stored["reviewer_id"]) == {"rev-ana", "rev-bo"}
+    assert set(stored["source"]) == {"review"}
+    assert stored["task_id"].isin([str(t) for t in task_ids]).all()
+
+    again = pull(policy, settings, lake, api)
+    assert again.added == 0  # idempotent
+
+    # ana changes her mind: a newer decision, and hers is the one that counts
+    api.sdk.annotations.update(id=first.id, result=choice_result(policy, "benign"))
+    changed = pull(policy, settings, lake, api)
+    assert changed.added == 1
+    from flywheel.aggregate import latest_per_reviewer
+
+    latest = latest_per_reviewer(lake.decisions("spam"))
+    assert latest.loc[latest["reviewer_id"] == "rev-ana", "label"].tolist() == ["benign"]
+
+    # then deletes it: both versions stop counting
+    api.sdk.annotations.delete(id=first.id)
+    deleted = pull(policy, settings, lake, api)
+    assert deleted.retracted == 1
+    assert set(lake.decisions("spam")["reviewer_id"]) == {"rev-bo"}
+
+
+def test_unexpected_answers_are_reported_and_skipped(settings, lake, pushed):
+    policy, api, task_ids = pushed
+    ana = _user(api, "rev-ana")
+    odd = [{**choice_result(policy, "benign")[0], "value": {"choices": ["maybe"]}}]
+    api.sdk.annotations.create(id=task_ids[3], result=odd, completed_by=ana)
+    extra = [
+        {"from_name": "mood", "to_name": "text", "type": "choices", "value": {"choices": ["x"]}}
+    ]
+    api.sdk.annotations.create(id=task_ids[4], result=extra, completed_by=ana)
+    api.sdk.annotations.create(
+        id=task_ids[5], result=choice_result(policy, "violating"), completed_by=ana
+    )
+    report = pull(policy, settings, lake, api)
+    assert report.added == 1
+    assert len(report.problems) == 2
+    assert any("unexpected choice 'maybe'" in p for p in report.problems)
+    assert any("unexpected field mood" in p for p in report.problems)
+
+
+def test_a_server_lost_mid_pull_leaves_lake_and_watermark_alone(settings, lake, pushed):
+    policy, api, task_ids = pushed
+    ana = _user(api, "rev-ana")
+    api.sdk.annotations.create(
+        id=task_ids[6], result=choice_result(policy, "benign"), completed_by=ana
+    )
+    state = lake.labeling_state("spam")
+    # the listing answers, then the server is gone for the full reads (a real refused connection)
+    api.http = httpx.Client(base_url=f"http://127.0.0.1:{free_port()}")
+    api.retries, api.backoff_s = 2, 0.05
+    with pytest.raises(FlywheelError, match="did not answer exporting 10 tasks"):
+        pull(policy, settings, lake, api)
+    assert lake.labeling_state("spam") == state
+    assert lake.decisions("spam").empty
+
+    unreachable = Settings(home=settings.home, labelstudio_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(FlywheelError, match="did not answer"):
+        pull(policy, unreachable, lake, LabelStudioAPI(unreachable, backoff_s=0.05))
+    assert lake.labeling_state("spam") == state
+
+    recovered = pull(policy, settings, lake, LabelStudioAPI(settings))
+    assert recovered.added == 1
+
+
+def test_a_webhook_event_triggers_a_pull(settings, lake, pushed, tmp_path):
+    policy, api, task_ids = pushed
+    port = free_port()
+    env = {
+        "FLYWHEEL_HOME": str(settings.home),
+        "FLYWHEEL_WEBHOOK_URL": f"http://127.0.0.1:{port}/webhooks/labelstudio",
+        "FLYWHEEL_POLICIES_DIR": str(tmp_path),
+    }
+    listener = subprocess.Popen(
+        [FLYWHEEL, "label", "listen", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=(tmp_path / "listen.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the listener")
+        bootstrap(
+            policy, lake, api, Settings(home=settings.home, webhook_url=env["FLYWHEEL_WEBHOOK_URL"])
+        )
+        ana = _user(api, "rev-ana")
+        api.sdk.annotations.create(
+            id=task_ids[7], result=choice_result(policy, "violating"), completed_by=ana
+        )
+        wait_until(lambda: not lake.decisions("spam").empty, 60, "the pull an event starts")
+        assert lake.decisions("spam")["task_id"].tolist() == [str(task_ids[7])]
+    finally:
+        listener.terminate()
+        listener.wait(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
