@@ -74,7 +74,9 @@ def _prediction_log(settings, policy, n: int) -> None:
     from flywheel.predictions import COLUMNS, policy_dir
     from flywheel.simulate import WorldConfig, simulate
 
-    items = simulate(policy, WorldConfig(seed=99, days=10, emerging_day=10, items_per_day=n // 10 + 1)).traffic
+    items = simulate(
+        policy, WorldConfig(seed=99, days=10, emerging_day=10, items_per_day=n // 10 + 1)
+    ).traffic
     items = items.head(n).reset_index(drop=True)
     rng = np.random.default_rng(0)
     log = pd.DataFrame({c: None for c in COLUMNS}, index=items.index).assign(

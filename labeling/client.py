@@ -126,24 +126,18 @@ class LabelStudioAPI:
         return [t.model_dump() if hasattr(t, "model_dump") else dict(t) for t in pager.items or []]
 
 
+def _filter(column: str, operator: str, kind: str, value: Any) -> dict[str, Any]:
+    return {"filter": f"filter:tasks:{column}", "operator": operator, "type": kind, "value": value}
+
+
 def updated_after(stamp: str) -> dict[str, Any]:
     """Filter: tasks touched after a timestamp (an annotation made, changed or deleted)."""
-    return {
-        "filter": "filter:tasks:updated_at",
-        "operator": "greater",
-        "type": "Datetime",
-        "value": stamp,
-    }
+    return _filter("updated_at", "greater", "Datetime", stamp)
 
 
 def fewer_annotations_than(n: int) -> dict[str, Any]:
     """Filter: tasks still waiting for reviewers."""
-    return {
-        "filter": "filter:tasks:total_annotations",
-        "operator": "less",
-        "type": "Number",
-        "value": n,
-    }
+    return _filter("total_annotations", "less", "Number", n)
 
 
 def _body(response: httpx.Response) -> Any:

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="flywheel-tests-"))
@@ -280,3 +281,34 @@ def policy_variant(folder: Path, name: str = "spam", **labeling: object) -> Poli
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_policy(str(path))
+
+
+def two_reviewer_votes(
+    n_items: int, positive_rate: float, seed: int
+) -> tuple[Policy, pd.DataFrame, pd.Series]:
+    """Spam decisions by the simulator's reviewers, two distinct ones per item (so that
+    disagreements, where reliability matters, are common), with each item's truth."""
+    import numpy as np
+
+    from flywheel.simulate import DEFAULT_REVIEWERS, verdicts
+
+    policy = load_policy("spam")
+    rng = np.random.default_rng(seed)
+    truly = rng.random(n_items) < positive_rate
+    borderline = rng.random(n_items) < 0.1
+    pool = list(DEFAULT_REVIEWERS)
+    picks = np.argsort(rng.random((n_items, len(pool))), axis=1)[:, :2]
+    reviewers = [pool[i] for i in picks.ravel()]
+    says, lead = verdicts(reviewers, np.repeat(truly, 2), np.repeat(borderline, 2), 0.15, rng)
+    items = [f"i{k}" for k in range(n_items)]
+    votes = pd.DataFrame(
+        {
+            "item_id": np.repeat(items, 2),
+            "reviewer_id": [r.reviewer_id for r in reviewers],
+            "label": np.where(says, policy.labels.positive, policy.labels.negative),
+            "decided_at": pd.Timestamp("2026-11-01", tz="UTC")
+            + pd.to_timedelta(np.arange(2 * n_items) * 30, unit="s"),
+            "lead_time_s": lead,
+        }
+    )
+    return policy, votes, pd.Series(truly, index=items)

@@ -47,31 +47,9 @@ def test_majority_with_ties_going_where_the_policy_says():
 
 
 def _world_votes():
-    """A simulated world where every item gets two reviewers: ties are where reliability matters."""
-    import numpy as np
+    from tests.conftest import two_reviewer_votes
 
-    from flywheel.policy import load_policy
-    from flywheel.simulate import DEFAULT_REVIEWERS, verdicts
-
-    policy = load_policy("spam")
-    rng = np.random.default_rng(11)
-    n = 3000
-    truly = rng.random(n) < 0.3
-    borderline = rng.random(n) < 0.1
-    pool = list(DEFAULT_REVIEWERS)
-    picks = np.argsort(rng.random((n, len(pool))), axis=1)[:, :2]
-    reviewers = [pool[i] for i in picks.ravel()]
-    says, _ = verdicts(reviewers, np.repeat(truly, 2), np.repeat(borderline, 2), 0.15, rng)
-    votes = pd.DataFrame(
-        {
-            "item_id": np.repeat([f"i{k}" for k in range(n)], 2),
-            "reviewer_id": [r.reviewer_id for r in reviewers],
-            "label": np.where(says, policy.labels.positive, policy.labels.negative),
-            "decided_at": pd.Timestamp("2026-11-01", tz="UTC"),
-        }
-    )
-    truth = pd.Series(truly, index=[f"i{k}" for k in range(n)])
-    return policy, votes, truth
+    return two_reviewer_votes(3000, positive_rate=0.3, seed=11)
 
 
 def test_reliability_weighted_labels_are_at_least_as_accurate_as_majority():

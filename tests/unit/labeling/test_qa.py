@@ -2,36 +2,18 @@ import numpy as np
 import pandas as pd
 
 from flywheel.policy import load_policy
-from flywheel.simulate import DEFAULT_REVIEWERS, verdicts
 from labeling.qa import reviewer_quality
+from tests.conftest import two_reviewer_votes
 
 
 def _decisions(n_items: int, golden_share: float, seed: int = 5):
     """Simulated reviewers, two per item, on items of which a share is golden."""
-    policy = load_policy("spam")
-    rng = np.random.default_rng(seed)
-    truly = rng.random(n_items) < 0.4
-    borderline = rng.random(n_items) < 0.1
-    pool = list(DEFAULT_REVIEWERS)
-    picks = np.argsort(rng.random((n_items, len(pool))), axis=1)[:, :2]
-    reviewers = [pool[i] for i in picks.ravel()]
-    says, lead = verdicts(reviewers, np.repeat(truly, 2), np.repeat(borderline, 2), 0.15, rng)
-    items = [f"i{k}" for k in range(n_items)]
-    decisions = pd.DataFrame(
-        {
-            "item_id": np.repeat(items, 2),
-            "reviewer_id": [r.reviewer_id for r in reviewers],
-            "label": np.where(says, policy.labels.positive, policy.labels.negative),
-            "decided_at": pd.Timestamp("2026-11-01", tz="UTC")
-            + pd.to_timedelta(np.arange(2 * n_items) * 30, unit="s"),
-            "lead_time_s": lead,
-        }
-    )
-    n_golden = int(golden_share * n_items)
+    policy, decisions, truth = two_reviewer_votes(n_items, positive_rate=0.4, seed=seed)
+    golden = truth.head(int(golden_share * n_items))
     golden = pd.DataFrame(
         {
-            "item_id": items[:n_golden],
-            "label": np.where(truly[:n_golden], policy.labels.positive, policy.labels.negative),
+            "item_id": golden.index,
+            "label": np.where(golden, policy.labels.positive, policy.labels.negative),
         }
     )
     return policy, decisions, golden
