@@ -560,6 +560,100 @@ def label_simulate(
 
 
 @app.command()
+def monitor(policy: PolicyOption, as_json: JsonOption = False) -> None:
+    """Drift, golden-set and production error rates, review health; alerts; report files."""
+    from monitoring.monitor import run_monitor
+
+    settings, pol, lake = _context(policy)
+    report = run_monitor(pol, settings, lake)
+    if as_json:
+        _print_json(report)
+        return
+    render_monitor(report)
+
+
+def render_monitor(report: dict) -> None:
+    """The run as a short table an operations lead can read."""
+    table = Table(title=f"{report['policy']}: monitoring run {report['run_id']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("interval / note")
+
+    def rate(entry: dict | None) -> tuple[str, str]:
+        if not entry or entry.get("value") is None:
+            return "–", ""
+        low, high = entry.get("low"), entry.get("high")
+        return f"{entry['value']:.3f}", (f"{low:.3f}–{high:.3f}" if low is not None else "")
+
+    table.add_row("predictions in window", f"{report['window']['predictions']:,}", "")
+    drift = report.get("drift")
+    if drift:
+        share = drift["drifted_share"]
+        table.add_row(
+            "drifted fields",
+            "–" if share is None else f"{share:.0%}",
+            ", ".join(n for n, f in drift["fields"].items() if f.get("drifted")),
+        )
+        score = drift.get("score") or {}
+        table.add_row(
+            "score drift", "yes" if score.get("drifted") else "no", score.get("method") or ""
+        )
+    champion = ((report.get("golden") or {}).get("champion") or {}).get("slices", {}).get("all")
+    if champion:
+        table.add_row("golden precision (auto_action)", *rate(champion["auto_action"]["precision"]))
+        table.add_row("golden recall (review)", *rate(champion["review"]["recall"]))
+    audit = (report.get("production") or {}).get("audit", {}).get("rates", {})
+    for name in ("auto_action_fpr", "allow_fnr"):
+        value, interval = rate(audit.get(name))
+        naive = (audit.get(name) or {}).get("naive")
+        note = interval + (f" (review-queue naive {naive:.3f})" if naive is not None else "")
+        table.add_row(f"production {name} (audit)", value, note)
+    health = report.get("health") or {}
+    table.add_row("open review tasks", str((health.get("backlog") or {}).get("open_tasks", 0)), "")
+    table.add_row("flagged reviewers", ", ".join(health.get("flagged_reviewers", [])) or "none", "")
+    out.print(table)
+    for note in report.get("notes", []):
+        out.print(f"note: {note}")
+    for key in report["alerts"]["opened"]:
+        out.print(f"alert opened: {key}")
+    for key in report["alerts"]["resolved"]:
+        out.print(f"alert resolved: {key}")
+    out.print(f"report: {report['files']['report']}")
+
+
+alerts_app = typer.Typer(help="Alerts raised by monitoring.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    as_json: JsonOption = False,
+    all_alerts: bool = typer.Option(False, "--all", help="Resolved alerts too."),
+) -> None:
+    """Open alerts of every policy (with --all, the resolved ones too)."""
+    from dataclasses import asdict
+
+    from flywheel.settings import get_settings
+    from monitoring.alerts import AlertStore
+
+    alerts = [a for a in AlertStore(get_settings().lake_dir).all() if all_alerts or a.open]
+    if as_json:
+        _print_json([asdict(a) | {"open": a.open} for a in alerts])
+        return
+    if not alerts:
+        out.print("no open alerts" if not all_alerts else "no alerts")
+        return
+    table = Table()
+    for column in ("policy", "kind", "subject", "message", "opened", "resolved"):
+        table.add_column(column)
+    for a in alerts:
+        table.add_row(
+            a.policy, a.kind, a.subject, a.message, a.opened_at[:19], (a.resolved_at or "")[:19]
+        )
+    out.print(table)
+
+
+@app.command()
 def demo(
     days: int = typer.Option(30, help="Days of simulated traffic per policy."),
     items_per_day: int = typer.Option(800, help="Items per day per policy."),

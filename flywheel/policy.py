@@ -151,6 +151,30 @@ class Labeling(_Section):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)  # for the intervals reported
 
 
+class AlertRules(_Section):
+    """When monitoring raises an alert; a value of null switches that alert off."""
+
+    drift_share: Probability | None = 0.5  # share of drifted fields
+    score_drift: bool = True  # the score distribution drifted
+    max_auto_action_fpr: Probability | None = 0.01  # production, from the blind audit
+    max_allow_fnr: Probability | None = 0.2  # production, from the blind audit
+    min_golden_precision: Probability | None = None  # default: targets.auto_action_precision
+    min_golden_recall: Probability | None = None  # default: targets.review_recall
+    max_fallback_share: Probability | None = 0.01
+    max_backlog: int | None = Field(default=5000, ge=0)
+    flagged_reviewers: bool = True
+
+
+class Monitoring(_Section):
+    """What a monitoring run looks at, and its alert thresholds."""
+
+    window_days: float = Field(default=7.0, gt=0)  # the current window of the prediction log
+    drift_sample: int = Field(default=20000, ge=100)  # rows per side for drift tests
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    min_slice_items: int = Field(default=20, ge=1)  # smaller golden slices are not reported
+    alerts: AlertRules = AlertRules()
+
+
 class NumericSignal(_Section):
     """Simulated distribution of one numeric field: its mean for benign and violating items,
     and for the emerging abuse pattern (which shifts it)."""
@@ -195,6 +219,7 @@ class Policy(_Section):
     dataset: DatasetRules = DatasetRules()
     training: Training = Training()
     labeling: Labeling = Labeling()
+    monitoring: Monitoring = Monitoring()
     simulation: Simulation = Simulation()
 
     @field_validator("name")

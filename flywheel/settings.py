@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         description="Where Label Studio posts annotation events (`flywheel label listen`).",
     )
 
+    alert_webhook_url: str = Field(
+        default="", description="Slack-compatible webhook for monitoring alerts; unset: none."
+    )
+
     @property
     def api_keys(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys_csv.split(",") if k.strip())

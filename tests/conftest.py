@@ -312,3 +312,36 @@ def two_reviewer_votes(
         }
     )
     return policy, votes, pd.Series(truly, index=items)
+
+
+def write_prediction_log(
+    settings: Settings,
+    policy: Policy,
+    items: pd.DataFrame,
+    scores,
+    decisions,
+    scored_at,
+    name: str = "test",
+) -> pd.DataFrame:
+    """A compacted prediction-log part, as the scoring API and its compactor leave it."""
+    import numpy as np
+
+    from flywheel.lake import write_parquet_atomic
+    from flywheel.predictions import COLUMNS, policy_dir
+
+    items = items.reset_index(drop=True)
+    log = pd.DataFrame({column: None for column in COLUMNS}, index=items.index).assign(
+        request_id=f"req-{name}",
+        item_index=np.arange(len(items)),
+        item_id=items["item_id"],
+        policy=policy.name,
+        model_name=policy.name,
+        model_version=1,
+        score=np.asarray(scores, dtype=float),
+        decision=np.asarray(decisions),
+        fallback=False,
+        scored_at=scored_at,
+        **{c: items[c] for c in policy.feature_columns},
+    )
+    write_parquet_atomic(log, policy_dir(settings, policy.name) / f"part-{name}.parquet")
+    return log

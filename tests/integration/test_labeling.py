@@ -12,15 +12,21 @@ import pandas as pd
 import pytest
 
 from flywheel.errors import FlywheelError
-from flywheel.lake import Lake, write_parquet_atomic
+from flywheel.lake import Lake
 from flywheel.policy import parse_policy
-from flywheel.predictions import COLUMNS, policy_dir
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.project import bootstrap, choice_result, label_config
 from labeling.pull import pull
 from labeling.push import push
-from tests.conftest import FLYWHEEL, free_port, policy_variant, run_cli, wait_until
+from tests.conftest import (
+    FLYWHEEL,
+    free_port,
+    policy_variant,
+    run_cli,
+    wait_until,
+    write_prediction_log,
+)
 
 
 def test_server_lifecycle_belongs_to_its_home(tmp_path, labelstudio):
@@ -89,33 +95,15 @@ def test_bootstrap_is_idempotent_and_follows_the_policy(settings, lake, tmp_path
     assert made.created
 
 
-def _prediction_log(settings: Settings, policy, world, n: int) -> pd.DataFrame:
-    """A compacted prediction log, as the scoring API leaves it, for `n` traffic items."""
-    items = world.traffic.tail(n).reset_index(drop=True)
-    rng = np.random.default_rng(0)
-    log = pd.DataFrame({column: None for column in COLUMNS}, index=items.index)
-    log = log.assign(
-        request_id="r",
-        item_index=np.arange(n),
-        item_id=items["item_id"],
-        policy=policy.name,
-        model_name=policy.name,
-        model_version=1,
-        score=rng.random(n),
-        decision="review",
-        fallback=False,
-        scored_at=pd.Timestamp("2026-11-01", tz="UTC"),
-        **{c: items[c] for c in policy.feature_columns},
-    )
-    write_parquet_atomic(log, policy_dir(settings, policy.name) / "part-test.parquet")
-    return log
-
-
 @pytest.fixture
 def pushed(settings, lake, tmp_path, small_world):
     """Ten review tasks in a fresh project (no model yet, so no assistance)."""
     policy = policy_variant(tmp_path, review_batch=10, gold_rate=0.0)
-    _prediction_log(settings, policy, small_world, 10)
+    items = small_world.traffic.tail(10)
+    scores = np.random.default_rng(0).random(10)
+    write_prediction_log(
+        settings, policy, items, scores, ["review"] * 10, pd.Timestamp("2026-11-01", tz="UTC")
+    )
     api = LabelStudioAPI(settings)
     report = push(policy, settings, lake, api)
     assert report.review == 10 and report.assisted_by is None

@@ -1,0 +1,139 @@
+"""Alerts: conditions from a monitoring run, kept open while they hold, resolved when they clear.
+
+An alert is keyed by policy, kind and subject (`spam:reviewer:rev-fox`), so a condition that holds
+run after run stays one open alert (its value and last-seen time updated), not a new one each
+time. Alerts live in the lake (`monitoring/alerts.json`, written atomically under a lock). When a
+webhook URL is configured, opening and resolving are posted as Slack-compatible JSON; a webhook
+that fails is retried a few times and recorded on the alert, and never fails the run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from flywheel.files import write_json_atomic
+from flywheel.lake import utc_now
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Something a run found wrong: what, about what, how far past which threshold."""
+
+    kind: str
+    subject: str
+    value: float | None
+    threshold: float | None
+    message: str
+
+
+@dataclass
+class Alert:
+    key: str
+    policy: str
+    kind: str
+    subject: str
+    message: str
+    value: float | None
+    threshold: float | None
+    opened_at: str
+    last_seen_at: str
+    resolved_at: str | None = None
+    notify_error: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.resolved_at is None
+
+
+@dataclass
+class AlertUpdate:
+    opened: list[Alert]
+    still_open: list[Alert]
+    resolved: list[Alert]
+
+
+class AlertStore:
+    """The alerts of every policy in one lake."""
+
+    def __init__(self, lake_dir: Path, webhook_url: str = "", retries: int = 3) -> None:
+        self.path = lake_dir / "monitoring" / "alerts.json"
+        self.webhook_url = webhook_url
+        self.retries = retries
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with (self.path.parent / "alerts.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def all(self) -> list[Alert]:
+        if not self.path.is_file():
+            return []
+        return [Alert(**raw) for raw in json.loads(self.path.read_text())["alerts"]]
+
+    def update(self, policy: str, conditions: list[Condition]) -> AlertUpdate:
+        """Open new alerts, refresh the ones that still hold, resolve the ones that cleared."""
+        now = utc_now().isoformat()
+        with self._locked():
+            alerts = self.all()
+            current = {f"{policy}:{c.kind}:{c.subject}": c for c in conditions}
+            update = AlertUpdate([], [], [])
+            for alert in alerts:
+                if alert.policy != policy or not alert.open:
+                    continue
+                condition = current.pop(alert.key, None)
+                if condition is None:
+                    alert.resolved_at = now
+                    update.resolved.append(alert)
+                else:
+                    alert.value, alert.message, alert.last_seen_at = (
+                        condition.value,
+                        condition.message,
+                        now,
+                    )
+                    update.still_open.append(alert)
+            for key, c in current.items():
+                alert = Alert(
+                    key, policy, c.kind, c.subject, c.message, c.value, c.threshold, now, now
+                )
+                alerts.append(alert)
+                update.opened.append(alert)
+            for alert in update.opened:
+                alert.notify_error = self._notify("opened", alert)
+            for alert in update.resolved:
+                alert.notify_error = self._notify("resolved", alert)
+            write_json_atomic({"alerts": [asdict(a) for a in alerts]}, self.path)
+        return update
+
+    def _notify(self, what: str, alert: Alert) -> str | None:
+        """Post to the webhook; the error (after retries) is returned, never raised."""
+        if not self.webhook_url:
+            return None
+        icon = ":rotating_light:" if what == "opened" else ":white_check_mark:"
+        payload = {
+            "text": f"{icon} Flywheel alert {what}: [{alert.policy}] {alert.message}",
+            "alert": asdict(alert),
+        }
+        problem = None
+        for attempt in range(self.retries):
+            try:
+                response = httpx.post(self.webhook_url, json=payload, timeout=2.0)
+                if response.status_code < 400:
+                    return None
+                problem = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.2 * 2**attempt)
+        return f"webhook failed after {self.retries} tries: {problem}"

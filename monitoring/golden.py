@@ -1,0 +1,65 @@
+"""Error rates on the golden set: champion and challenger, at both thresholds, per slice.
+
+The golden set is expert-labelled and never trained on, so its rates are the closest thing to
+the truth a policy has. Each rate comes with a Wilson interval (golden sets are small, and a
+slice of one country is smaller), and each value of the policy's categorical fields is a slice
+of its own, so a model that fails one surface or one region shows it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+from flywheel.policy import Policy
+from flywheel.registry import LoadedModel
+
+OPERATING_POINTS = {"auto_action": ("auto_action",), "review": ("review", "auto_action")}
+
+
+def _share(hits: int, n: int, confidence: float) -> dict:
+    if n == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    low, high = proportion_confint(hits, n, alpha=1 - confidence, method="wilson")
+    return {"value": hits / n, "low": float(low), "high": float(high), "n": int(n)}
+
+
+def error_rates(truth: np.ndarray, flagged: np.ndarray, confidence: float) -> dict:
+    """Precision, recall, FPR and FNR of `flagged` against `truth`, each with an interval."""
+    truth, flagged = np.asarray(truth, bool), np.asarray(flagged, bool)
+    tp = int((truth & flagged).sum())
+    fp = int((~truth & flagged).sum())
+    fn = int((truth & ~flagged).sum())
+    tn = int((~truth & ~flagged).sum())
+    return {
+        "precision": _share(tp, tp + fp, confidence),
+        "recall": _share(tp, tp + fn, confidence),
+        "fpr": _share(fp, fp + tn, confidence),
+        "fnr": _share(fn, tp + fn, confidence),
+        "counts": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+    }
+
+
+def _slices(frame: pd.DataFrame, policy: Policy, min_items: int) -> list[tuple[str, np.ndarray]]:
+    slices = [("all", np.ones(len(frame), dtype=bool))]
+    for field in policy.fields.categorical:
+        values = frame[field].astype("string").fillna("")
+        for value, count in values.value_counts().items():
+            if count >= min_items:
+                slices.append((f"{field}={value}", (values == value).to_numpy()))
+    return slices
+
+
+def golden_report(model: LoadedModel, golden: pd.DataFrame, policy: Policy) -> dict:
+    """One model's rates on the golden set at each operating point, overall and per slice."""
+    rules = policy.monitoring
+    truth = golden["label"].eq(policy.labels.positive).to_numpy()
+    decisions = model.ref.thresholds.decide(model.score(golden))
+    report = {"version": model.ref.version, "items": len(golden), "slices": {}}
+    for name, mask in _slices(golden, policy, rules.min_slice_items):
+        report["slices"][name] = {
+            point: error_rates(truth[mask], np.isin(decisions[mask], kinds), rules.confidence)
+            for point, kinds in OPERATING_POINTS.items()
+        }
+    return report

@@ -1,0 +1,311 @@
+"""One monitoring run of a policy: the figures, the report files, the alerts.
+
+Each part says so when it cannot run (no champion yet, an empty window, no golden set, a field
+absent from the traffic) instead of failing the run: an operations lead reading the report needs
+to know what was not measured as much as what was.
+
+Files: `lake/monitoring/<policy>/runs/<run id>/` holds `report.json` (every figure), and when
+drift ran, Evidently's `drift.html` and `drift.json`; `history/` keeps one row of key figures
+per run, for the health page over time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+
+import pandas as pd
+
+from flywheel.files import write_json_atomic
+from flywheel.lake import Lake, utc_now, write_parquet_atomic
+from flywheel.policy import Policy
+from flywheel.predictions import read_predictions
+from flywheel.registry import LoadedModel
+from flywheel.settings import Settings
+from monitoring.alerts import AlertStore, Condition
+from monitoring.drift import SCORE, detect_drift
+from monitoring.golden import golden_report
+from monitoring.health import operational_health
+from monitoring.production import audit_estimates, labelled_tasks, score_estimates
+
+
+def _models(settings: Settings, policy: Policy) -> dict[str, LoadedModel]:
+    from flywheel.registry import connect, get_version, load_model
+
+    client = connect(settings)
+    models = {}
+    for alias in ("champion", "challenger"):
+        ref = get_version(client, policy.name, alias)
+        if ref is not None:
+            models[alias] = (
+                models["champion"]
+                if "champion" in models and models["champion"].ref.version == ref.version
+                else load_model(client, ref, policy)
+            )
+    return models
+
+
+def _reference(lake: Lake, policy: Policy, champion: LoadedModel) -> pd.DataFrame | None:
+    """The champion's training split, scored by the champion (None if not in this lake)."""
+    version = champion.ref.tags.get("dataset_version")
+    path = lake.dataset_dir(policy.name, version) / "train.parquet" if version else None
+    if path is None or not path.is_file():
+        return None
+    frame = pd.read_parquet(path, columns=policy.feature_columns)
+    frame = frame.sample(min(len(frame), policy.monitoring.drift_sample), random_state=0)
+    return frame.assign(**{SCORE: champion.score(frame)})
+
+
+def conditions(policy: Policy, report: dict) -> list[Condition]:
+    """What in a run's figures crosses the policy's alert thresholds."""
+    rules = policy.monitoring.alerts
+    found: list[Condition] = []
+
+    def above(kind: str, subject: str, value, limit, what: str, below: bool = False) -> None:
+        if value is None or limit is None:
+            return
+        if (value < limit) if below else (value > limit):
+            word = "below" if below else "above"
+            found.append(
+                Condition(kind, subject, value, limit, f"{what} {value:.3f} {word} {limit:.3f}")
+            )
+
+    drift = report.get("drift") or {}
+    share = drift.get("drifted_share")
+    if rules.drift_share is not None and share is not None and share >= rules.drift_share:
+        drifted = [name for name, f in drift["fields"].items() if f.get("drifted")]
+        found.append(
+            Condition(
+                "drift",
+                "fields",
+                share,
+                rules.drift_share,
+                f"{share:.0%} of fields drifted ({', '.join(drifted)})",
+            )
+        )
+    if rules.score_drift and (drift.get("score") or {}).get("drifted"):
+        found.append(
+            Condition(
+                "drift",
+                "score",
+                drift["score"]["value"],
+                drift["score"]["threshold"],
+                "the score distribution drifted",
+            )
+        )
+    champion = ((report.get("golden") or {}).get("champion") or {}).get("slices", {}).get("all")
+    if champion:
+        precision = champion["auto_action"]["precision"]["value"]
+        recall = champion["review"]["recall"]["value"]
+        above(
+            "golden",
+            "precision",
+            precision,
+            rules.min_golden_precision or policy.targets.auto_action_precision,
+            "golden-set auto-action precision",
+            below=True,
+        )
+        above(
+            "golden",
+            "recall",
+            recall,
+            rules.min_golden_recall or policy.targets.review_recall,
+            "golden-set review recall",
+            below=True,
+        )
+    audit = ((report.get("production") or {}).get("audit") or {}).get("rates", {})
+    above(
+        "production",
+        "auto_action_fpr",
+        (audit.get("auto_action_fpr") or {}).get("value"),
+        rules.max_auto_action_fpr,
+        "production FPR of auto_action (audit)",
+    )
+    above(
+        "production",
+        "allow_fnr",
+        (audit.get("allow_fnr") or {}).get("value"),
+        rules.max_allow_fnr,
+        "production FNR of allow (audit)",
+    )
+    health = report.get("health") or {}
+    above(
+        "fallback",
+        "share",
+        health.get("fallback_share"),
+        rules.max_fallback_share,
+        "share of traffic on fallback",
+    )
+    open_tasks = (health.get("backlog") or {}).get("open_tasks")
+    above("backlog", "open_tasks", open_tasks, rules.max_backlog, "open review tasks")
+    if rules.flagged_reviewers:
+        for reviewer in health.get("flagged_reviewers", []):
+            found.append(
+                Condition(
+                    "reviewer",
+                    reviewer,
+                    None,
+                    None,
+                    f"reviewer {reviewer} is below the quality bar",
+                )
+            )
+    return found
+
+
+def run_monitor(
+    policy: Policy, settings: Settings, lake: Lake, now: pd.Timestamp | None = None
+) -> dict:
+    """Measure a policy, write the report files, update the alerts; the figures as plain data."""
+    now = now or pd.Timestamp(utc_now())
+    run_id = now.strftime("%Y%m%dT%H%M%S%fZ")
+    rules = policy.monitoring
+    notes: list[str] = []
+    log = read_predictions(settings, policy)
+    since = now - timedelta(days=rules.window_days)
+    scored_at = pd.to_datetime(log["scored_at"], utc=True)
+    window = log[(scored_at >= since) & (scored_at <= now)].reset_index(drop=True)
+    if window.empty:
+        notes.append(
+            f"no predictions in the window ({rules.window_days:g} days to {now.isoformat()})"
+        )
+    report: dict = {
+        "policy": policy.name,
+        "run_id": run_id,
+        "computed_at": now.isoformat(),
+        "window": {
+            "since": since.isoformat(),
+            "until": now.isoformat(),
+            "predictions": len(window),
+        },
+        "notes": notes,
+    }
+    models = _models(settings, policy)
+    if "champion" not in models:
+        notes.append("no champion yet: drift and golden-set figures need one")
+    report["models"] = {alias: m.ref.version for alias, m in models.items()}
+
+    drift = None
+    if "champion" in models:
+        reference = _reference(lake, policy, models["champion"])
+        if reference is None:
+            notes.append("the champion's training data is not in this lake: drift not measured")
+        else:
+            current = window[window["score"].notna()] if not window.empty else window
+            drift = detect_drift(reference, current, policy)
+            notes += drift.notes
+            report["drift"] = drift.as_dict()
+
+    golden = lake.golden(policy.name)
+    if golden is None:
+        notes.append("no golden set: golden-set error rates not measured")
+    elif models:
+        report["golden"] = {
+            alias: golden_report(m, golden.frame, policy) for alias, m in models.items()
+        }
+
+    labelled = labelled_tasks(lake.pushed_tasks(policy.name), lake.decisions(policy.name), policy)
+    report["production"] = {
+        "audit": audit_estimates(labelled, rules.confidence),
+        "scores": score_estimates(
+            window["score"].to_numpy(dtype=float), window["decision"].to_numpy()
+        )
+        if not window.empty
+        else None,
+    }
+    if report["production"]["audit"]["audited_items"] == 0:
+        notes.append("no decided blind-audit items: production error rates not estimated")
+    report["health"] = operational_health(lake, policy.name, window, now)
+
+    found = conditions(policy, report)
+    store = AlertStore(settings.lake_dir, settings.alert_webhook_url)
+    update = store.update(policy.name, found)
+    report["alerts"] = {
+        "opened": [a.key for a in update.opened],
+        "open": [a.key for a in update.opened + update.still_open],
+        "resolved": [a.key for a in update.resolved],
+    }
+    _write(lake, policy, report, drift)
+    return report
+
+
+def _clean(value):
+    """JSON without NaN or infinity (a missing rate is null)."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _write(lake: Lake, policy: Policy, report: dict, drift) -> None:
+    folder = lake.root / "monitoring" / policy.name / "runs" / report["run_id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    report["files"] = {"report": str(folder / "report.json")}
+    if drift is not None and drift.snapshot is not None:
+        drift.snapshot.save_html(str(folder / "drift.html"))
+        (folder / "drift.json").write_text(drift.snapshot.json())
+        report["files"] |= {
+            "drift_html": str(folder / "drift.html"),
+            "drift_json": str(folder / "drift.json"),
+        }
+    write_json_atomic(_clean(report), folder / "report.json")
+    write_parquet_atomic(
+        _history_row(report),
+        lake.root / "monitoring" / policy.name / "history" / f"part-{report['run_id']}.parquet",
+    )
+
+
+def _history_row(report: dict) -> pd.DataFrame:
+    def pick(*path):
+        value = report
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    return pd.DataFrame(
+        [
+            {
+                "run_id": report["run_id"],
+                "computed_at": pd.Timestamp(report["computed_at"]),
+                "predictions": report["window"]["predictions"],
+                "champion": pick("models", "champion"),
+                "drifted_share": pick("drift", "drifted_share"),
+                "score_drift": pick("drift", "score", "drifted"),
+                "golden_precision": pick(
+                    "golden", "champion", "slices", "all", "auto_action", "precision", "value"
+                ),
+                "golden_recall": pick(
+                    "golden", "champion", "slices", "all", "review", "recall", "value"
+                ),
+                "audit_auto_action_fpr": pick(
+                    "production", "audit", "rates", "auto_action_fpr", "value"
+                ),
+                "audit_allow_fnr": pick("production", "audit", "rates", "allow_fnr", "value"),
+                "open_tasks": pick("health", "backlog", "open_tasks"),
+                "fallback_share": pick("health", "fallback_share"),
+                "open_alerts": len(report["alerts"]["open"]),
+            }
+        ]
+    ).astype(
+        {
+            "drifted_share": "float64",
+            "golden_precision": "float64",
+            "golden_recall": "float64",
+            "audit_auto_action_fpr": "float64",
+            "audit_allow_fnr": "float64",
+            "fallback_share": "float64",
+        }
+    )
+
+
+def history(lake: Lake, policy: str) -> pd.DataFrame:
+    files = sorted((lake.root / "monitoring" / policy / "history").glob("part-*.parquet"))
+    return Lake.read_parquet(files).sort_values("computed_at") if files else pd.DataFrame()
+
+
+def latest_report(lake: Lake, policy: str) -> dict | None:
+    runs = sorted((lake.root / "monitoring" / policy / "runs").glob("*/report.json"))
+    return json.loads(runs[-1].read_text()) if runs else None

@@ -1,0 +1,122 @@
+"""Error rates in production: from the blind audit, weighted, and from the scores alone.
+
+The blind audit draws every logged item with a known probability that depends on its decision,
+so each audited item stands for 1/p items of traffic (Horvitz-Thompson). Ratios of weighted sums
+estimate the rates of the whole traffic without bias: the false-positive rate of `auto_action`
+(benign items acted on, among all benign items), the false-negative rate of `allow` (violating
+items let through, among all violating ones), precision of `auto_action` and prevalence. The
+intervals use the linearised variance of a ratio under Poisson sampling.
+
+Beside them, the *naive* figures treat every reviewed item (review queue and audit alike) as if
+it were a random sample: the review queue is full of likely violations, so these are biased, and
+the report shows by how much.
+
+Without labels, calibrated scores still say something: the expected rates if the scores are
+calibrated (confidence-based performance estimation), checked against the audit when there is one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from flywheel.aggregate import aggregate_labels
+from flywheel.policy import Policy
+
+RATES = {
+    # name: (numerator, denominator), over items with decision d and truth y
+    "auto_action_fpr": (lambda d, y: (d == "auto_action") & ~y, lambda d, y: ~y),
+    "allow_fnr": (lambda d, y: (d == "allow") & y, lambda d, y: y),
+    "auto_action_precision": (
+        lambda d, y: (d == "auto_action") & y,
+        lambda d, y: d == "auto_action",
+    ),
+    "prevalence": (lambda d, y: y, lambda d, y: np.ones_like(y)),
+}
+
+
+def ratio_estimate(
+    numerator: np.ndarray, denominator: np.ndarray, probability: np.ndarray, confidence: float
+) -> dict:
+    """Horvitz-Thompson ratio sum(y/p) / sum(x/p) with a linearised interval."""
+    y, x = numerator.astype(float), denominator.astype(float)
+    weight = 1.0 / probability
+    total = float((weight * x).sum())
+    if total == 0:
+        return {"value": None, "low": None, "high": None, "n": int(x.sum())}
+    ratio = float((weight * y).sum()) / total
+    residual = y - ratio * x
+    variance = float(((1 - probability) / probability**2 * residual**2).sum()) / total**2
+    half = norm.ppf(0.5 + confidence / 2) * np.sqrt(variance)
+    return {
+        "value": ratio,
+        "low": max(0.0, ratio - half),
+        "high": min(1.0, ratio + half),
+        "n": int(x.sum()),
+    }
+
+
+def _plain_share(numerator: np.ndarray, denominator: np.ndarray) -> float | None:
+    n = int(denominator.sum())
+    return float(numerator.sum()) / n if n else None
+
+
+def labelled_tasks(ledger: pd.DataFrame, decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Pushed review and audit items with their reviewers' label (one per item)."""
+    if ledger.empty or decisions.empty:
+        return pd.DataFrame(columns=["item_id", "queue", "decision", "sampling_prob", "truth"])
+    tasks = ledger[ledger["queue"].isin(["review", "audit"])]
+    decided = decisions[decisions["item_id"].isin(tasks["item_id"])]
+    if decided.empty:
+        return pd.DataFrame(columns=["item_id", "queue", "decision", "sampling_prob", "truth"])
+    labels = aggregate_labels(decided, policy).set_index("item_id")["is_positive"]
+    tasks = tasks[tasks["item_id"].isin(labels.index)]
+    return tasks.assign(truth=tasks["item_id"].map(labels).astype(bool))[
+        ["item_id", "queue", "decision", "sampling_prob", "truth"]
+    ].reset_index(drop=True)
+
+
+def audit_estimates(labelled: pd.DataFrame, confidence: float) -> dict:
+    """Unbiased production rates from the audit, and the naive ones from every reviewed item."""
+    audit = labelled[labelled["queue"] == "audit"]
+    d, y = audit["decision"].to_numpy(), audit["truth"].to_numpy(dtype=bool)
+    p = audit["sampling_prob"].to_numpy(dtype=float)
+    reviewed = labelled.drop_duplicates("item_id")
+    rd, ry = reviewed["decision"].to_numpy(), reviewed["truth"].to_numpy(dtype=bool)
+    report = {"audited_items": len(audit), "reviewed_items": len(reviewed), "rates": {}}
+    for name, (num, den) in RATES.items():
+        weighted = (
+            ratio_estimate(num(d, y), den(d, y), p, confidence) if len(audit) else {"value": None}
+        )
+        naive = _plain_share(num(rd, ry), den(rd, ry)) if len(reviewed) else None
+        bias = (
+            naive - weighted["value"]
+            if naive is not None and weighted["value"] is not None
+            else None
+        )
+        report["rates"][name] = {**weighted, "naive": naive, "naive_bias": bias}
+    return report
+
+
+def score_estimates(scores: np.ndarray, decisions: np.ndarray) -> dict:
+    """Expected rates if the scores are calibrated: each score is P(violating) for its item."""
+    s = np.asarray(scores, dtype=float)
+    d = np.asarray(decisions)
+    keep = ~np.isnan(s)
+    s, d = s[keep], d[keep]
+    positives, negatives = s.sum(), (1 - s).sum()
+    auto, allow = d == "auto_action", d == "allow"
+
+    def share(numerator: float, denominator: float) -> float | None:
+        return float(numerator / denominator) if denominator > 0 else None
+
+    return {
+        "items": len(s),
+        "rates": {
+            "auto_action_fpr": share((1 - s[auto]).sum(), negatives),
+            "allow_fnr": share(s[allow].sum(), positives),
+            "auto_action_precision": share(s[auto].sum(), auto.sum()),
+            "prevalence": share(positives, len(s)),
+        },
+    }

@@ -1,0 +1,58 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from monitoring.alerts import AlertStore, Condition
+from tests.conftest import free_port
+
+DRIFT = Condition("drift", "score", 0.2, 0.1, "the score distribution drifted")
+FOX = Condition("reviewer", "rev-fox", None, None, "reviewer rev-fox is below the quality bar")
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP endpoint that records what is posted to it."""
+    posted = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", posted
+    server.shutdown()
+
+
+def test_alerts_open_once_stay_open_and_resolve(tmp_path, receiver):
+    url, posted = receiver
+    store = AlertStore(tmp_path, webhook_url=url)
+    first = store.update("spam", [DRIFT, FOX])
+    assert len(first.opened) == 2 and not first.resolved
+    again = store.update("spam", [DRIFT, FOX])
+    assert not again.opened and len(again.still_open) == 2  # deduplicated while open
+    cleared = store.update("spam", [FOX])
+    assert [a.key for a in cleared.resolved] == ["spam:drift:score"]
+    assert {a.key for a in store.all() if a.open} == {"spam:reviewer:rev-fox"}
+    # another policy's run never touches spam's alerts
+    store.update("scam", [])
+    assert {a.key for a in store.all() if a.open} == {"spam:reviewer:rev-fox"}
+    assert [p["text"].split(":")[1] for p in posted] == ["rotating_light"] * 2 + [
+        "white_check_mark"
+    ]
+    assert "the score distribution drifted" in posted[0]["text"] + posted[1]["text"]
+
+
+def test_a_failing_webhook_is_recorded_and_never_blocks(tmp_path):
+    store = AlertStore(tmp_path, webhook_url=f"http://127.0.0.1:{free_port()}/hook", retries=2)
+    update = store.update("spam", [DRIFT])
+    [alert] = update.opened
+    assert alert.notify_error.startswith("webhook failed after 2 tries")
+    assert store.all()[0].open
