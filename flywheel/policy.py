@@ -163,6 +163,8 @@ class AlertRules(_Section):
     max_fallback_share: Probability | None = 0.01
     max_backlog: int | None = Field(default=5000, ge=0)
     flagged_reviewers: bool = True
+    emerging_growth: float | None = Field(default=2.0, gt=0)  # a novel cluster grew this much
+    max_sla_breaches: int | None = Field(default=0, ge=0)  # open tasks older than the SLA
 
 
 class Monitoring(_Section):
@@ -172,6 +174,10 @@ class Monitoring(_Section):
     drift_sample: int = Field(default=20000, ge=100)  # rows per side for drift tests
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     min_slice_items: int = Field(default=20, ge=1)  # smaller golden slices are not reported
+    novelty: float = Field(default=0.3, gt=0, lt=1)  # share of an item that is new (emerging.py)
+    min_cluster_size: int = Field(default=15, ge=2)
+    max_clusters: int = Field(default=8, ge=1)
+    sla_hours: float = Field(default=24.0, gt=0)  # a review task should be decided within this
     alerts: AlertRules = AlertRules()
 
 

@@ -13,18 +13,31 @@ import pandas as pd
 from flywheel.lake import Lake
 
 
-def backlog(ledger: pd.DataFrame, decisions: pd.DataFrame, now: pd.Timestamp) -> dict:
-    """Pushed tasks no reviewer has decided yet, and how long the oldest has waited."""
+def backlog(
+    ledger: pd.DataFrame, decisions: pd.DataFrame, now: pd.Timestamp, sla_hours: float
+) -> dict:
+    """Pushed tasks no reviewer has decided yet, their age against the SLA, and how long
+    decided tasks took (first decision after the push)."""
+    empty = {"open_tasks": 0, "oldest_hours": None, "sla_breaches": 0, "by_queue": {}}
     if ledger.empty:
-        return {"open_tasks": 0, "oldest_hours": None, "by_queue": {}}
-    decided = set(decisions["task_id"]) if "task_id" in decisions else set()
-    waiting = ledger[~ledger["task_id"].isin(decided)]
+        return empty | {"median_hours_to_decision": None}
+    decided = (
+        decisions[decisions["task_id"].isin(ledger["task_id"])]
+        if "task_id" in decisions
+        else decisions.iloc[0:0]
+    )
+    first = pd.to_datetime(decided.groupby("task_id")["decided_at"].min(), utc=True)
+    pushed = pd.to_datetime(ledger.set_index("task_id")["pushed_at"], utc=True)
+    took = (first - pushed.reindex(first.index)).dt.total_seconds() / 3600
+    waiting = ledger[~ledger["task_id"].isin(first.index)]
+    summary = {"median_hours_to_decision": None if took.empty else round(float(took.median()), 2)}
     if waiting.empty:
-        return {"open_tasks": 0, "oldest_hours": None, "by_queue": {}}
-    pushed_at = pd.to_datetime(waiting["pushed_at"], utc=True)
-    return {
+        return empty | summary
+    age = (now - pd.to_datetime(waiting["pushed_at"], utc=True)).dt.total_seconds() / 3600
+    return summary | {
         "open_tasks": len(waiting),
-        "oldest_hours": round((now - pushed_at.min()).total_seconds() / 3600, 2),
+        "oldest_hours": round(float(age.max()), 2),
+        "sla_breaches": int((age > sla_hours).sum()),
         "by_queue": {str(k): int(v) for k, v in waiting["queue"].value_counts().items()},
     }
 
@@ -46,13 +59,15 @@ def reviewer_pace(decisions: pd.DataFrame) -> dict:
     }
 
 
-def operational_health(lake: Lake, policy: str, window: pd.DataFrame, now: pd.Timestamp) -> dict:
+def operational_health(
+    lake: Lake, policy: str, window: pd.DataFrame, now: pd.Timestamp, sla_hours: float
+) -> dict:
     decisions = lake.decisions(policy)
     qa_path = lake.labeling_path(policy, "qa.json")
     qa = json.loads(qa_path.read_text()) if qa_path.is_file() else None
     fallback = window["fallback"].astype(bool) if not window.empty else pd.Series(dtype=bool)
     return {
-        "backlog": backlog(lake.pushed_tasks(policy), decisions, now),
+        "backlog": backlog(lake.pushed_tasks(policy), decisions, now, sla_hours),
         "fallback_share": float(fallback.mean()) if len(fallback) else None,
         "reviewers": reviewer_pace(decisions),
         "flagged_reviewers": qa["flagged"] if qa else [],

@@ -25,6 +25,7 @@ from flywheel.registry import LoadedModel
 from flywheel.settings import Settings
 from monitoring.alerts import AlertStore, Condition
 from monitoring.drift import SCORE, detect_drift
+from monitoring.emerging import emerging_clusters
 from monitoring.golden import golden_report
 from monitoring.health import operational_health
 from monitoring.production import audit_estimates, labelled_tasks, score_estimates
@@ -55,6 +56,20 @@ def _reference(lake: Lake, policy: Policy, champion: LoadedModel) -> pd.DataFram
     frame = pd.read_parquet(path, columns=policy.feature_columns)
     frame = frame.sample(min(len(frame), policy.monitoring.drift_sample), random_state=0)
     return frame.assign(**{SCORE: champion.score(frame)})
+
+
+def _confirmed(lake: Lake, policy: Policy, window: pd.DataFrame) -> set[str]:
+    """Items of the window that reviewers labelled violating."""
+    from flywheel.aggregate import aggregate_labels
+
+    decisions = lake.decisions(policy.name)
+    if decisions.empty or window.empty:
+        return set()
+    decided = decisions[decisions["item_id"].isin(window["item_id"])]
+    if decided.empty:
+        return set()
+    labels = aggregate_labels(decided, policy)
+    return set(labels.loc[labels["is_positive"], "item_id"])
 
 
 def conditions(policy: Policy, report: dict) -> list[Condition]:
@@ -129,7 +144,28 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
         rules.max_allow_fnr,
         "production FNR of allow (audit)",
     )
+    if rules.emerging_growth is not None:
+        for cluster in (report.get("emerging") or {}).get("clusters", []):
+            if cluster["growth"] >= rules.emerging_growth:
+                terms = ", ".join(cluster["top"][:3])
+                found.append(
+                    Condition(
+                        "emerging",
+                        " ".join(sorted(cluster["top"][:3])),
+                        cluster["growth"],
+                        rules.emerging_growth,
+                        f"emerging cluster ({terms}): {cluster['size']} items, "
+                        f"grew {cluster['growth']:.1f}x",
+                    )
+                )
     health = report.get("health") or {}
+    above(
+        "sla",
+        "breaches",
+        (health.get("backlog") or {}).get("sla_breaches"),
+        rules.max_sla_breaches,
+        "open review tasks past the SLA",
+    )
     above(
         "fallback",
         "share",
@@ -195,6 +231,15 @@ def run_monitor(
             drift = detect_drift(reference, current, policy)
             notes += drift.notes
             report["drift"] = drift.as_dict()
+            report["emerging"] = emerging_clusters(
+                reference,
+                current,
+                policy,
+                models["champion"].ref.thresholds.review,
+                _confirmed(lake, policy, window),
+                since,
+                now,
+            )
 
     golden = lake.golden(policy.name)
     if golden is None:
@@ -215,7 +260,7 @@ def run_monitor(
     }
     if report["production"]["audit"]["audited_items"] == 0:
         notes.append("no decided blind-audit items: production error rates not estimated")
-    report["health"] = operational_health(lake, policy.name, window, now)
+    report["health"] = operational_health(lake, policy.name, window, now, rules.sla_hours)
 
     found = conditions(policy, report)
     store = AlertStore(settings.lake_dir, settings.alert_webhook_url)
