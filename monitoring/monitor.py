@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -28,6 +29,7 @@ from monitoring.drift import SCORE, detect_drift
 from monitoring.emerging import emerging_clusters
 from monitoring.golden import golden_report
 from monitoring.health import operational_health
+from monitoring.page import add_to_workspace, write_health_page
 from monitoring.production import audit_estimates, labelled_tasks, score_estimates
 
 
@@ -271,6 +273,14 @@ def run_monitor(
         "resolved": [a.key for a in update.resolved],
     }
     _write(lake, policy, report, drift)
+    if drift is not None and drift.snapshot is not None:
+        add_to_workspace(lake, policy.name, drift.snapshot, run_id)
+    folder = lake.root / "monitoring"
+    histories = {
+        p.name: history(lake, p.name) for p in folder.iterdir() if (p / "history").is_dir()
+    }
+    report["files"]["health_page"] = str(write_health_page(lake, histories))
+    write_json_atomic(_clean(report), Path(report["files"]["report"]))
     return report
 
 

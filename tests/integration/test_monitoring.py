@@ -76,6 +76,13 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
     assert set(recovered["alerts"]["resolved"]) == opened
     assert recovered["alerts"]["open"] == []
     assert len(history(lake, "spam")) == 4
+    from evidently.ui.workspace import Workspace
+
+    from monitoring.page import workspace_path
+
+    workspace = Workspace.create(str(workspace_path(lake)))
+    [project] = workspace.search_project("flywheel spam")
+    assert len(workspace.list_runs(project.id)) == 4  # `evidently ui` shows every run
 
 
 def test_the_report_holds_golden_rates_per_slice_and_says_what_it_could_not_measure(monitored):
@@ -119,3 +126,16 @@ def test_no_champion_and_no_golden_set_give_a_report_not_a_crash(settings, spam)
     assert "no champion yet: drift and golden-set figures need one" in report["notes"]
     assert "no golden set: golden-set error rates not measured" in report["notes"]
     assert report["alerts"]["open"] == []
+
+
+def test_the_monitor_flow_runs_on_prefect(prefect_harness, monitored, monkeypatch):
+    from flows.monitor import monitor
+
+    settings, _ = monitored
+    monkeypatch.setenv("FLYWHEEL_HOME", str(settings.root))
+    state = monitor("spam", return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    assert summary["policy"] == "spam" and Path(summary["report"]).is_file()
+    page = Lake(settings.lake_dir).root / "monitoring" / "health.html"
+    assert "policy health over time" in page.read_text()

@@ -1,0 +1,39 @@
+"""The monitor flow: one monitoring run of a policy (figures, reports, alerts, health page).
+
+A thin wrapper over `monitoring.monitor.run_monitor`, so the same run works from the CLI
+(`flywheel monitor`), a test or a notebook without Prefect.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flywheel.lake import Lake
+from flywheel.policy import load_policy
+from flywheel.settings import get_settings
+from monitoring.monitor import run_monitor
+
+
+@task(name="monitor-policy", cache_policy=NO_CACHE)
+def monitor_task(policy: str) -> dict:
+    settings = get_settings()
+    report = run_monitor(load_policy(policy, settings), settings, Lake(settings.lake_dir))
+    return {
+        "policy": policy,
+        "run_id": report["run_id"],
+        "predictions": report["window"]["predictions"],
+        "alerts_open": report["alerts"]["open"],
+        "alerts_opened": report["alerts"]["opened"],
+        "notes": report["notes"],
+        "report": report["files"]["report"],
+    }
+
+
+@flow(name="monitor", log_prints=True)
+def monitor(policy: str) -> dict:
+    """Measure a policy now; print what opened."""
+    summary = monitor_task(policy)
+    for key in summary["alerts_opened"]:
+        print(f"alert opened: {key}")
+    return summary

@@ -1,0 +1,88 @@
+"""Where a run's results go beyond its JSON: Evidently's workspace and the health page.
+
+The workspace (`lake/monitoring/workspace`) keeps every run's Evidently snapshot in a project per
+policy, so `evidently ui --workspace .flywheel/lake/monitoring/workspace` shows their history.
+The health page (`lake/monitoring/health.html`) is one self-contained page with every policy's
+key figures over time, for an operations lead who wants one place to look.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from flywheel.files import atomic_path
+from flywheel.lake import Lake
+
+SERIES = [
+    ("drifted_share", "share of drifted fields"),
+    ("golden_precision", "golden-set precision (auto_action)"),
+    ("golden_recall", "golden-set recall (review)"),
+    ("audit_auto_action_fpr", "production FPR of auto_action (audit)"),
+    ("audit_allow_fnr", "production FNR of allow (audit)"),
+    ("open_tasks", "open review tasks"),
+    ("open_alerts", "open alerts"),
+]
+
+
+def workspace_path(lake: Lake) -> Path:
+    return lake.root / "monitoring" / "workspace"
+
+
+def add_to_workspace(lake: Lake, policy: str, snapshot, run_id: str) -> None:
+    """Store a run's snapshot under the policy's project (created on first use)."""
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace.create(str(workspace_path(lake)))
+    found = workspace.search_project(f"flywheel {policy}")
+    project = found[0] if found else workspace.create_project(f"flywheel {policy}")
+    workspace.add_run(project.id, snapshot, name=run_id)
+
+
+def write_health_page(lake: Lake, histories: dict[str, pd.DataFrame]) -> Path:
+    """Every policy's history as plots on one page (plotly's script inlined once: no network)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    sections = []
+    for policy, frame in sorted(histories.items()):
+        if frame.empty:
+            continue
+        figure = make_subplots(
+            rows=len(SERIES),
+            cols=1,
+            shared_xaxes=True,
+            subplot_titles=[title for _, title in SERIES],
+            vertical_spacing=0.03,
+        )
+        for row, (column, title) in enumerate(SERIES, start=1):
+            figure.add_trace(
+                go.Scatter(
+                    x=frame["computed_at"], y=frame[column], mode="lines+markers", name=title
+                ),
+                row=row,
+                col=1,
+            )
+        figure.update_layout(height=180 * len(SERIES), showlegend=False, title=f"{policy}")
+        latest = frame.iloc[-1]
+        summary = (
+            f"<p>{len(frame)} runs; latest {escape(str(latest['computed_at']))}: champion v"
+            f"{escape(str(latest['champion']))}, {int(latest['open_alerts'])} open alerts.</p>"
+        )
+        sections.append(
+            f"<section><h2>{escape(policy)}</h2>{summary}"
+            + figure.to_html(full_html=False, include_plotlyjs=not sections)
+            + "</section>"
+        )
+    body = "".join(sections) or "<p>No monitoring runs yet: run <code>flywheel monitor</code>.</p>"
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Flywheel health</title></head>"
+        f"<body><h1>Flywheel: policy health over time</h1>{body}</body></html>"
+    )
+    path = lake.root / "monitoring" / "health.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
