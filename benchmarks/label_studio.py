@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_common import publish
 
 HERE = Path(__file__).resolve().parent
 
@@ -253,11 +254,7 @@ def main() -> None:
     for name, ours, peer, peer_is, target in rows:
         peer_cell = f"{peer:.1f} s" if peer is not None else "—"
         lines.append(f"| {name} | {ours:.2f} s | {peer_cell} | {peer_is} | {target} |")
-    table = "\n".join(lines)
-    print(table)
-    out = HERE / "results" / "label_studio.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(table + "\n")
+    publish("label_studio", "\n".join(lines))
 
 
 if __name__ == "__main__":

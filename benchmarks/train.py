@@ -15,19 +15,16 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_common import peak_rss_mb
+
 HERE = Path(__file__).resolve().parent
 POLICY = HERE / "bench_policy.yaml"
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def prepare(work: Path, decisions: int) -> None:
@@ -103,7 +100,7 @@ def phase_path(work: Path) -> dict:
         "boosting_rounds": int(
             connect(settings).get_run(result.model.run_id).data.params["boosting_rounds"]
         ),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -129,7 +126,7 @@ def phase_bare(work: Path, dataset_version: str, rounds: int) -> dict:
         "featurize_s": t1 - t0,
         "fit_s": t2 - t1,
         "features": matrix.shape[1],
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

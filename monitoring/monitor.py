@@ -30,7 +30,7 @@ from monitoring.emerging import emerging_clusters
 from monitoring.golden import golden_report
 from monitoring.health import operational_health
 from monitoring.page import add_to_workspace, write_health_page
-from monitoring.production import audit_estimates, labelled_tasks, score_estimates
+from monitoring.production import audit_estimates, compare, labelled_tasks, score_estimates
 
 
 def _models(settings: Settings, policy: Policy) -> dict[str, LoadedModel]:
@@ -262,6 +262,10 @@ def run_monitor(
     }
     if report["production"]["audit"]["audited_items"] == 0:
         notes.append("no decided blind-audit items: production error rates not estimated")
+    elif report["production"]["scores"] is not None:
+        report["production"]["scores_vs_audit"] = compare(
+            report["production"]["scores"], report["production"]["audit"]
+        )
     report["health"] = operational_health(lake, policy.name, window, now, rules.sla_hours)
 
     found = conditions(policy, report)

@@ -7,9 +7,10 @@ estimate the rates of the whole traffic without bias: the false-positive rate of
 items let through, among all violating ones), precision of `auto_action` and prevalence. The
 intervals use the linearised variance of a ratio under Poisson sampling.
 
-Beside them, the *naive* figures treat every reviewed item (review queue and audit alike) as if
-it were a random sample: the review queue is full of likely violations, so these are biased, and
-the report shows by how much.
+Beside them, the *naive* figures are what the review queue alone would say if its items were
+taken as a random sample: the queue holds only items sent to review, full of likely violations,
+so some rates are far off and others (anything about `allow` or `auto_action`) cannot be
+estimated from it at all; the report shows both.
 
 Without labels, calibrated scores still say something: the expected rates if the scores are
 calibrated (confidence-based performance estimation), checked against the audit when there is one.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from statsmodels.stats.proportion import proportion_confint
 
 from flywheel.aggregate import aggregate_labels
 from flywheel.policy import Policy
@@ -39,7 +41,12 @@ RATES = {
 def ratio_estimate(
     numerator: np.ndarray, denominator: np.ndarray, probability: np.ndarray, confidence: float
 ) -> dict:
-    """Horvitz-Thompson ratio sum(y/p) / sum(x/p) with a linearised interval."""
+    """Horvitz-Thompson ratio sum(y/p) / sum(x/p) with an interval.
+
+    The linearised interval collapses to a point when the audit saw no (or every) case, the
+    usual situation for rare misses; so the interval is widened to cover a Wilson interval on
+    the effective sample size (Kish) of the weighted denominator as well.
+    """
     y, x = numerator.astype(float), denominator.astype(float)
     weight = 1.0 / probability
     total = float((weight * x).sum())
@@ -49,11 +56,16 @@ def ratio_estimate(
     residual = y - ratio * x
     variance = float(((1 - probability) / probability**2 * residual**2).sum()) / total**2
     half = norm.ppf(0.5 + confidence / 2) * np.sqrt(variance)
+    effective = total**2 / float((weight**2 * x).sum())
+    low, high = proportion_confint(
+        ratio * effective, effective, alpha=1 - confidence, method="wilson"
+    )
     return {
         "value": ratio,
-        "low": max(0.0, ratio - half),
-        "high": min(1.0, ratio + half),
+        "low": float(max(0.0, min(ratio - half, low))),
+        "high": float(min(1.0, max(ratio + half, high))),
         "n": int(x.sum()),
+        "effective_n": round(effective, 1),
     }
 
 
@@ -78,18 +90,18 @@ def labelled_tasks(ledger: pd.DataFrame, decisions: pd.DataFrame, policy: Policy
 
 
 def audit_estimates(labelled: pd.DataFrame, confidence: float) -> dict:
-    """Unbiased production rates from the audit, and the naive ones from every reviewed item."""
+    """Unbiased production rates from the audit, and the naive ones from the review queue."""
     audit = labelled[labelled["queue"] == "audit"]
     d, y = audit["decision"].to_numpy(), audit["truth"].to_numpy(dtype=bool)
     p = audit["sampling_prob"].to_numpy(dtype=float)
-    reviewed = labelled.drop_duplicates("item_id")
-    rd, ry = reviewed["decision"].to_numpy(), reviewed["truth"].to_numpy(dtype=bool)
-    report = {"audited_items": len(audit), "reviewed_items": len(reviewed), "rates": {}}
+    queue = labelled[labelled["queue"] == "review"]
+    rd, ry = queue["decision"].to_numpy(), queue["truth"].to_numpy(dtype=bool)
+    report = {"audited_items": len(audit), "review_queue_items": len(queue), "rates": {}}
     for name, (num, den) in RATES.items():
         weighted = (
             ratio_estimate(num(d, y), den(d, y), p, confidence) if len(audit) else {"value": None}
         )
-        naive = _plain_share(num(rd, ry), den(rd, ry)) if len(reviewed) else None
+        naive = _plain_share(num(rd, ry), den(rd, ry)) if len(queue) else None
         bias = (
             naive - weighted["value"]
             if naive is not None and weighted["value"] is not None
@@ -120,3 +132,18 @@ def score_estimates(scores: np.ndarray, decisions: np.ndarray) -> dict:
             "prevalence": share(positives, len(s)),
         },
     }
+
+
+def compare(scores: dict, audit: dict) -> dict:
+    """How far the label-free estimates are from the audit's, and whether they sit inside its
+    interval: a calibration check in production."""
+    checked = {}
+    for name, expected in scores["rates"].items():
+        measured = audit["rates"].get(name) or {}
+        if expected is None or measured.get("value") is None:
+            continue
+        checked[name] = {
+            "difference": expected - measured["value"],
+            "within_audit_interval": measured["low"] <= expected <= measured["high"],
+        }
+    return checked

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from flywheel.lake import Lake
+from flywheel.predictions import read_predictions
 from flywheel.registry import connect, get_version, load_model
 from flywheel.settings import Settings
 from flywheel.simulate import WorldConfig, simulate
@@ -39,18 +40,19 @@ def monitored(trained, spam, tmp_path_factory):
         "clean-2": simulate(spam, WorldConfig(seed=10, days=7, items_per_day=500, emerging_day=7)),
     }
     for week, (name, world) in enumerate(weeks.items()):
-        items = world.traffic
+        # each world numbers its items from zero: keep them apart from the trained home's
+        items = world.traffic.assign(item_id=name + "/" + world.traffic["item_id"])
         scores = champion.score(items)
         end = T0 + pd.Timedelta(days=7 * week)
         scored_at = end - pd.to_timedelta(range(len(items)), unit="min") % pd.Timedelta(days=6)
         write_prediction_log(
             settings, spam, items, scores, champion.ref.thresholds.decide(scores), scored_at, name
         )
-    return settings, spam
+    return settings, spam, weeks
 
 
 def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
-    settings, spam = monitored
+    settings, spam, _ = monitored
     lake = Lake(settings.lake_dir)
     clean = run_monitor(spam, settings, lake, now=T0)
     assert clean["window"]["predictions"] == 3500
@@ -86,7 +88,7 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
 
 
 def test_the_report_holds_golden_rates_per_slice_and_says_what_it_could_not_measure(monitored):
-    settings, spam = monitored
+    settings, spam, _ = monitored
     report = run_monitor(spam, settings, Lake(settings.lake_dir), now=T0)
     golden = report["golden"]["champion"]
     assert {"all", "surface=post", "country=US"} <= set(golden["slices"])
@@ -105,7 +107,7 @@ def test_the_report_holds_golden_rates_per_slice_and_says_what_it_could_not_meas
 
 
 def test_the_command_line_prints_and_lists_alerts(monitored):
-    settings, spam = monitored
+    settings, spam, _ = monitored
     run_monitor(spam, settings, Lake(settings.lake_dir), now=T0 + pd.Timedelta(days=7))
     listed = json.loads(run_cli("alerts", "list", "--json", home=settings.root).stdout)
     assert "spam:drift:score" in [a["key"] for a in listed]
@@ -131,7 +133,7 @@ def test_no_champion_and_no_golden_set_give_a_report_not_a_crash(settings, spam)
 def test_the_monitor_flow_runs_on_prefect(prefect_harness, monitored, monkeypatch):
     from flows.monitor import monitor
 
-    settings, _ = monitored
+    settings, _, _ = monitored
     monkeypatch.setenv("FLYWHEEL_HOME", str(settings.root))
     state = monitor("spam", return_state=True)
     assert state.is_completed()
@@ -139,3 +141,58 @@ def test_the_monitor_flow_runs_on_prefect(prefect_harness, monitored, monkeypatc
     assert summary["policy"] == "spam" and Path(summary["report"]).is_file()
     page = Lake(settings.lake_dir).root / "monitoring" / "health.html"
     assert "policy health over time" in page.read_text()
+
+
+def test_audit_weighted_rates_cover_the_simulators_truth(monitored, tmp_path):
+    """Reviewers who decide audited items correctly: the weighted estimates must cover the true
+    rates of the whole window, which the simulator knows."""
+    from flywheel.records import validate_decisions
+    from labeling.push import LEDGER_COLUMNS
+    from labeling.sample import audit_sample
+    from monitoring.production import RATES
+    from tests.conftest import policy_variant
+
+    settings, _, weeks = monitored
+    home = tmp_path / "home"
+    shutil.copytree(settings.root, home)
+    settings = Settings(home=home)
+    lake = Lake(settings.lake_dir)
+    policy = policy_variant(
+        tmp_path / "policy", audit_rates={"allow": 0.15, "review": 0.6, "auto_action": 0.6}
+    )
+    log = read_predictions(settings, policy)
+    window = log[log["request_id"] == "req-clean-1"]
+    world = weeks["clean-1"].truth
+    truth = pd.Series(world["is_violating"].to_numpy(), index="clean-1/" + world["item_id"])
+    audit = audit_sample(window, policy, pushed=set()).reset_index(drop=True)
+    ledger = audit.assign(
+        queue="audit",
+        task_id=[f"t{i}" for i in range(len(audit))],
+        project_id=1,
+        priority=float("nan"),
+        model_version="1",
+        pushed_at=T0,
+    )
+    lake.record_pushed("spam", ledger[[*LEDGER_COLUMNS, *policy.feature_columns]])
+    decisions = audit[["item_id", *policy.feature_columns]].assign(
+        label=[policy.label_value(bool(truth[i])) for i in audit["item_id"]],
+        reviewer_id="rev-ana",
+        decided_at=T0,
+        source="audit",
+        task_id=ledger["task_id"],
+    )
+    lake.append_decisions("spam", validate_decisions(decisions, policy, "test").frame, "test")
+
+    report = run_monitor(policy, settings, lake, now=T0)
+    rates = report["production"]["audit"]["rates"]
+    d = window["decision"].to_numpy()
+    y = window["item_id"].map(truth).to_numpy(dtype=bool)
+    for name in ("auto_action_fpr", "allow_fnr", "prevalence"):
+        numerator, denominator = RATES[name]
+        true_rate = numerator(d, y).sum() / denominator(d, y).sum()
+        assert rates[name]["low"] <= true_rate <= rates[name]["high"], (
+            name,
+            true_rate,
+            rates[name],
+        )
+    assert "scores_vs_audit" in report["production"]

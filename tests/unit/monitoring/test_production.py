@@ -46,10 +46,12 @@ def test_audit_weighted_intervals_cover_the_true_rates_and_naive_ones_miss(popul
     for name, value in truth.items():
         estimate = report["rates"][name]
         assert estimate["low"] <= value <= estimate["high"], (name, value, estimate)
-    # the review queue is full of likely violations: a naive prevalence is far too high
+    # the review queue is full of likely violations: a naive prevalence is far too high,
+    # and, having seen no allowed item, it claims that nothing violating was let through
     prevalence = report["rates"]["prevalence"]
     assert prevalence["naive"] > 2 * truth["prevalence"]
     assert prevalence["naive_bias"] == pytest.approx(prevalence["naive"] - prevalence["value"])
+    assert report["rates"]["allow_fnr"]["naive"] == 0.0 < truth["allow_fnr"]
 
 
 def test_calibrated_scores_estimate_the_rates_without_labels(population):
