@@ -654,6 +654,28 @@ def alerts_list(
 
 
 @app.command()
+def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
+    """One turn of the wheel (a Prefect flow): pull, build, train, promote, monitor, push."""
+    from dataclasses import asdict
+
+    from flows.cycle import cycle as cycle_flow
+
+    state = cycle_flow(policy, return_state=True)
+    if not state.is_completed():
+        raise FlywheelError(f"the cycle of {policy} failed: {state.message}")
+    summary = state.result()
+    if as_json:
+        _print_json(asdict(summary))
+        return
+    reused = " (reused)" if summary.reused_model else ""
+    out.print(
+        f"{policy}: {summary.decisions_added} decisions pulled; dataset {summary.dataset_version}; "
+        f"model v{summary.model_version}{reused}: {summary.promotion}; "
+        f"{len(summary.alerts_open)} open alerts; {summary.tasks_pushed} tasks pushed"
+    )
+
+
+@app.command()
 def demo(
     days: int = typer.Option(30, help="Days of simulated traffic per policy."),
     items_per_day: int = typer.Option(800, help="Items per day per policy."),

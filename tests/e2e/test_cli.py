@@ -127,3 +127,19 @@ def test_the_spine_from_the_command_line(tmp_path):
     assert all(check["passed"] for check in verdict["checks"])
     again = run_cli("promote", "--policy", "scam", home=home)
     assert "version 1 is already the champion" in again.stdout
+
+
+def test_cycle_without_label_studio_fails_with_one_clear_line(tmp_path):
+    from tests.conftest import free_port
+
+    done = run_cli(
+        "cycle",
+        "--policy",
+        "spam",
+        home=tmp_path / "home",
+        check=False,
+        LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}",
+        FLYWHEEL_LABELSTUDIO_RETRIES="0",
+    )
+    assert done.returncode == 1
+    assert "the cycle of spam failed" in done.stderr and "did not answer" in done.stderr

@@ -1,0 +1,102 @@
+"""One turn of the wheel for a policy: pull → build dataset → train → promote → monitor → push.
+
+Every step is idempotent on its own (the pull's watermark, content-addressed datasets, a model
+trained on the same data is reused, the gate knows its champion, the push's ledger), so a cycle
+that crashed at any step is finished by running it again, with no duplicates. Steps that talk to
+services retry on transient faults. One cycle per policy runs at a time: a second one started
+meanwhile fails at once instead of racing the first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.monitor import monitor_task
+from flows.retrain import build_dataset_task, check_registry_task, promote_task, train_task
+from flywheel.errors import FlywheelError
+from flywheel.lake import Lake
+from flywheel.policy import load_policy
+from flywheel.settings import get_settings
+from labeling.client import LabelStudioAPI
+from labeling.pull import pull
+from labeling.push import push
+
+RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    policy: str  # as given: a name or a policy file's path
+    decisions_added: int
+    dataset_version: str
+    model_version: int
+    reused_model: bool
+    promotion: str
+    alerts_open: list[str]
+    tasks_pushed: int
+
+
+@contextmanager
+def one_cycle_at_a_time(policy: str) -> Iterator[None]:
+    """Hold the policy's cycle lock for the whole turn, or fail at once if another holds it."""
+    settings = get_settings()
+    path = settings.lake_dir / "locks" / f"cycle-{policy}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FlywheelError(f"a cycle of {policy} is already running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@task(name="pull-decisions", cache_policy=NO_CACHE, **RETRIES)
+def pull_task(policy: str) -> int:
+    settings = get_settings()
+    report = pull(
+        load_policy(policy, settings), settings, Lake(settings.lake_dir), LabelStudioAPI(settings)
+    )
+    for problem in report.problems:
+        print(f"skipped: {problem}")
+    return report.added
+
+
+@task(name="push-tasks", cache_policy=NO_CACHE, **RETRIES)
+def push_task(policy: str) -> int:
+    settings = get_settings()
+    report = push(
+        load_policy(policy, settings), settings, Lake(settings.lake_dir), LabelStudioAPI(settings)
+    )
+    return report.total
+
+
+@flow(name="cycle", log_prints=True)
+def cycle(policy: str) -> CycleSummary:
+    """Reviewer decisions in, a gated model, a monitoring run, and the next review tasks out."""
+    with one_cycle_at_a_time(load_policy(policy, get_settings()).name):
+        check_registry_task()
+        added = pull_task(policy)
+        dataset_version = build_dataset_task(policy)
+        trained = train_task(policy, dataset_version)
+        verdict = promote_task(policy)
+        monitored = monitor_task(policy)
+        pushed = push_task(policy)
+    return CycleSummary(
+        policy=policy,
+        decisions_added=added,
+        dataset_version=dataset_version,
+        model_version=trained.model.version,
+        reused_model=trained.reused,
+        promotion=verdict.note or verdict.outcome,
+        alerts_open=monitored["alerts_open"],
+        tasks_pushed=pushed,
+    )
