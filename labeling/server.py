@@ -11,6 +11,7 @@ signals the process this home started, identified by its pid file and its comman
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -32,6 +33,7 @@ from flywheel.files import write_json_atomic
 from flywheel.settings import Settings
 
 REQUIREMENT = "label-studio==1.23.2"
+LOCK = Path(__file__).with_name("label-studio.lock")  # its dependencies, pinned
 _MARKER = ".flywheel-installed"
 _TEMPLATE = "flywheel-template-data"
 
@@ -111,15 +113,17 @@ def _base_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 def ensure_installed(settings: Settings) -> Path:
     """Label Studio's virtualenv, installed on first use, plus the migrated template data dir."""
     venv = _venv(settings)
+    wanted = f"{REQUIREMENT} {hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]}\n"
     with _install_lock(venv):
-        if not (venv / _MARKER).is_file():
+        marker = venv / _MARKER
+        if not marker.is_file() or marker.read_text() != wanted:
             shutil.rmtree(venv, ignore_errors=True)
             _run([sys.executable, "-m", "venv", str(venv)], "creating Label Studio's virtualenv")
             _run(
-                [str(venv / "bin" / "pip"), "install", "--quiet", REQUIREMENT],
+                [str(venv / "bin" / "pip"), "install", "--quiet", "-c", str(LOCK), REQUIREMENT],
                 f"pip install {REQUIREMENT}",
             )
-            (venv / _MARKER).write_text(REQUIREMENT + "\n")
+            marker.write_text(wanted)
         template = venv / _TEMPLATE
         if not template.is_dir():
             staging = venv / f".{_TEMPLATE}.tmp"
