@@ -123,3 +123,22 @@ def aggregate_labels(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     if policy.dataset.aggregation == "majority":
         return majority_labels(decisions, policy)
     return reliability_labels(decisions, policy)
+
+
+def reviewer_speed(votes: pd.DataFrame) -> pd.DataFrame:
+    """Per reviewer: decisions, distinct hours with a decision, median and p90 seconds per
+    decision. Reviewer QA and monitoring's review health both report it."""
+    decided = pd.to_datetime(votes["decided_at"], utc=True)
+    lead = pd.to_numeric(votes.get("lead_time_s"), errors="coerce")
+    frame = pd.DataFrame(
+        {"reviewer_id": votes["reviewer_id"], "hour": decided.dt.floor("h"), "lead": lead}
+    )
+    grouped = frame.groupby("reviewer_id")
+    return pd.DataFrame(
+        {
+            "decisions": grouped.size(),
+            "active_hours": grouped["hour"].nunique(),
+            "median_seconds": grouped["lead"].median(),
+            "p90_seconds": grouped["lead"].quantile(0.9),
+        }
+    )

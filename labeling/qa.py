@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.proportion import proportion_confint
 
-from flywheel.aggregate import aggregate_labels, latest_per_reviewer
+from flywheel.aggregate import aggregate_labels, latest_per_reviewer, reviewer_speed
 from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy
@@ -94,23 +94,6 @@ def _alpha(votes: pd.DataFrame, policy: Policy) -> float | None:
     return _round(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
 
 
-def _speed(votes: pd.DataFrame) -> pd.DataFrame:
-    decided = pd.to_datetime(votes["decided_at"], utc=True)
-    lead = pd.to_numeric(votes.get("lead_time_s"), errors="coerce")
-    frame = pd.DataFrame(
-        {"reviewer_id": votes["reviewer_id"], "hour": decided.dt.floor("h"), "lead": lead}
-    )
-    grouped = frame.groupby("reviewer_id")
-    return pd.DataFrame(
-        {
-            "decisions": grouped.size(),
-            "active_hours": grouped["hour"].nunique(),
-            "median_seconds": grouped["lead"].median(),
-            "p90_seconds": grouped["lead"].quantile(0.9),
-        }
-    )
-
-
 def reviewer_quality(decisions: pd.DataFrame, golden: pd.DataFrame | None, policy: Policy) -> dict:
     """The QA report of a policy's reviewers, as plain data."""
     rules = policy.labeling
@@ -132,7 +115,7 @@ def reviewer_quality(decisions: pd.DataFrame, golden: pd.DataFrame | None, polic
     votes = latest_per_reviewer(decisions)
     gold = _gold(votes, golden, policy)
     consensus = _consensus(votes, policy)
-    speed = _speed(votes)
+    speed = reviewer_speed(votes)
     for reviewer in sorted(speed.index):
         g = gold.loc[reviewer] if reviewer in gold.index else pd.Series(0, index=gold.columns)
         n_gold = int(g["n_gold"])

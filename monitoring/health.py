@@ -10,6 +10,7 @@ import json
 
 import pandas as pd
 
+from flywheel.aggregate import reviewer_speed
 from flywheel.lake import Lake
 
 
@@ -46,16 +47,15 @@ def reviewer_pace(decisions: pd.DataFrame) -> dict:
     """Decisions per reviewer per active hour, and median time to decision."""
     if decisions.empty:
         return {}
-    frame = decisions.assign(hour=pd.to_datetime(decisions["decided_at"], utc=True).dt.floor("h"))
-    grouped = frame.groupby("reviewer_id")
-    per_hour = grouped.size() / grouped["hour"].nunique()
-    lead = pd.to_numeric(frame.get("lead_time_s"), errors="coerce").groupby(frame["reviewer_id"])
+    speed = reviewer_speed(decisions)
     return {
         str(r): {
-            "decisions_per_active_hour": round(float(per_hour[r]), 2),
-            "median_seconds": None if pd.isna(lead.median()[r]) else float(lead.median()[r]),
+            "decisions_per_active_hour": round(float(row["decisions"] / row["active_hours"]), 2),
+            "median_seconds": None
+            if pd.isna(row["median_seconds"])
+            else float(row["median_seconds"]),
         }
-        for r in per_hour.index
+        for r, row in speed.iterrows()
     }
 
 

@@ -11,10 +11,8 @@ per run, for the health page over time.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import timedelta
-from pathlib import Path
 
 import pandas as pd
 
@@ -277,14 +275,6 @@ def run_monitor(
         "resolved": [a.key for a in update.resolved],
     }
     _write(lake, policy, report, drift)
-    if drift is not None and drift.snapshot is not None:
-        add_to_workspace(lake, policy.name, drift.snapshot, run_id)
-    folder = lake.root / "monitoring"
-    histories = {
-        p.name: history(lake, p.name) for p in folder.iterdir() if (p / "history").is_dir()
-    }
-    report["files"]["health_page"] = str(write_health_page(lake, histories))
-    write_json_atomic(_clean(report), Path(report["files"]["report"]))
     return report
 
 
@@ -310,11 +300,18 @@ def _write(lake: Lake, policy: Policy, report: dict, drift) -> None:
             "drift_html": str(folder / "drift.html"),
             "drift_json": str(folder / "drift.json"),
         }
-    write_json_atomic(_clean(report), folder / "report.json")
+        add_to_workspace(lake, policy.name, drift.snapshot, report["run_id"])
     write_parquet_atomic(
         _history_row(report),
         lake.root / "monitoring" / policy.name / "history" / f"part-{report['run_id']}.parquet",
     )
+    histories = {
+        p.name: history(lake, p.name)
+        for p in (lake.root / "monitoring").iterdir()
+        if (p / "history").is_dir()
+    }
+    report["files"]["health_page"] = str(write_health_page(lake, histories))
+    write_json_atomic(_clean(report), folder / "report.json")
 
 
 def _history_row(report: dict) -> pd.DataFrame:
@@ -363,8 +360,3 @@ def _history_row(report: dict) -> pd.DataFrame:
 def history(lake: Lake, policy: str) -> pd.DataFrame:
     files = sorted((lake.root / "monitoring" / policy / "history").glob("part-*.parquet"))
     return Lake.read_parquet(files).sort_values("computed_at") if files else pd.DataFrame()
-
-
-def latest_report(lake: Lake, policy: str) -> dict | None:
-    runs = sorted((lake.root / "monitoring" / policy / "runs").glob("*/report.json"))
-    return json.loads(runs[-1].read_text()) if runs else None
