@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install install-test demo test lint format bench lock clean
+.PHONY: install install-test demo serve-stack stop test lint format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(BIN)/flywheel demo
+
+# Prefect server, work pool, deployments, worker and webhook receiver for this home.
+serve-stack: install
+	$(BIN)/flywheel stack start
+
+# Stop every server this home started (demo, stack, Label Studio).
+stop: install
+	$(BIN)/flywheel stop
 
 lint: install-test
 	$(BIN)/ruff check .

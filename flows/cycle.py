@@ -1,4 +1,5 @@
-"""One turn of the wheel for a policy: pull → build dataset → train → promote → monitor → push.
+"""One turn of the wheel for a policy: pull → reviewer QA → build dataset → train → promote →
+monitor → push.
 
 Every step is idempotent on its own (the pull's watermark, content-addressed datasets, a model
 trained on the same data is reused, the gate knows its champion, the push's ledger), so a cycle
@@ -13,10 +14,12 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.ingest import RETRIES, pull_task, qa_task
 from flows.monitor import monitor_task
 from flows.retrain import build_dataset_task, check_registry_task, promote_task, train_task
 from flywheel.errors import FlywheelError
@@ -24,10 +27,7 @@ from flywheel.lake import Lake
 from flywheel.policy import load_policy
 from flywheel.settings import get_settings
 from labeling.client import LabelStudioAPI
-from labeling.pull import pull
 from labeling.push import push
-
-RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class CycleSummary:
     promotion: str
     alerts_open: list[str]
     tasks_pushed: int
+    flagged_reviewers: list[str]
+    report: str  # the monitoring run's report.json
 
 
 @contextmanager
@@ -59,17 +61,6 @@ def one_cycle_at_a_time(policy: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@task(name="pull-decisions", cache_policy=NO_CACHE, **RETRIES)
-def pull_task(policy: str) -> int:
-    settings = get_settings()
-    report = pull(
-        load_policy(policy, settings), settings, Lake(settings.lake_dir), LabelStudioAPI(settings)
-    )
-    for problem in report.problems:
-        print(f"skipped: {problem}")
-    return report.added
-
-
 @task(name="push-tasks", cache_policy=NO_CACHE, **RETRIES)
 def push_task(policy: str) -> int:
     settings = get_settings()
@@ -80,15 +71,18 @@ def push_task(policy: str) -> int:
 
 
 @flow(name="cycle", log_prints=True)
-def cycle(policy: str) -> CycleSummary:
-    """Reviewer decisions in, a gated model, a monitoring run, and the next review tasks out."""
+def cycle(policy: str, since: datetime | None = None) -> CycleSummary:
+    """Reviewer decisions in, a gated model, a monitoring run, and the next review tasks out.
+
+    `since` starts the monitoring window (default: the policy's `monitoring.window_days`)."""
     with one_cycle_at_a_time(load_policy(policy, get_settings()).name):
         check_registry_task()
         added = pull_task(policy)
+        flagged = qa_task(policy)
         dataset_version = build_dataset_task(policy)
         trained = train_task(policy, dataset_version)
         verdict = promote_task(policy)
-        monitored = monitor_task(policy)
+        monitored = monitor_task(policy, since)
         pushed = push_task(policy)
     return CycleSummary(
         policy=policy,
@@ -99,4 +93,6 @@ def cycle(policy: str) -> CycleSummary:
         promotion=verdict.note or verdict.outcome,
         alerts_open=monitored["alerts_open"],
         tasks_pushed=pushed,
+        flagged_reviewers=flagged,
+        report=monitored["report"],
     )

@@ -1,115 +1,402 @@
-"""`flywheel demo`: the spine end to end on embedded defaults.
+"""`flywheel demo`: the wheel turning on a simulated world, on real servers, in one command.
 
-For each policy: simulate a world, import its golden set and reviewer history, then run the
-retrain flow (dataset → challenger → promotion gate). Idempotent: a second run finds the same
-world, imports nothing new, reuses the dataset and the model, and says so.
+For each policy a world is simulated: reviewer history and a golden set to start from, then some
+days of traffic per cycle, with an abuse pattern the first model never saw appearing mid-way.
+The first champion is trained from the history. Then Label Studio and the scoring API start, and
+each cycle sends its traffic through the API, turns the wheel (`flows/cycle.py`: pull, QA, build,
+train, promote, monitor, push), reloads the API's champion and lets simulated reviewers decide
+the pushed tasks in Label Studio, for the next cycle to learn from.
+
+Only the simulated reviewers and the last column of the table read the simulator's truth: the
+share of the new pattern's violating items the API did not allow, which shows the wheel learning.
+Finished cycles are recorded, so a rerun continues where the last one stopped (or only reprints).
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import httpx
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from flows.retrain import RetrainSummary, retrain
+from flows.cycle import cycle
+from flows.ingest import ingest
+from flows.retrain import retrain
+from flywheel.errors import FlywheelError
+from flywheel.files import atomic_path, write_json_atomic
 from flywheel.ingest import import_decisions, import_golden
-from flywheel.lake import Lake
-from flywheel.policy import load_policy
-from flywheel.registry import CHAMPION, check_reachable, connect, get_version
+from flywheel.lake import Lake, utc_now
+from flywheel.policy import Policy, load_policy
+from flywheel.registry import check_reachable
 from flywheel.settings import Settings
-from flywheel.simulate import WorldConfig, simulate, write_world
+from flywheel.simulate import World, WorldConfig, simulate, write_world
+from labeling import reviewers
+from labeling import server as labelstudio
+from labeling.client import LabelStudioAPI
+from labeling.project import bootstrap
+from monitoring.monitor import key_figures
+from monitoring.page import plots_page
+from serving import process as scoring_api
 
 
-def _prepare(policy_name: str, settings: Settings, config: WorldConfig, console: Console) -> Path:
+@dataclass(frozen=True)
+class DemoConfig:
+    cycles: int = 5
+    emerging_cycle: int = 3  # the new pattern appears at the start of this cycle's traffic
+    history_days: int = 20  # reviewed traffic before the first cycle: the first model's data
+    days_per_cycle: int = 2
+    items_per_day: int = 500
+    seed: int = 7
+    api_port: int = 8000
+
+    def world(self) -> WorldConfig:
+        if not 1 <= self.emerging_cycle <= self.cycles:
+            raise FlywheelError(f"demo: the emerging cycle must be between 1 and {self.cycles}")
+        return WorldConfig(
+            seed=self.seed,
+            days=self.history_days + self.cycles * self.days_per_cycle,
+            items_per_day=self.items_per_day,
+            emerging_day=self.history_days + (self.emerging_cycle - 1) * self.days_per_cycle,
+            history_days=self.history_days,
+        )
+
+    def days(self, turn: int) -> range:
+        first = self.history_days + (turn - 1) * self.days_per_cycle
+        return range(first, first + self.days_per_cycle)
+
+
+@dataclass
+class CycleRow:
+    """One policy's figures after one cycle: what the operator sees, plus the truth's check."""
+
+    policy: str
+    cycle: int
+    items: int
+    champion: int | None
+    promotion: str
+    golden_precision: float | None  # auto-action, the champion after this cycle
+    golden_recall: float | None  # review, the champion after this cycle
+    audit_fpr: float | None  # auto-action, production, blind audit
+    audit_fnr: float | None  # allow, production, blind audit
+    drifted_share: float | None
+    score_drift: bool | None
+    alerts_opened: list[str] = field(default_factory=list)
+    flagged_reviewers: list[str] = field(default_factory=list)
+    backlog: int | None = None
+    pushed: int = 0
+    annotations: int = 0
+    pattern_items: int = 0  # violating items of the new pattern in this cycle's traffic
+    pattern_recall: float | None = None  # their share the API sent to review or auto-action
+
+
+def _prepare(policy: Policy, settings: Settings, config: WorldConfig, console: Console) -> World:
     """Simulate the policy's world into the home and import its golden set and history."""
-    policy = load_policy(policy_name, settings)
     lake = Lake(settings.lake_dir)
-    world_dir = settings.root / "demo" / policy.name
     with console.status(f"{policy.name}: simulating {config.days} days of traffic…"):
         world = simulate(policy, config)
-        paths = write_world(world, world_dir)
+        paths = write_world(world, settings.root / "demo" / policy.name)
     golden = import_golden(paths["golden"], policy, lake).result
     decisions = import_decisions(paths["decisions"], policy, lake).result
     console.print(
         f"[green]✓[/] {policy.name}: {world.meta['items']:,} items (base rate "
-        f"{world.meta['base_rate']:.1%}); golden set {golden.version} ({golden.total} items); "
-        f"{decisions.added:,} decisions imported, {decisions.already_present:,} already present"
+        f"{world.meta['base_rate']:.1%}), new pattern from {world.meta['emerging_starts'][:10]}; "
+        f"golden set {golden.version} ({golden.total} items); {decisions.added:,} decisions "
+        f"imported, {decisions.already_present:,} already present"
     )
-    return world_dir
+    return world
+
+
+def _first_champion(name: str, console: Console) -> None:
+    with console.status(f"{name}: retrain flow (dataset → train → promotion gate)…"):
+        summary = retrain(name)
+    reused = " (reused)" if summary.reused_model else ""
+    console.print(
+        f"[green]✓[/] {name}: dataset {summary.dataset_version}, model version "
+        f"{summary.model_version}{reused}: {summary.outcome}"
+    )
+
+
+def _score(url: str, key: str, policy: Policy, items: pd.DataFrame, batch: int) -> pd.Series:
+    """Send the items through the scoring API in batches; each item's decision."""
+    columns = ["item_id", *policy.feature_columns]
+    decisions: dict[str, str] = {}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        for start in range(0, len(items), batch):
+            chunk = json.loads(items.iloc[start : start + batch][columns].to_json(orient="records"))
+            answer = client.post(
+                "/v1/score/batch", json={"items": chunk, "policies": [policy.name]}, timeout=60
+            )
+            if answer.status_code != 200:
+                raise FlywheelError(f"the scoring API answered {answer.status_code}: {answer.text}")
+            for item in answer.json()["results"]:
+                decisions[item["item_id"]] = item["results"][0]["decision"]
+    return pd.Series(decisions)
+
+
+def _reload(url: str, admin_key: str) -> None:
+    """Have the API load the champion the cycle may have promoted, before the next traffic."""
+    answer = httpx.post(
+        f"{url}/v1/admin/reload", headers={"Authorization": f"Bearer {admin_key}"}, timeout=120
+    )
+    if answer.status_code != 200:
+        raise FlywheelError(f"reloading the scoring API failed: {answer.text}")
+
+
+def _turn(
+    policy: Policy,
+    turn: int,
+    world: World,
+    config: DemoConfig,
+    settings: Settings,
+    api_url: str,
+    labelstudio_api: LabelStudioAPI,
+    project: int,
+) -> CycleRow:
+    """One cycle of one policy: traffic in, the wheel turns, reviewers decide what it pushed."""
+    truth = world.truth[world.truth["set"] == "traffic"].set_index("item_id")
+    ids = truth.index[truth["day"].isin(config.days(turn))]
+    items = world.traffic[world.traffic["item_id"].isin(ids)]
+    keys = scoring_api.keys(settings)
+    since = pd.Timestamp(utc_now())
+    served = _score(api_url, keys.api, policy, items, settings.max_batch_items)
+    summary = cycle(policy.name, since=since.to_pydatetime())
+    _reload(api_url, keys.admin)
+    report = json.loads(Path(summary.report).read_text())
+    figures = key_figures(report)
+    made = reviewers.work(
+        policy, labelstudio_api, project, list(config.world().reviewers), world.truth, seed=turn
+    )
+    # what Label Studio's webhook starts in a deployment: their decisions in, reviewer QA
+    ingested = ingest(policy.name)
+    pattern = truth.loc[ids][lambda t: t["is_emerging"] & t["is_violating"]].index
+    caught = served.reindex(pattern).isin(["review", "auto_action"])
+    return CycleRow(
+        policy=policy.name,
+        cycle=turn,
+        items=len(items),
+        champion=figures["champion"],
+        promotion=summary.promotion,
+        golden_precision=figures["golden_precision"],
+        golden_recall=figures["golden_recall"],
+        audit_fpr=figures["audit_auto_action_fpr"],
+        audit_fnr=figures["audit_allow_fnr"],
+        drifted_share=figures["drifted_share"],
+        score_drift=figures["score_drift"],
+        alerts_opened=report["alerts"]["opened"],
+        flagged_reviewers=ingested.flagged_reviewers,
+        backlog=figures["open_tasks"],
+        pushed=summary.tasks_pushed,
+        annotations=made,
+        pattern_items=len(pattern),
+        pattern_recall=float(caught.mean()) if len(pattern) else None,
+    )
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.root / "demo" / "cycles.json"
+
+
+def _done(settings: Settings, config: DemoConfig) -> list[CycleRow]:
+    """Cycles finished by an earlier run of the same demo (another configuration starts over)."""
+    path = _state_path(settings)
+    if not path.is_file():
+        return []
+    state = json.loads(path.read_text())
+    if state.get("config") != asdict(config):
+        raise FlywheelError(
+            f"this home ran the demo with other settings ({state.get('config')}); "
+            "use another FLYWHEEL_HOME or `make clean`"
+        )
+    return [CycleRow(**row) for row in state["rows"]]
+
+
+def _record(settings: Settings, config: DemoConfig, rows: list[CycleRow]) -> None:
+    write_json_atomic(
+        {"config": asdict(config), "rows": [asdict(r) for r in rows]}, _state_path(settings)
+    )
+
+
+def _cell(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, list):
+        return ", ".join(value) or "–"
+    return str(value)
+
+
+def _table(title: str, rows: list[CycleRow]) -> Table:
+    table = Table(title=title, title_justify="left")
+    headers = [
+        "cycle",
+        "policy",
+        "model",
+        "golden prec",
+        "golden rec",
+        "prod FPR",
+        "prod FNR",
+        "drift",
+        "alerts opened",
+        "flagged",
+        "backlog",
+        "pushed",
+        "new pattern caught",
+    ]
+    for header in headers:
+        table.add_column(
+            header, justify="left" if header in {"policy", "alerts opened"} else "right"
+        )
+    for r in rows:
+        drift = f"{_cell(r.drifted_share, 2)}{' +score' if r.score_drift else ''}"
+        caught = f"{_cell(r.pattern_recall, 2)} of {r.pattern_items}" if r.pattern_items else "–"
+        table.add_row(
+            str(r.cycle),
+            r.policy,
+            f"v{r.champion}" if r.champion is not None else "none",
+            _cell(r.golden_precision),
+            _cell(r.golden_recall),
+            _cell(r.audit_fpr, 4),
+            _cell(r.audit_fnr),
+            drift,
+            _cell([a.split(":", 1)[1] for a in r.alerts_opened]),
+            _cell(r.flagged_reviewers),
+            _cell(r.backlog),
+            str(r.pushed),
+            caught,
+        )
+    return table
+
+
+SUMMARY_SERIES = [
+    ("golden_precision", "golden-set precision at auto_action (champion after the cycle)"),
+    ("golden_recall", "golden-set recall at review"),
+    ("audit_fpr", "production FPR of auto_action (blind audit)"),
+    ("audit_fnr", "production FNR of allow (blind audit)"),
+    ("drifted_share", "share of drifted fields"),
+    ("alerts", "alerts opened"),
+    ("pattern_recall", "new pattern: share of its violating items not allowed (simulator truth)"),
+]
+
+
+def write_summary(settings: Settings, rows: list[CycleRow], config: DemoConfig) -> Path:
+    """The demo's figures per cycle as plots, one section per policy, in one HTML file."""
+    frame = pd.DataFrame([asdict(r) for r in rows])
+    frame["alerts"] = frame["alerts_opened"].map(len)
+    frames = {name: group.sort_values("cycle") for name, group in frame.groupby("policy")}
+    summaries = {
+        name: f"{len(group)} cycles; the new pattern appears in cycle {config.emerging_cycle}; "
+        f"champion now v{group['champion'].iloc[-1]}."
+        for name, group in frames.items()
+    }
+    page = plots_page(
+        "Flywheel demo: the wheel over its cycles",
+        frames,
+        "cycle",
+        SUMMARY_SERIES,
+        summaries,
+        "No cycle has run yet.",
+    )
+    path = settings.root / "demo" / "summary.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
 
 
 def run_demo(
-    settings: Settings, policies: list[str], config: WorldConfig, console: Console
-) -> list[RetrainSummary]:
+    settings: Settings, policies: list[str], config: DemoConfig, console: Console
+) -> list[CycleRow]:
+    """Everything the module docstring says; the per-cycle figures of every policy."""
     console.print(f"[bold]Flywheel demo[/] — home {settings.root}")
     check_reachable(settings)
-    for name in policies:
-        _prepare(name, settings, config, console)
-    summaries = []
-    for name in policies:
-        with console.status(f"{name}: retrain flow (dataset → train → promotion gate)…"):
-            summary = retrain(name)
-        console.print(
-            f"[green]✓[/] {name}: dataset {summary.dataset_version}, model version "
-            f"{summary.model_version}{' (reused)' if summary.reused_model else ''}: {summary.outcome}"
-        )
-        summaries.append(summary)
-    _summary_table(settings, summaries, console)
-    return summaries
+    loaded = [load_policy(name, settings) for name in policies]
+    rows = _done(settings, config)
+    with ThreadPoolExecutor(1) as pool:
+        # Label Studio installs on first use (minutes): let it do so while the first models train.
+        started = pool.submit(labelstudio.start, settings)
+        worlds = {p.name: _prepare(p, settings, config.world(), console) for p in loaded}
+        for policy in loaded:
+            _first_champion(policy.name, console)
+        with console.status("Label Studio: installing on first use, then starting…"):
+            started.result()
+    console.print(f"[green]✓[/] Label Studio at {settings.labelstudio_url}")
+    api_url = scoring_api.start(settings, config.api_port)
+    console.print(f"[green]✓[/] scoring API at {api_url}")
+    lake = Lake(settings.lake_dir)
+    labelstudio_api = LabelStudioAPI(settings)
+    projects = {p.name: bootstrap(p, lake, labelstudio_api, settings).id for p in loaded}
 
+    for turn in range(1, config.cycles + 1):
+        done = {(r.policy, r.cycle) for r in rows}
+        fresh = []
+        for policy in loaded:
+            if (policy.name, turn) in done:
+                continue
+            with console.status(f"cycle {turn}: {policy.name} (traffic, wheel, reviewers)…"):
+                row = _turn(
+                    policy,
+                    turn,
+                    worlds[policy.name],
+                    config,
+                    settings,
+                    api_url,
+                    labelstudio_api,
+                    projects[policy.name],
+                )
+            rows.append(row)
+            fresh.append(row)
+            _record(settings, config, rows)
+        if fresh:
+            pattern = " (the new pattern appears)" if turn == config.emerging_cycle else ""
+            console.print(_table(f"Cycle {turn}{pattern}", fresh))
 
-def _summary_table(settings: Settings, summaries: list[RetrainSummary], console: Console) -> None:
-    client = connect(settings)
-    table = Table(title="Champions on the golden set", title_justify="left")
-    for column in (
-        "policy",
-        "model",
-        "auto prec",
-        "auto rec",
-        "rev rec",
-        "rev FPR",
-        "review / auto",
-    ):
-        table.add_column(column, justify="left" if column == "policy" else "right")
-    for summary in summaries:
-        champion = get_version(client, summary.policy, CHAMPION)
-        if champion is None:
-            table.add_row(summary.policy, "none", "–", "–", "–", "–", "–")
-            continue
-        tags = champion.tags
-        figures = [
-            _figure(tags, f"golden_{key}")
-            for key in (
-                "auto_action_precision",
-                "auto_action_recall",
-                "review_recall",
-                "review_fpr",
-            )
-        ]
-        thresholds = champion.thresholds
-        table.add_row(
-            summary.policy,
-            f"v{champion.version}",
-            *figures,
-            f"{thresholds.review:.3f} / {thresholds.auto_action:.3f}",
-        )
-    console.print(table)
+    summary = write_summary(settings, rows, config)
+    console.print(_table("All cycles", sorted(rows, key=lambda r: (r.policy, r.cycle))))
     console.print(
-        "figures: the golden set, recorded when each version was trained; "
-        "review / auto: the two thresholds"
+        "golden prec/rec: the champion after the cycle, at auto_action / review; prod FPR/FNR: "
+        "blind-audit estimates; new pattern caught: its violating items the API did not allow "
+        "(simulator truth)"
     )
-    console.print("Look further:")
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    console.print(f"  {mlflow_cli} ui --backend-store-uri {settings.tracking_uri}")
-    for summary in summaries:
-        console.print(f"  flywheel promote --policy {summary.policy} --dry-run")
+    first = loaded[0]
+    example = worlds[first.name].traffic.iloc[-1][["item_id", *first.feature_columns]]
+    request = {"item": json.loads(example.to_json()), "policies": [first.name]}
+    _addresses(settings, api_url, summary, json.dumps(request), console)
+    return rows
+
+
+def _addresses(
+    settings: Settings, api_url: str, summary: Path, request: str, console: Console
+) -> None:
+    keys = scoring_api.keys(settings)
+    creds = labelstudio.credentials(settings)
+    bin_dir = Path(sys.executable).parent
+    console.print("[bold]Still running[/] (stop them with: make stop)")
     console.print(
-        "  FLYWHEEL_API_KEYS=dev-key flywheel serve   (the scoring API; README has a curl)"
+        f"  Label Studio  {settings.labelstudio_url}  (user {creds.username}, password in "
+        f"{settings.labelstudio_dir / 'credentials.json'})"
     )
-    console.print(f"  lake (Parquet, DuckDB-readable): {settings.lake_dir}")
-
-
-def _figure(tags: dict[str, str], key: str) -> str:
-    return f"{float(tags[key]):.3f}" if key in tags else "–"
+    console.print(
+        f"  scoring API   {api_url}/docs  (keys in {settings.root / 'serving' / 'keys.json'})"
+    )
+    console.print(
+        f"    curl -s {api_url}/v1/score -H 'Authorization: Bearer {keys.api}' -d '{request}'",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print("[bold]Look further[/]")
+    console.print(f"  summary       {summary}")
+    console.print(f"  health page   {settings.lake_dir / 'monitoring' / 'health.html'}")
+    console.print(
+        f"  MLflow        {bin_dir / 'mlflow'} ui --backend-store-uri {settings.tracking_uri}"
+    )
+    console.print(
+        f"  Evidently     {bin_dir / 'evidently'} ui --workspace "
+        f"{settings.lake_dir / 'monitoring' / 'workspace'}"
+    )
+    console.print(f"  lake          {settings.lake_dir}  (Parquet, DuckDB-readable)")

@@ -6,6 +6,9 @@ A thin wrapper over `monitoring.monitor.run_monitor`, so the same run works from
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
@@ -16,9 +19,14 @@ from monitoring.monitor import run_monitor
 
 
 @task(name="monitor-policy", cache_policy=NO_CACHE)
-def monitor_task(policy: str) -> dict:
+def monitor_task(policy: str, since: datetime | None = None) -> dict:
     settings = get_settings()
-    report = run_monitor(load_policy(policy, settings), settings, Lake(settings.lake_dir))
+    report = run_monitor(
+        load_policy(policy, settings),
+        settings,
+        Lake(settings.lake_dir),
+        since=pd.Timestamp(since) if since is not None else None,
+    )
     return {
         "policy": policy,
         "run_id": report["run_id"],

@@ -292,14 +292,26 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    detach: bool = typer.Option(
+        False, "--detach", help="Run in the background on 127.0.0.1 (stop: flywheel stop)."
+    ),
 ) -> None:
     """Run the scoring API: champions from the registry, hot-reloaded, every prediction logged."""
-    import uvicorn
-
     from flywheel.settings import get_settings
-    from serving.app import create_app
 
     settings = get_settings()
+    if detach:
+        from serving import process
+
+        url = process.start(settings, port)
+        out.print(f"scoring API on {url} (docs: {url}/docs); stop it with: flywheel stop")
+        out.print(f"API key and admin key: {settings.root / 'serving' / 'keys.json'}")
+        return
+
+    import uvicorn
+
+    from serving.app import create_app
+
     if not settings.api_keys:
         raise FlywheelError(
             "no API keys: set FLYWHEEL_API_KEYS=key1,key2 (and FLYWHEEL_ADMIN_KEY for admin routes)"
@@ -517,6 +529,11 @@ def label_qa(policy: PolicyOption, as_json: JsonOption = False) -> None:
 def label_listen(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8090, help="Port to listen on."),
+    via_prefect: bool = typer.Option(
+        False,
+        "--via-prefect",
+        help="Run the ingest-<policy> deployment on each event instead of pulling here.",
+    ),
 ) -> None:
     """Receive Label Studio's webhooks and pull on each event (polling stays the source of truth)."""
     import uvicorn
@@ -529,9 +546,14 @@ def label_listen(
     from labeling.webhook import Puller, create_app
 
     settings = get_settings()
-    lake, api = Lake(settings.lake_dir), LabelStudioAPI(settings)
     policies = [load_policy(name, settings) for name in list_policies(settings)]
-    pullers = {p.name: Puller(lambda p=p: pull(p, settings, lake, api)) for p in policies}
+    if via_prefect:
+        from flows.ingest import run_ingest_deployment
+
+        pullers = {p.name: Puller(lambda p=p: run_ingest_deployment(p.name)) for p in policies}
+    else:
+        lake, api = Lake(settings.lake_dir), LabelStudioAPI(settings)
+        pullers = {p.name: Puller(lambda p=p: pull(p, settings, lake, api)) for p in policies}
     uvicorn.run(create_app(pullers), host=host, port=port, log_level="warning")
 
 
@@ -675,18 +697,67 @@ def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
     )
 
 
+stack_app = typer.Typer(
+    help="The servers that run the wheel unattended: Prefect, its worker, the webhook receiver.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("start")
+def stack_start(
+    prefect_port: int = typer.Option(4200, help="Port of the Prefect server (API and UI)."),
+    webhook_port: int = typer.Option(8090, help="Port of the Label Studio webhook receiver."),
+) -> None:
+    """Start a Prefect server, create the work pool, deploy prefect.yaml, start a worker and the
+    webhook receiver (`make serve-stack`); stop them with `flywheel stop`."""
+    from flows.stack import start_stack
+    from flywheel.settings import get_settings
+
+    stack = start_stack(get_settings(), prefect_port, webhook_port)
+    out.print(f"Prefect API {stack.prefect_api_url} (UI: {stack.prefect_api_url[:-4]})")
+    out.print(f"worker online in work pool 'flywheel'; {len(stack.deployments)} deployments:")
+    for name in stack.deployments:
+        out.print(f"  {name}")
+    out.print(
+        f"webhook receiver: set FLYWHEEL_WEBHOOK_URL={stack.webhook_url} before "
+        "`flywheel label bootstrap` so that Label Studio's events start ingest runs"
+    )
+    out.print(f"use it: export PREFECT_API_URL={stack.prefect_api_url}; stop it: flywheel stop")
+
+
+@app.command()
+def stop() -> None:
+    """Stop every server this home started: the scoring API, Label Studio, the Prefect stack."""
+    from flows.stack import stop_all
+    from flywheel.settings import get_settings
+
+    for name, stopped in stop_all(get_settings()):
+        out.print(f"{name}: {'stopped' if stopped else 'not running'}")
+
+
 @app.command()
 def demo(
-    days: int = typer.Option(30, help="Days of simulated traffic per policy."),
-    items_per_day: int = typer.Option(800, help="Items per day per policy."),
+    cycles: int = typer.Option(5, help="Turns of the wheel."),
+    emerging_cycle: int = typer.Option(3, help="The cycle whose traffic brings the new pattern."),
+    items_per_day: int = typer.Option(500, help="Simulated items per day per policy."),
+    days_per_cycle: int = typer.Option(2, help="Days of traffic each cycle sends."),
+    history_days: int = typer.Option(20, help="Reviewed days the first model learns from."),
+    api_port: int = typer.Option(8000, help="Port of the scoring API the demo starts."),
     policies: str = typer.Option("spam,scam", help="Comma-separated policies to run."),
 ) -> None:
-    """The main job on embedded defaults: simulate, import, retrain and promote every policy."""
-    from flows.demo import run_demo
+    """The main job: Label Studio and the scoring API on a simulated world, the wheel turning."""
+    from flows.demo import DemoConfig, run_demo
     from flywheel.settings import get_settings
-    from flywheel.simulate import WorldConfig
 
-    config = WorldConfig(days=days, items_per_day=items_per_day, emerging_day=min(20, days))
+    config = DemoConfig(
+        cycles=cycles,
+        emerging_cycle=emerging_cycle,
+        history_days=history_days,
+        days_per_cycle=days_per_cycle,
+        items_per_day=items_per_day,
+        api_port=api_port,
+    )
     run_demo(get_settings(), [p.strip() for p in policies.split(",") if p.strip()], config, out)
 
 

@@ -16,11 +16,8 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +27,7 @@ import httpx
 
 from flywheel.errors import FlywheelError
 from flywheel.files import write_json_atomic
+from flywheel.services import Service, port_taken
 from flywheel.settings import Settings
 
 REQUIREMENT = "label-studio==1.23.2"
@@ -149,25 +147,16 @@ def _address(settings: Settings) -> tuple[str, int]:
     return "127.0.0.1", port
 
 
-def _pid_file(settings: Settings) -> Path:
-    return settings.labelstudio_dir / "server.json"
-
-
 def _data_dir(settings: Settings) -> Path:
     return settings.labelstudio_dir / "data"
 
 
-def _ours(pid: int, data_dir: Path) -> bool:
-    """True if `pid` is alive and is the Label Studio serving this home's data dir."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return (
-        b"label-studio" in cmdline
-        and f"LABEL_STUDIO_BASE_DATA_DIR={data_dir}".encode() in environ
-        and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+def service(settings: Settings) -> Service:
+    """This home's Label Studio: the one whose data dir is this home's."""
+    return Service(
+        "Label Studio",
+        settings.labelstudio_dir,
+        f"LABEL_STUDIO_BASE_DATA_DIR={_data_dir(settings)}",
     )
 
 
@@ -186,102 +175,55 @@ def _answers(url: str, token: str, timeout: float = 2.0) -> bool:
 def status(settings: Settings) -> Status:
     """Whether this home's Label Studio runs, and whether it answers with our token."""
     url = settings.labelstudio_url
-    pid_file = _pid_file(settings)
-    if not pid_file.is_file():
+    server = service(settings)
+    recorded = server.recorded().get("pid")
+    if recorded is None:
         return Status(False, url, detail="not started by this home")
-    pid = json.loads(pid_file.read_text())["pid"]
-    if not _ours(pid, _data_dir(settings)):
-        return Status(False, url, detail=f"stale pid file (process {pid} is gone)")
+    if server.pid() is None:
+        return Status(False, url, detail=f"stale pid file (process {recorded} is gone)")
     if not _answers(url, credentials(settings).token):
-        return Status(True, url, pid, detail="running but not answering yet")
-    return Status(True, url, pid, detail="answering")
-
-
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex((host, port)) == 0
-
-
-def _log_tail(path: Path, lines: int = 8) -> str:
-    if not path.is_file():
-        return ""
-    return " / ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+        return Status(True, url, recorded, detail="running but not answering yet")
+    return Status(True, url, recorded, detail="answering")
 
 
 def start(settings: Settings) -> Status:
     """Install if needed, start on 127.0.0.1 and wait until the API answers our token."""
-    current = status(settings)
-    if current.running:
-        return _wait_answering(settings, current.pid)
+    server = service(settings)
     host, port = _address(settings)
-    if _port_taken(host, port):
-        # Label Studio would silently move to the next free port; refuse instead.
-        raise FlywheelError(
-            f"port {port} is in use by another program; set LABEL_STUDIO_URL to a free port"
-        )
-    venv = ensure_installed(settings)
-    data_dir = _data_dir(settings)
-    if not (data_dir / "label_studio.sqlite3").is_file():
-        shutil.rmtree(data_dir, ignore_errors=True)
-        shutil.copytree(venv / _TEMPLATE, data_dir)
-    creds = credentials(settings)
-    env = _base_env(settings, data_dir) | {
-        "LABEL_STUDIO_USERNAME": creds.username,
-        "LABEL_STUDIO_PASSWORD": creds.password,
-        "LABEL_STUDIO_USER_TOKEN": creds.token,
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        # Flywheel's webhook receiver listens on loopback, which Label Studio refuses by default.
-        "SSRF_PROTECTION_ENABLED": "false",
-    }
-    log = settings.labelstudio_dir / "server.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [
-                str(_bin(settings)),
-                "start",
-                "--no-browser",
-                "--internal-host",
-                host,
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    write_json_atomic({"pid": process.pid, "url": settings.labelstudio_url}, _pid_file(settings))
-    return _wait_answering(settings, process.pid)
-
-
-def _wait_answering(settings: Settings, pid: int | None) -> Status:
-    deadline = time.monotonic() + settings.labelstudio_start_timeout_s
+    pid = server.pid()
+    if pid is None:
+        if port_taken(host, port):
+            # Label Studio would silently move to the next free port; refuse instead.
+            raise FlywheelError(
+                f"port {port} is in use by another program; set LABEL_STUDIO_URL to a free port"
+            )
+        venv = ensure_installed(settings)
+        data_dir = _data_dir(settings)
+        if not (data_dir / "label_studio.sqlite3").is_file():
+            shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.copytree(venv / _TEMPLATE, data_dir)
+        creds = credentials(settings)
+        env = _base_env(settings, data_dir) | {
+            "LABEL_STUDIO_USERNAME": creds.username,
+            "LABEL_STUDIO_PASSWORD": creds.password,
+            "LABEL_STUDIO_USER_TOKEN": creds.token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            # Flywheel's webhook receiver listens on loopback, which Label Studio refuses by default.
+            "SSRF_PROTECTION_ENABLED": "false",
+        }
+        command = [str(_bin(settings)), "start", "--no-browser", "--internal-host", host]
+        pid = server.spawn([*command, "--port", str(port)], env, url=settings.labelstudio_url)
     token = credentials(settings).token
-    log = settings.labelstudio_dir / "server.log"
-    while time.monotonic() < deadline:
-        if pid is not None and not _ours(pid, _data_dir(settings)):
-            raise FlywheelError(f"Label Studio exited while starting: {_log_tail(log)}")
-        if _answers(settings.labelstudio_url, token):
-            return Status(True, settings.labelstudio_url, pid, detail="answering")
-        time.sleep(0.25)
-    raise FlywheelError(
-        f"Label Studio did not answer at {settings.labelstudio_url} within "
-        f"{settings.labelstudio_start_timeout_s:.0f} s; log: {log}"
+    server.wait(
+        pid,
+        lambda: _answers(settings.labelstudio_url, token),
+        settings.labelstudio_start_timeout_s,
     )
+    return Status(True, settings.labelstudio_url, pid, detail="answering")
 
 
 def stop(settings: Settings, timeout_s: float = 20.0) -> Status:
     """Stop the server this home started (and nothing else); a no-op when it is not running."""
-    current = status(settings)
-    if current.pid is None:
-        _pid_file(settings).unlink(missing_ok=True)
-        return current
-    os.killpg(current.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while _ours(current.pid, _data_dir(settings)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _ours(current.pid, _data_dir(settings)):
-        os.killpg(current.pid, signal.SIGKILL)
-    _pid_file(settings).unlink(missing_ok=True)
+    if not service(settings).stop(timeout_s):
+        return status(settings)
     return Status(False, settings.labelstudio_url, detail="stopped")

@@ -190,21 +190,26 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
 
 
 def run_monitor(
-    policy: Policy, settings: Settings, lake: Lake, now: pd.Timestamp | None = None
+    policy: Policy,
+    settings: Settings,
+    lake: Lake,
+    now: pd.Timestamp | None = None,
+    since: pd.Timestamp | None = None,
 ) -> dict:
-    """Measure a policy, write the report files, update the alerts; the figures as plain data."""
+    """Measure a policy, write the report files, update the alerts; the figures as plain data.
+
+    The window is the policy's `window_days` up to `now`, unless `since` starts it (a cycle
+    looks at the traffic since the previous cycle)."""
     now = now or pd.Timestamp(utc_now())
     run_id = now.strftime("%Y%m%dT%H%M%S%fZ")
     rules = policy.monitoring
     notes: list[str] = []
     log = read_predictions(settings, policy)
-    since = now - timedelta(days=rules.window_days)
+    since = pd.Timestamp(since) if since is not None else now - timedelta(days=rules.window_days)
     scored_at = pd.to_datetime(log["scored_at"], utc=True)
     window = log[(scored_at >= since) & (scored_at <= now)].reset_index(drop=True)
     if window.empty:
-        notes.append(
-            f"no predictions in the window ({rules.window_days:g} days to {now.isoformat()})"
-        )
+        notes.append(f"no predictions in the window ({since.isoformat()} to {now.isoformat()})")
     report: dict = {
         "policy": policy.name,
         "run_id": run_id,
@@ -314,38 +319,36 @@ def _write(lake: Lake, policy: Policy, report: dict, drift) -> None:
     write_json_atomic(_clean(report), folder / "report.json")
 
 
-def _history_row(report: dict) -> pd.DataFrame:
+def key_figures(report: dict) -> dict:
+    """A run's headline figures, flat: the history's row, the demo's table."""
+
     def pick(*path):
         value = report
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
-    return pd.DataFrame(
-        [
-            {
-                "run_id": report["run_id"],
-                "computed_at": pd.Timestamp(report["computed_at"]),
-                "predictions": report["window"]["predictions"],
-                "champion": pick("models", "champion"),
-                "drifted_share": pick("drift", "drifted_share"),
-                "score_drift": pick("drift", "score", "drifted"),
-                "golden_precision": pick(
-                    "golden", "champion", "slices", "all", "auto_action", "precision", "value"
-                ),
-                "golden_recall": pick(
-                    "golden", "champion", "slices", "all", "review", "recall", "value"
-                ),
-                "audit_auto_action_fpr": pick(
-                    "production", "audit", "rates", "auto_action_fpr", "value"
-                ),
-                "audit_allow_fnr": pick("production", "audit", "rates", "allow_fnr", "value"),
-                "open_tasks": pick("health", "backlog", "open_tasks"),
-                "fallback_share": pick("health", "fallback_share"),
-                "open_alerts": len(report["alerts"]["open"]),
-            }
-        ]
-    ).astype(
+    return {
+        "run_id": report["run_id"],
+        "computed_at": pd.Timestamp(report["computed_at"]),
+        "predictions": report["window"]["predictions"],
+        "champion": pick("models", "champion"),
+        "drifted_share": pick("drift", "drifted_share"),
+        "score_drift": pick("drift", "score", "drifted"),
+        "golden_precision": pick(
+            "golden", "champion", "slices", "all", "auto_action", "precision", "value"
+        ),
+        "golden_recall": pick("golden", "champion", "slices", "all", "review", "recall", "value"),
+        "audit_auto_action_fpr": pick("production", "audit", "rates", "auto_action_fpr", "value"),
+        "audit_allow_fnr": pick("production", "audit", "rates", "allow_fnr", "value"),
+        "open_tasks": pick("health", "backlog", "open_tasks"),
+        "fallback_share": pick("health", "fallback_share"),
+        "open_alerts": len(report["alerts"]["open"]),
+    }
+
+
+def _history_row(report: dict) -> pd.DataFrame:
+    return pd.DataFrame([key_figures(report)]).astype(
         {
             "drifted_share": "float64",
             "golden_precision": "float64",

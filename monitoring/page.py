@@ -41,45 +41,66 @@ def add_to_workspace(lake: Lake, policy: str, snapshot, run_id: str) -> None:
     workspace.add_run(project.id, snapshot, name=run_id)
 
 
-def write_health_page(lake: Lake, histories: dict[str, pd.DataFrame]) -> Path:
-    """Every policy's history as plots on one page (plotly's script inlined once: no network)."""
+def plots_page(
+    title: str,
+    frames: dict[str, pd.DataFrame],
+    x: str,
+    series: list[tuple[str, str]],
+    summaries: dict[str, str],
+    empty: str,
+) -> str:
+    """A self-contained page, a section of stacked plots per frame (plotly's script inlined once,
+    so it opens without a network)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     sections = []
-    for policy, frame in sorted(histories.items()):
+    for name, frame in sorted(frames.items()):
         if frame.empty:
             continue
         figure = make_subplots(
-            rows=len(SERIES),
+            rows=len(series),
             cols=1,
             shared_xaxes=True,
-            subplot_titles=[title for _, title in SERIES],
+            subplot_titles=[label for _, label in series],
             vertical_spacing=0.03,
         )
-        for row, (column, title) in enumerate(SERIES, start=1):
+        for row, (column, label) in enumerate(series, start=1):
             figure.add_trace(
-                go.Scatter(
-                    x=frame["computed_at"], y=frame[column], mode="lines+markers", name=title
-                ),
+                go.Scatter(x=frame[x], y=frame[column], mode="lines+markers", name=label),
                 row=row,
                 col=1,
             )
-        figure.update_layout(height=180 * len(SERIES), showlegend=False, title=f"{policy}")
-        latest = frame.iloc[-1]
-        summary = (
-            f"<p>{len(frame)} runs; latest {escape(str(latest['computed_at']))}: champion v"
-            f"{escape(str(latest['champion']))}, {int(latest['open_alerts'])} open alerts.</p>"
-        )
+        figure.update_layout(height=180 * len(series), showlegend=False, title=name)
         sections.append(
-            f"<section><h2>{escape(policy)}</h2>{summary}"
+            f"<section><h2>{escape(name)}</h2><p>{escape(summaries.get(name, ''))}</p>"
             + figure.to_html(full_html=False, include_plotlyjs=not sections)
             + "</section>"
         )
-    body = "".join(sections) or "<p>No monitoring runs yet: run <code>flywheel monitor</code>.</p>"
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Flywheel health</title></head>"
-        f"<body><h1>Flywheel: policy health over time</h1>{body}</body></html>"
+    body = "".join(sections) or f"<p>{escape(empty)}</p>"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def write_health_page(lake: Lake, histories: dict[str, pd.DataFrame]) -> Path:
+    """Every policy's monitoring history as plots on one page."""
+    summaries = {}
+    for policy, frame in histories.items():
+        if not frame.empty:
+            latest = frame.iloc[-1]
+            summaries[policy] = (
+                f"{len(frame)} runs; latest {latest['computed_at']}: champion v"
+                f"{latest['champion']}, {int(latest['open_alerts'])} open alerts."
+            )
+    page = plots_page(
+        "Flywheel: policy health over time",
+        histories,
+        "computed_at",
+        SERIES,
+        summaries,
+        "No monitoring runs yet: run flywheel monitor.",
     )
     path = lake.root / "monitoring" / "health.html"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,9 @@ def test_review_queue_orders_by_score_and_age_and_skips_pushed(policy):
 
 
 def test_gold_checks_follow_the_rate_and_are_not_reused(policy):
+    policy = policy.model_copy(
+        update={"labeling": policy.labeling.model_copy(update={"gold_rate": 0.05})}
+    )
     labels = ["violating"] * 20 + ["benign"] * 80
     golden = pd.DataFrame({"item_id": [f"g{i}" for i in range(100)], "label": labels})
     first = gold_sample(golden, policy, n_other=400, pushed=set())

@@ -1,0 +1,85 @@
+"""The scoring API as a background server of this home, for the demo and `flywheel serve --detach`.
+
+Its keys come from settings when set; otherwise a key pair is generated once and kept in the home
+(mode 600), so a demo needs nothing configured and a later `curl` can read the same key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from flywheel.errors import FlywheelError
+from flywheel.files import write_json_atomic
+from flywheel.services import Service, port_taken
+from flywheel.settings import Settings
+
+
+@dataclass(frozen=True)
+class Keys:
+    api: str
+    admin: str
+
+
+def _folder(settings: Settings) -> Path:
+    return settings.root / "serving"
+
+
+def keys(settings: Settings) -> Keys:
+    """The configured keys, or the pair generated for this home on first use."""
+    path = _folder(settings) / "keys.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+    else:
+        stored = {"api": secrets.token_urlsafe(18), "admin": secrets.token_urlsafe(18)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(stored, path)
+        path.chmod(0o600)
+    configured = sorted(settings.api_keys)
+    return Keys(
+        configured[0] if configured else stored["api"], settings.admin_key or stored["admin"]
+    )
+
+
+def service(settings: Settings) -> Service:
+    return Service(
+        "the scoring API", _folder(settings), f"FLYWHEEL_SERVICE=scoring-api:{settings.root}"
+    )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start(settings: Settings, port: int = 8000, timeout_s: float = 120.0) -> str:
+    """Serve this home's champions on 127.0.0.1:`port` in the background; its URL once it answers."""
+    server = service(settings)
+    pid = server.pid()
+    url = server.recorded().get("url") if pid is not None else f"http://127.0.0.1:{port}"
+    if pid is None:
+        if port_taken("127.0.0.1", port):
+            raise FlywheelError(f"port {port} is in use by another program; choose another port")
+        pair = keys(settings)
+        env = {
+            **os.environ,
+            "FLYWHEEL_HOME": str(settings.root),
+            "FLYWHEEL_API_KEYS": ",".join(sorted(settings.api_keys | {pair.api})),
+            "FLYWHEEL_ADMIN_KEY": pair.admin,
+        }
+        flywheel = str(Path(sys.executable).with_name("flywheel"))
+        pid = server.spawn([flywheel, "serve", "--port", str(port)], env, url=url)
+    server.wait(pid, lambda: _healthy(url), timeout_s)
+    return url
+
+
+def stop(settings: Settings) -> bool:
+    return service(settings).stop()
