@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def write_json_atomic(payload: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def generated_once(path: Path, make: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """Secrets kept in a file readable by its owner only: read if present, else made and stored,
+    so a server and the user's later commands agree on them without configuration."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    stored = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stored, path)
+    path.chmod(0o600)
+    return stored
 
 
 @contextmanager

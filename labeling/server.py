@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from flywheel.errors import FlywheelError
-from flywheel.files import write_json_atomic
+from flywheel.files import generated_once
 from flywheel.services import Service, port_taken
 from flywheel.settings import Settings
 
@@ -53,14 +52,10 @@ class Status:
 
 def credentials(settings: Settings) -> Credentials:
     """The admin login: the token from settings if given, else generated once for this home."""
-    path = settings.labelstudio_dir / "credentials.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-    else:
-        stored = {"password": secrets.token_urlsafe(18), "token": secrets.token_hex(20)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(stored, path)
-        path.chmod(0o600)
+    stored = generated_once(
+        settings.labelstudio_dir / "credentials.json",
+        lambda: {"password": secrets.token_urlsafe(18), "token": secrets.token_hex(20)},
+    )
     return Credentials(
         settings.labelstudio_username,
         stored["password"],

@@ -6,7 +6,6 @@ Its keys come from settings when set; otherwise a key pair is generated once and
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from flywheel.errors import FlywheelError
-from flywheel.files import write_json_atomic
+from flywheel.files import generated_once
 from flywheel.services import Service, port_taken
 from flywheel.settings import Settings
 
@@ -33,14 +32,10 @@ def _folder(settings: Settings) -> Path:
 
 def keys(settings: Settings) -> Keys:
     """The configured keys, or the pair generated for this home on first use."""
-    path = _folder(settings) / "keys.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-    else:
-        stored = {"api": secrets.token_urlsafe(18), "admin": secrets.token_urlsafe(18)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(stored, path)
-        path.chmod(0o600)
+    stored = generated_once(
+        _folder(settings) / "keys.json",
+        lambda: {"api": secrets.token_urlsafe(18), "admin": secrets.token_urlsafe(18)},
+    )
     configured = sorted(settings.api_keys)
     return Keys(
         configured[0] if configured else stored["api"], settings.admin_key or stored["admin"]

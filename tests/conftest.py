@@ -345,3 +345,14 @@ def write_prediction_log(
     )
     write_parquet_atomic(log, policy_dir(settings, policy.name) / f"part-{name}.parquet")
     return log
+
+
+def log_recent_traffic(home: Path, policy: Policy, items: pd.DataFrame, seed: int) -> None:
+    """Log `items` as scored just now, with spread scores, so a push has every queue to fill."""
+    import numpy as np
+
+    scores = np.random.default_rng(seed).beta(0.6, 4, len(items))
+    decisions = np.where(scores >= 0.7, "auto_action", np.where(scores >= 0.2, "review", "allow"))
+    write_prediction_log(
+        Settings(home=home), policy, items, scores, decisions, pd.Timestamp.now(tz="UTC")
+    )

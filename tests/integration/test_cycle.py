@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from flows.cycle import cycle, one_cycle_at_a_time
@@ -13,7 +11,7 @@ from flywheel.lake import Lake
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.reviewers import work
-from tests.conftest import policy_variant, write_prediction_log
+from tests.conftest import log_recent_traffic, policy_variant
 
 
 @pytest.fixture
@@ -24,12 +22,7 @@ def wheel(trained, small_world, ls_env, tmp_path, monkeypatch):
     shutil.copytree(settings.root, home)
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))
     policy = policy_variant(tmp_path / "policy", review_batch=500, gold_rate=0.1, overlap=1)
-    items = small_world.traffic.tail(300)
-    scores = np.random.default_rng(1).beta(0.6, 4, len(items))
-    decisions = np.where(scores >= 0.7, "auto_action", np.where(scores >= 0.2, "review", "allow"))
-    write_prediction_log(
-        Settings(home=home), policy, items, scores, decisions, pd.Timestamp.now(tz="UTC")
-    )
+    log_recent_traffic(home, policy, small_world.traffic.tail(300), seed=1)
     return Settings(home=home), policy, str(tmp_path / "policy" / "spam.yaml")
 
 

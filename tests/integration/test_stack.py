@@ -11,13 +11,11 @@ import sys
 from pathlib import Path
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
 
 from flywheel.lake import Lake
 from flywheel.settings import Settings
-from tests.conftest import free_port, policy_variant, run_cli, wait_until, write_prediction_log
+from tests.conftest import free_port, log_recent_traffic, policy_variant, run_cli, wait_until
 
 DEPLOYMENTS = [
     f"{flow}/{flow}-{policy}"
@@ -48,12 +46,7 @@ def test_the_stack_runs_deployments_and_ingests_on_webhook_events(
     shutil.copytree(settings.root, home)
     # the shipped spam policy with a Label Studio project of its own, under its usual name
     policy = policy_variant(tmp_path / "policies", review_batch=40, gold_rate=0.1, overlap=1)
-    items = small_world.traffic.tail(200)
-    scores = np.random.default_rng(3).beta(0.6, 4, len(items))
-    decisions = np.where(scores >= 0.7, "auto_action", np.where(scores >= 0.2, "review", "allow"))
-    write_prediction_log(
-        Settings(home=home), policy, items, scores, decisions, pd.Timestamp.now(tz="UTC")
-    )
+    log_recent_traffic(home, policy, small_world.traffic.tail(200), seed=3)
     truth = tmp_path / "truth.parquet"
     small_world.truth.to_parquet(truth)
     prefect_port, webhook_port = free_port(), free_port()
