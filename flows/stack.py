@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from flywheel.errors import FlywheelError
-from flywheel.services import Service, port_taken
+from flywheel.services import Service, answers, port_taken
 from flywheel.settings import REPO_ROOT, Settings
 from labeling import server as labelstudio
 from serving import process as scoring_api
@@ -50,13 +50,6 @@ def _services(settings: Settings) -> dict[str, Service]:
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _prefect(args: list[str], env: dict[str, str], what: str) -> None:
@@ -110,7 +103,7 @@ def start_stack(
             raise FlywheelError(f"port {prefect_port} is in use by another program")
         command = [_bin("prefect"), "server", "start", "--host", "127.0.0.1"]
         pid = server.spawn([*command, "--port", str(prefect_port)], env, url=api_url)
-    server.wait(pid, lambda: _answers(f"{api_url}/health"), timeout_s)
+    server.wait(pid, lambda: answers(f"{api_url}/health"), timeout_s)
 
     _prefect(
         ["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
@@ -133,7 +126,7 @@ def start_stack(
             raise FlywheelError(f"port {webhook_port} is in use by another program")
         command = [_bin("flywheel"), "label", "listen", "--via-prefect"]
         pid = receiver.spawn([*command, "--port", str(webhook_port)], env, url=webhook_url)
-    receiver.wait(pid, lambda: _answers(f"{webhook_url}/healthz"), timeout_s)
+    receiver.wait(pid, lambda: answers(f"{webhook_url}/healthz"), timeout_s)
     return Stack(api_url, f"{webhook_url}/webhooks/labelstudio", _deployments(api_url))
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from flywheel.errors import FlywheelError
 from flywheel.files import write_json_atomic
 
@@ -100,6 +102,14 @@ class Service:
             os.killpg(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def answers(url: str, headers: dict[str, str] | None = None) -> bool:
+    """True if a GET of `url` succeeds now: a readiness check for `Service.wait`."""
+    try:
+        return httpx.get(url, headers=headers, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def port_taken(host: str, port: int) -> bool:

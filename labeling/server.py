@@ -22,11 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
 from flywheel.errors import FlywheelError
 from flywheel.files import generated_once
-from flywheel.services import Service, port_taken
+from flywheel.services import Service, answers, port_taken
 from flywheel.settings import Settings
 
 REQUIREMENT = "label-studio==1.23.2"
@@ -155,16 +153,10 @@ def service(settings: Settings) -> Service:
     )
 
 
-def _answers(url: str, token: str, timeout: float = 2.0) -> bool:
-    try:
-        response = httpx.get(
-            f"{url.rstrip('/')}/api/current-user/whoami",
-            headers={"Authorization": f"Token {token}"},
-            timeout=timeout,
-        )
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
+def _answers(url: str, token: str) -> bool:
+    return answers(
+        f"{url.rstrip('/')}/api/current-user/whoami", {"Authorization": f"Token {token}"}
+    )
 
 
 def status(settings: Settings) -> Status:

@@ -12,11 +12,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from flywheel.errors import FlywheelError
 from flywheel.files import generated_once
-from flywheel.services import Service, port_taken
+from flywheel.services import Service, answers, port_taken
 from flywheel.settings import Settings
 
 
@@ -48,13 +46,6 @@ def service(settings: Settings) -> Service:
     )
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def start(settings: Settings, port: int = 8000, timeout_s: float = 120.0) -> str:
     """Serve this home's champions on 127.0.0.1:`port` in the background; its URL once it answers."""
     server = service(settings)
@@ -72,7 +63,7 @@ def start(settings: Settings, port: int = 8000, timeout_s: float = 120.0) -> str
         }
         flywheel = str(Path(sys.executable).with_name("flywheel"))
         pid = server.spawn([flywheel, "serve", "--port", str(port)], env, url=url)
-    server.wait(pid, lambda: _healthy(url), timeout_s)
+    server.wait(pid, lambda: answers(f"{url}/healthz"), timeout_s)
     return url
 
 

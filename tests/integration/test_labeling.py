@@ -14,6 +14,7 @@ import pytest
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
 from flywheel.policy import parse_policy
+from flywheel.services import answers
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.project import bootstrap, choice_result, label_config
@@ -217,7 +218,7 @@ def test_a_webhook_event_triggers_a_pull(settings, lake, pushed, tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the listener")
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60, "the listener")
         bootstrap(
             policy, lake, api, Settings(home=settings.home, webhook_url=env["FLYWHEEL_WEBHOOK_URL"])
         )
@@ -230,10 +231,3 @@ def test_a_webhook_event_triggers_a_pull(settings, lake, pushed, tmp_path):
     finally:
         listener.terminate()
         listener.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
