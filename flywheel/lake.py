@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from flywheel.errors import FlywheelError
@@ -44,6 +45,12 @@ def content_hash(*frames: pd.DataFrame, extra: Any = None, length: int = 16) -> 
     if extra is not None:
         digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:length]
+
+
+def uniform_draw(keys: pd.Series, salt: str) -> np.ndarray:
+    """A reproducible U(0, 1) number per key: the same key and salt always draw the same."""
+    digests = [hashlib.blake2b(f"{salt}|{k}".encode(), digest_size=8).digest() for k in keys]
+    return np.array([int.from_bytes(d, "big") for d in digests], dtype=np.float64) / 2.0**64
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:

@@ -96,11 +96,17 @@ class Promotion(_Section):
     recall_drop_tolerance: float = Field(default=0.01, ge=0.0, le=1.0)
     fpr_rise_tolerance: float = Field(default=0.002, ge=0.0, le=1.0)
     min_golden_positives: int = Field(default=20, ge=1)
+    # a challenger fails a comparison only when it is worse by more than the tolerance at this
+    # (one-sided) confidence, on the golden items the two models disagree about
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 
 class DatasetRules(_Section):
     """How decisions become a dataset version."""
 
+    # hash: each item's split drawn from its id, so an item keeps its split in every version and
+    # the newest decisions reach training at once; time: the newest items validate and test
+    split: Literal["hash", "time"] = "hash"
     validation_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
     test_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
     min_train_items: int = Field(default=200, ge=10)

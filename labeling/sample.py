@@ -14,21 +14,13 @@ An item already pushed to a queue is never drawn for it again.
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import pandas as pd
 
+from flywheel.lake import uniform_draw
 from flywheel.policy import Policy
 
 QUEUES = ("review", "audit", "gold")
 DECISIONS = ("allow", "review", "auto_action")
-
-
-def uniform_draw(keys: pd.Series, salt: str) -> np.ndarray:
-    """A reproducible U(0, 1) number per key: the same key and salt always draw the same."""
-    digests = [hashlib.blake2b(f"{salt}|{k}".encode(), digest_size=8).digest() for k in keys]
-    return np.array([int.from_bytes(d, "big") for d in digests], dtype=np.float64) / 2.0**64
 
 
 def latest_per_item(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,11 @@
 """Reviewer decisions become an immutable, content-addressed dataset version.
 
 One label per item (reviewers weighed by reliability, see `flywheel.aggregate`), golden items left out,
-items split by time into train / validation / test, so the model is always tested on items newer
-than those it learned from, as it will be in production. The version id is a hash of the rows and
+items split into train / validation / test. By default the split is drawn from a hash of the item
+id: an item stays in the same split in every version (no version tests on what an earlier one
+trained on), and the decisions of the last cycle reach training at once. Splitting by time
+instead (`dataset.split: time`) tests on the newest items, but keeps the newest decisions, and so
+a new abuse pattern, out of training for as long as they are the newest. The version id is a hash of the rows and
 the rules, so building twice from the same decisions gives the same version and writes nothing.
 """
 
@@ -12,12 +15,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flywheel.aggregate import aggregate_labels
 from flywheel.errors import FlywheelError
 from flywheel.files import staged_directory
-from flywheel.lake import Lake, content_hash, utc_now, write_parquet_atomic
+from flywheel.lake import Lake, content_hash, uniform_draw, utc_now, write_parquet_atomic
 from flywheel.policy import Policy
 
 SPLITS = ("train", "validation", "test")
@@ -53,27 +57,36 @@ def _items(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 
 def _split(frame: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, dict]:
-    """Oldest items train, the next validate, the newest test (fractions from the policy)."""
+    """Assign each item to train, validation or test by the policy's split rule."""
     rules = policy.dataset
     frame = frame.sort_values(["item_time", "item_id"], ignore_index=True)
+    rule = {
+        "method": rules.split,
+        "validation_fraction": rules.validation_fraction,
+        "test_fraction": rules.test_fraction,
+    }
+    if rules.split == "hash":
+        draw = uniform_draw(frame["item_id"], f"split|{policy.name}")
+        first_validation = 1.0 - rules.validation_fraction - rules.test_fraction
+        first_test = 1.0 - rules.test_fraction
+        split = np.where(
+            draw >= first_test, "test", np.where(draw >= first_validation, "validation", "train")
+        )
+        return frame.assign(split=split), {**rule, "salt": f"split|{policy.name}"}
     n = len(frame)
     first_test = n - round(n * rules.test_fraction)
     first_validation = first_test - round(n * rules.validation_fraction)
     split = pd.Series("train", index=frame.index)
     split.iloc[first_validation:first_test] = "validation"
     split.iloc[first_test:] = "test"
-    frame = frame.assign(split=split)
-    rule = {
-        "method": "time",
+    rule |= {
         "time_column": "item_time",
-        "validation_fraction": rules.validation_fraction,
-        "test_fraction": rules.test_fraction,
         "validation_from": _iso(frame["item_time"].iloc[first_validation])
         if first_validation < n
         else None,
         "test_from": _iso(frame["item_time"].iloc[first_test]) if first_test < n else None,
     }
-    return frame, rule
+    return frame.assign(split=split), rule
 
 
 def _iso(value: pd.Timestamp) -> str:

@@ -8,10 +8,12 @@ fails one surface or one country shows it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+from scipy.stats import norm
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from flywheel.policy import Policy
 from flywheel.registry import Thresholds
@@ -71,6 +73,82 @@ def binary_metrics(
         for key, value in at_threshold(y, scores, getattr(thresholds, point)).items():
             metrics[f"{point}_{key}"] = value
     return metrics
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One figure of the challenger and the champion on the same golden items, read where the
+    champion operates, with how much worse the challenger is and a lower confidence bound of it."""
+
+    name: str  # e.g. "auto_action recall"
+    where: str  # e.g. "at the champion's FPR 0.0071"
+    champion: float
+    challenger: float
+    worse_by: float  # negative when the challenger is better
+    worse_by_at_least: float  # one-sided lower confidence bound of `worse_by`
+
+
+def _flagged_at(
+    y: np.ndarray, scores: np.ndarray, fpr: float | None = None, recall: float | None = None
+) -> np.ndarray:
+    """The items a model flags at its threshold that flags the most without exceeding `fpr`, or
+    the least while reaching `recall` (the best it can do where another model operates)."""
+    fprs, tprs, thresholds = roc_curve(y, scores)
+    if fpr is not None:
+        at = int(np.flatnonzero(fprs <= fpr + 1e-12).max())
+    else:
+        at = int(np.flatnonzero(tprs >= recall - 1e-12).min())
+    return scores >= thresholds[at]
+
+
+def _paired(
+    name: str,
+    where: str,
+    new: np.ndarray,
+    old: np.ndarray,
+    higher_is_better: bool,
+    confidence: float,
+) -> Paired:
+    """Difference of two paired proportions on the same items (Wald interval, as for McNemar's
+    test): only the items on which the two models disagree move it."""
+    n = len(new)
+    new_only, old_only = int(np.sum(new & ~old)), int(np.sum(old & ~new))
+    worse = (old_only - new_only) if higher_is_better else (new_only - old_only)
+    variance = (new_only + old_only - worse**2 / n) / n**2
+    spread = float(norm.ppf(confidence) * np.sqrt(max(variance, 0.0)))
+    return Paired(name, where, float(old.mean()), float(new.mean()), worse / n, worse / n - spread)
+
+
+def compare_where_champion_operates(
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    champion_figures: dict,
+    confidence: float,
+) -> list[Paired]:
+    """At each of the champion's operating points: both models' recall without flagging more
+    negatives than the champion does, and both models' FPR when catching as much as it does.
+
+    Comparing two models each at its own thresholds would mostly compare where two small
+    validation samples put those thresholds; here they differ only by how they rank the golden
+    items that matter, and a difference of a golden item or two is read as the noise it is.
+    """
+    y = np.asarray(y, dtype=bool)
+    if not 0 < y.sum() < len(y):
+        return []
+    challenger, champion = np.asarray(challenger, float), np.asarray(champion, float)
+    out = []
+    for point in OPERATING_POINTS:
+        fpr, recall = champion_figures[f"{point}_fpr"], champion_figures[f"{point}_recall"]
+        if fpr is not None:
+            new, old = (_flagged_at(y, s, fpr=fpr)[y] for s in (challenger, champion))
+            where = f"at the champion's FPR {fpr:.4f}"
+            out.append(_paired(f"{point} recall", where, new, old, True, confidence))
+        if recall is not None:
+            new, old = (_flagged_at(y, s, recall=recall)[~y] for s in (challenger, champion))
+            where = f"at the champion's recall {recall:.4f}"
+            out.append(_paired(f"{point} FPR", where, new, old, False, confidence))
+    return out
 
 
 def evaluate(

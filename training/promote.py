@@ -2,15 +2,22 @@
 golden set, by the policy's rules.
 
 Both models are re-scored on the current golden set (it may have grown since they were trained).
-The challenger must meet the policy's auto-action precision; against a champion its recall may
-not drop, and its false-positive rate may not rise, beyond the policy's tolerances, at either
-operating point. The first model of a policy must meet the absolute targets. The verdict and its
-reasons are recorded on the challenger's version; `dry_run` records nothing and moves nothing.
+At its own thresholds, the ones it would serve with, the challenger must meet the policy's
+targets: auto-action precision and review recall. Against a champion it is compared where the
+champion operates (`training.evaluate.compare_where_champion_operates`): at each operating point
+its recall may not drop (at the champion's FPR), and its FPR may not rise (at the champion's
+recall), by more than the policy's tolerances with the policy's confidence. A golden set of a
+few hundred items resolves a recall to a golden item or two; a difference that small is not
+evidence, and a gate that read it as such would reject as good a model most of the time, and
+with it every new pattern the reviewers taught it. The verdict and its reasons are recorded on
+the challenger's version; `dry_run` records nothing and moves nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, utc_now
@@ -24,7 +31,7 @@ from flywheel.registry import (
     load_model,
 )
 from flywheel.settings import Settings
-from training.evaluate import OPERATING_POINTS, binary_metrics
+from training.evaluate import Paired, binary_metrics, compare_where_champion_operates
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Verdict:
     golden_version: str | None = None
     challenger_metrics: dict = field(default_factory=dict)
     champion_metrics: dict = field(default_factory=dict)
+    paired: list[Paired] = field(default_factory=list)  # where the champion operates
     checks: list[Check] = field(default_factory=list)
     promoted: bool = False
     dry_run: bool = False
@@ -69,8 +77,9 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def gate(policy: Policy, challenger: dict, champion: dict | None) -> list[Check]:
-    """The checks a challenger's golden-set figures must pass (pure: figures in, checks out)."""
+def gate(policy: Policy, challenger: dict, paired: list[Paired] | None) -> list[Check]:
+    """The checks a challenger's golden-set figures must pass (pure: figures in, checks out).
+    `paired` compares it with the champion; None for the first model of a policy."""
     targets, rules = policy.targets, policy.promotion
     checks = [
         Check(
@@ -89,34 +98,30 @@ def gate(policy: Policy, challenger: dict, champion: dict | None) -> list[Check]
             + (" (the model auto-actions no golden item)" if precision is None else ""),
         )
     )
-    if champion is None:
-        recall = challenger["review_recall"]
-        checks.append(
-            Check(
-                "review recall",
-                recall is not None and recall >= targets.review_recall,
-                f"review recall {_fmt(recall)} vs target {targets.review_recall} (first model)",
-            )
+    recall = challenger["review_recall"]
+    checks.append(
+        Check(
+            "review recall",
+            recall is not None and recall >= targets.review_recall,
+            f"review recall {_fmt(recall)} vs target {targets.review_recall}",
         )
+    )
+    if paired is None:
         return checks
-    for point in OPERATING_POINTS:
-        new, old = challenger[f"{point}_recall"], champion[f"{point}_recall"]
-        floor = (old or 0.0) - rules.recall_drop_tolerance
-        checks.append(
-            Check(
-                f"{point} recall",
-                (new or 0.0) >= floor,
-                f"{point} recall {_fmt(new)} vs champion {_fmt(old)} "
-                f"(may drop by {rules.recall_drop_tolerance})",
-            )
+    for figure in paired:
+        tolerance = (
+            rules.recall_drop_tolerance
+            if figure.name.endswith("recall")
+            else rules.fpr_rise_tolerance
         )
-        new, old = challenger[f"{point}_fpr"], champion[f"{point}_fpr"]
-        ceiling = (old or 0.0) + rules.fpr_rise_tolerance
         checks.append(
             Check(
-                f"{point} FPR",
-                (new or 0.0) <= ceiling,
-                f"{point} FPR {_fmt(new)} vs champion {_fmt(old)} (may rise by {rules.fpr_rise_tolerance})",
+                figure.name,
+                figure.worse_by_at_least <= tolerance,
+                f"{figure.name} {_fmt(figure.challenger)} vs champion {_fmt(figure.champion)} "
+                f"{figure.where}: worse by {_fmt(figure.worse_by)}, by at least "
+                f"{_fmt(figure.worse_by_at_least)} at {rules.confidence:.0%} confidence "
+                f"(may be worse by {tolerance})",
             )
         )
     return checks
@@ -144,14 +149,23 @@ def promote(policy: Policy, settings: Settings, dry_run: bool = False) -> Verdic
     verdict.golden_version = golden.version
     truth = golden.frame["label"].eq(policy.labels.positive).to_numpy()
 
-    def figures(ref: ModelVersionRef) -> dict:
-        model = load_model(client, ref, policy)
-        return binary_metrics(truth, model.score(golden.frame), ref.thresholds)
+    def figures(ref: ModelVersionRef) -> tuple[dict, np.ndarray]:
+        scores = load_model(client, ref, policy).score(golden.frame)
+        return binary_metrics(truth, scores, ref.thresholds), scores
 
-    verdict.challenger_metrics = figures(challenger)
+    verdict.challenger_metrics, challenger_scores = figures(challenger)
     if champion is not None:
-        verdict.champion_metrics = figures(champion)
-    verdict.checks = gate(policy, verdict.challenger_metrics, verdict.champion_metrics or None)
+        verdict.champion_metrics, champion_scores = figures(champion)
+        verdict.paired = compare_where_champion_operates(
+            truth,
+            challenger_scores,
+            champion_scores,
+            verdict.champion_metrics,
+            policy.promotion.confidence,
+        )
+    verdict.checks = gate(
+        policy, verdict.challenger_metrics, verdict.paired if champion is not None else None
+    )
     if dry_run:
         return verdict
     for key, value in {

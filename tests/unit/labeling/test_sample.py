@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flywheel.lake import uniform_draw
 from flywheel.policy import load_policy
 from labeling.push import plan
-from labeling.sample import audit_sample, gold_sample, review_queue, uniform_draw
+from labeling.sample import audit_sample, gold_sample, review_queue
 
 
 @pytest.fixture(scope="module")

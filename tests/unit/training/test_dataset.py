@@ -9,21 +9,60 @@ from tests.unit.flywheel.test_policy import MINIMAL
 from training.dataset import build_dataset, load_dataset
 
 
-def test_time_split_golden_excluded_and_manifest(stocked, spam):
+def _parts(dataset):
+    return {name: dataset.split(name) for name in ("train", "validation", "test")}
+
+
+def test_hash_split_golden_excluded_and_manifest(stocked, spam):
     dataset = build_dataset(spam, stocked)
-    parts = {name: dataset.split(name) for name in ("train", "validation", "test")}
-    assert parts["train"]["item_time"].max() <= parts["validation"]["item_time"].min()
-    assert parts["validation"]["item_time"].max() <= parts["test"]["item_time"].min()
+    parts = _parts(dataset)
     every = pd.concat(parts.values())
     assert every["item_id"].is_unique
     assert set(every["item_id"]).isdisjoint(stocked.golden("spam").frame["item_id"])
+    shares = {name: len(part) / len(every) for name, part in parts.items()}
+    assert abs(shares["validation"] - spam.dataset.validation_fraction) < 0.03, shares
+    assert abs(shares["test"] - spam.dataset.test_fraction) < 0.03, shares
+    # every period is in every split: the newest decisions are trained on
+    assert parts["train"]["item_time"].max() > parts["test"]["item_time"].quantile(0.9)
     manifest = json.loads((dataset.path / "manifest.json").read_text())
     assert manifest["version"] == dataset.version
     assert sum(c["items"] for c in manifest["counts"].values()) == len(every)
-    assert manifest["split"]["method"] == "time"
+    assert manifest["split"] == {
+        "method": "hash",
+        "validation_fraction": spam.dataset.validation_fraction,
+        "test_fraction": spam.dataset.test_fraction,
+        "salt": "split|spam",
+    }
     assert manifest["source"]["decisions"] == len(stocked.decisions("spam"))
     assert manifest["golden"]["version"] == stocked.golden("spam").version
     assert manifest["labels"]["ties"] == int(every["tie"].sum())
+
+
+def test_an_item_keeps_its_split_as_decisions_grow(stocked, spam, small_world):
+    from flywheel.records import validate_decisions
+
+    before = pd.concat(p.assign(part=n) for n, p in _parts(build_dataset(spam, stocked)).items())
+    newer = small_world.decisions.tail(200).assign(
+        item_id=lambda f: "new-" + f["item_id"], decided_at="2026-03-01T00:00:00Z"
+    )
+    stocked.append_decisions("spam", validate_decisions(newer, spam, "newer").frame, "newer")
+    grown = build_dataset(spam, stocked)
+    after = pd.concat(p.assign(part=n) for n, p in _parts(grown).items())
+    kept = before.merge(after, on="item_id", suffixes=("_before", "_after"))
+    assert len(kept) == len(before)
+    assert (kept["part_before"] == kept["part_after"]).all()
+    assert after["item_id"].str.startswith("new-").groupby(after["part"]).any().all()
+
+
+def test_time_split_tests_on_the_newest_items(stocked, spam):
+    timed = spam.model_copy(update={"dataset": spam.dataset.model_copy(update={"split": "time"})})
+    dataset = build_dataset(timed, stocked)
+    parts = _parts(dataset)
+    assert parts["train"]["item_time"].max() <= parts["validation"]["item_time"].min()
+    assert parts["validation"]["item_time"].max() <= parts["test"]["item_time"].min()
+    assert dataset.manifest["split"]["method"] == "time"
+    assert dataset.manifest["split"]["test_from"] == parts["test"]["item_time"].min().isoformat()
+    assert dataset.version != build_dataset(spam, stocked).version
 
 
 def test_same_inputs_same_version_and_no_rewrite(stocked, spam):
@@ -55,10 +94,10 @@ def test_too_small_or_one_sided_data_writes_nothing(lake, tmp_path):
 
     raw = pd.DataFrame(
         {
-            "item_id": [f"i{i}" for i in range(300)],
+            "item_id": [f"i{i}" for i in range(400)],
             "label": "genuine",
             "reviewer_id": "r1",
-            "decided_at": pd.date_range("2026-01-01", periods=300, freq="h", tz="UTC"),
+            "decided_at": pd.date_range("2026-01-01", periods=400, freq="h", tz="UTC"),
             "followers": 1.0,
             "following": 2.0,
             "posts_per_day": 3.0,
@@ -71,7 +110,7 @@ def test_too_small_or_one_sided_data_writes_nothing(lake, tmp_path):
     assert lake.dataset_versions(policy.name) == []
     small = parse_policy(MINIMAL + "dataset: {min_train_items: 1000}\n")
     with pytest.raises(
-        FlywheelError, match=r"dataset too small for fake_accounts: 210 training items.*1000"
+        FlywheelError, match=r"dataset too small for fake_accounts: \d+ training items.*1000"
     ):
         build_dataset(small, lake)
     assert lake.dataset_versions(policy.name) == []
