@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install install-test demo serve-stack stop test lint format bench lock clean
+.PHONY: install install-test postgres-server demo serve-stack stop test lint format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ format: install-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install-test lint
+# The PostgreSQL server that the scale-out test starts (Debian's package), if this machine lacks it.
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+
+test: install-test lint postgres-server
 	$(BIN)/python -m pytest
 
 bench: install-test

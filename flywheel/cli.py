@@ -231,6 +231,7 @@ def _verdict_payload(verdict: Verdict) -> dict:
         ],
         "challenger_metrics": verdict.challenger_metrics,
         "champion_metrics": verdict.champion_metrics,
+        "paired": [vars(figure) for figure in verdict.paired],
     }
 
 
@@ -266,6 +267,10 @@ def render_verdict(verdict: Verdict) -> None:
             key,
             _cell(verdict.champion_metrics.get(key)),
             _cell(verdict.challenger_metrics.get(key)),
+        )
+    for figure in verdict.paired:
+        table.add_row(
+            f"{figure.name} {figure.where}", _cell(figure.champion), _cell(figure.challenger)
         )
     out.print(table)
     colour = {"promoted": "green", "would be promoted": "green", "rejected": "red"}.get(
@@ -694,6 +699,45 @@ def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
         f"{policy}: {summary.decisions_added} decisions pulled; dataset {summary.dataset_version}; "
         f"model v{summary.model_version}{reused}: {summary.promotion}; "
         f"{len(summary.alerts_open)} open alerts; {summary.tasks_pushed} tasks pushed"
+    )
+
+
+@app.command()
+def rescore(
+    policy: PolicyOption,
+    items: Annotated[Path, typer.Option("--items", help="Items to score: CSV, Parquet or JSONL.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the scored Parquet parts.")],
+    alias: Annotated[str, typer.Option(help="Alias or version number to score with.")] = "champion",
+    chunk_items: Annotated[int, typer.Option(help="Items per chunk (one task each).")] = 20_000,
+    dask_workers: Annotated[
+        int, typer.Option(help="Worker processes of the local Dask cluster; 0: no Dask.")
+    ] = 2,
+    dask_address: Annotated[
+        str | None, typer.Option(help="An existing Dask scheduler, e.g. tcp://host:8786.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Batch re-scoring with one registered version (a Prefect flow; chunks on Dask)."""
+    from dataclasses import asdict
+
+    from flows.rescore import dask_runner
+    from flows.rescore import rescore as rescore_flow
+
+    run = rescore_flow
+    if dask_address or dask_workers > 0:
+        run = rescore_flow.with_options(task_runner=dask_runner(dask_address, dask_workers))
+    state = run(
+        policy, str(items), str(out_dir), alias=alias, chunk_items=chunk_items, return_state=True
+    )
+    if not state.is_completed():
+        raise FlywheelError(f"rescoring {policy} failed: {state.message}")
+    summary = state.result()
+    if as_json:
+        _print_json(asdict(summary))
+        return
+    out.print(
+        f"{summary.policy} v{summary.model_version}: {summary.rows:,} items scored into "
+        f"{len(summary.parts)} parts in {out_dir} on {len(summary.workers)} worker(s)"
     )
 
 

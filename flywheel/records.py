@@ -277,6 +277,17 @@ def validate_golden(raw: pd.DataFrame, policy: Policy, source: str) -> Validated
     return Validated(frame.drop_duplicates(ignore_index=True), ignored)
 
 
+def validate_items(raw: pd.DataFrame, policy: Policy, source: str) -> pd.DataFrame:
+    """Check a file of items to score: an id and the policy's fields, each of the right kind."""
+    _check_columns(raw, ("item_id", *policy.feature_columns), set(), source)
+    problems = _Problems(source, len(raw))
+    item_id = _as_text(raw["item_id"])
+    problems.add(item_id.eq("").to_numpy(), "item_id", raw["item_id"], "is missing")
+    features = feature_frame(raw, policy, problems)
+    problems.raise_if_any()
+    return pd.concat([item_id.rename("item_id"), features], axis=1)
+
+
 def _refuse_conflicts(frame: pd.DataFrame, key: list[str], source: str, what: str) -> None:
     """The same key twice in one file with different content is ambiguous: refuse the file."""
     conflict = frame.duplicated(key) & ~frame.duplicated()

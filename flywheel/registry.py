@@ -151,15 +151,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def experiment_id(client: MlflowClient, policy: Policy, settings: Settings) -> str:
-    """The policy's experiment; created with its artifacts inside the lake when local."""
+    """The policy's experiment, created where the settings keep artifacts."""
     name = f"flywheel-{policy.name}"
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = None
-    if settings.mlflow_tracking_uri is None:
-        location = (settings.artifacts_dir / policy.name).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=settings.artifact_location(policy.name))
 
 
 def _ref(version: Any) -> ModelVersionRef:

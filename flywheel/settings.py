@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         description="MLflow tracking and registry; default: SQLite inside the home.",
     )
     mlflow_connect_timeout_s: float = Field(default=5.0, gt=0)
+    artifact_root: str = Field(
+        default="",
+        validation_alias=AliasChoices("FLYWHEEL_ARTIFACT_ROOT"),
+        description="Where experiments Flywheel creates keep their models, e.g. s3://bucket/flywheel; "
+        "default: inside the home, or the tracking server's own root when MLflow is a server.",
+    )
 
     # the scoring API (`flywheel serve`)
     api_keys_csv: str = Field(
@@ -119,8 +125,18 @@ class Settings(BaseSettings):
 
     @property
     def artifacts_dir(self) -> Path:
-        """Artifact root for experiments Flywheel creates when MLflow is the local default."""
+        """Artifact root in the home, for experiments Flywheel creates on a database store."""
         return self.root / "mlflow" / "artifacts"
+
+    def artifact_location(self, policy: str) -> str | None:
+        """Where a new experiment keeps its artifacts; None lets an MLflow server decide. A
+        database store (SQLite, PostgreSQL) without a root would write them under the working
+        directory, wherever a command happened to run."""
+        if self.artifact_root:
+            return f"{self.artifact_root.rstrip('/')}/{policy}"
+        if self.tracking_uri.startswith(("http://", "https://", "databricks")):
+            return None
+        return (self.artifacts_dir / policy).as_uri()
 
 
 def get_settings() -> Settings:
