@@ -97,7 +97,7 @@ class Promotion(_Section):
     fpr_rise_tolerance: float = Field(default=0.002, ge=0.0, le=1.0)
     min_golden_positives: int = Field(default=20, ge=1)
     # a challenger fails a comparison only when it is worse by more than the tolerance at this
-    # (one-sided) confidence, on the golden items the two models disagree about
+    # (one-sided) confidence, bootstrapping the golden set (training.evaluate)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 

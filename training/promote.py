@@ -6,10 +6,10 @@ At its own thresholds, the ones it would serve with, the challenger must meet th
 targets: auto-action precision and review recall. Against a champion it is compared where the
 champion operates (`training.evaluate.compare_where_champion_operates`): at each operating point
 its recall may not drop (at the champion's FPR), and its FPR may not rise (at the champion's
-recall), by more than the policy's tolerances with the policy's confidence. A golden set of a
-few hundred items resolves a recall to a golden item or two; a difference that small is not
-evidence, and a gate that read it as such would reject as good a model most of the time, and
-with it every new pattern the reviewers taught it. The verdict and its reasons are recorded on
+recall), by more than the policy's tolerances with the policy's confidence (a bootstrap bound).
+A golden set of a few hundred items resolves a recall to a golden item or two; a difference that
+small is not evidence, and a gate that read it as such would reject as good a model most of the
+time, and with it every new pattern the reviewers taught it. The verdict and its reasons are recorded on
 the challenger's version; `dry_run` records nothing and moves nothing.
 """
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from flywheel.policy import parse_policy
+from flywheel.registry import Thresholds
 from tests.unit.flywheel.test_policy import MINIMAL
-from training.evaluate import Paired, compare_where_champion_operates
+from training.evaluate import Paired, binary_metrics, compare_where_champion_operates
 from training.promote import gate
 
 POLICY = parse_policy(
@@ -92,15 +93,38 @@ def test_comparison_reads_both_models_where_the_champion_operates():
     )
 
 
-def test_the_bound_grows_with_the_disagreement_not_with_the_gap_alone():
-    worse = np.array([0.9, 0.3, 0.7, 0.2, 0.8, 0.5, 0.2, 0.1, 0.05, 0.01])
-    figures = by_name(compare_where_champion_operates(Y, worse, CHAMPION, AT, 0.95))
-    review = figures["review FPR"]
-    assert review.worse_by == pytest.approx(0.5 - 1 / 6)
-    assert 0 < review.worse_by_at_least < review.worse_by
-    same = by_name(compare_where_champion_operates(Y, CHAMPION, CHAMPION, AT, 0.95))
-    assert all(f.worse_by == 0 and f.worse_by_at_least == 0 for f in same.values())
+def _golden(seed=1, n=600):
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.3
+    return y, y * 2.0 + rng.normal(0, 1, n), rng
+
+
+def test_a_clearly_worse_ranking_is_surely_worse_and_a_one_item_change_is_not():
+    y, champion, rng = _golden()
+    at = binary_metrics(
+        y, champion, Thresholds(np.quantile(champion, 0.85), np.quantile(champion, 0.6))
+    )
+    worse = y * 0.8 + rng.normal(0, 1, len(y))
+    for figure in compare_where_champion_operates(y, worse, champion, at, 0.95):
+        assert figure.worse_by_at_least > 0.01, figure
+    # the champion's hardest positive drops to the bottom: one golden item, at any level
+    nudged = champion.copy()
+    nudged[np.flatnonzero(y)[np.argmin(champion[y])]] = champion.min() - 1
+    for figure in compare_where_champion_operates(y, nudged, champion, at, 0.95):
+        assert figure.worse_by_at_least <= 0.002, figure
+    same = compare_where_champion_operates(y, champion, champion, at, 0.95)
+    assert all(f.worse_by == 0 and f.worse_by_at_least == 0 for f in same)
+
+
+def test_the_bound_is_reproducible_and_needs_both_classes():
+    y, champion, rng = _golden(seed=2)
+    other = champion + rng.normal(0, 0.3, len(y))
+    at = binary_metrics(
+        y, champion, Thresholds(np.quantile(champion, 0.85), np.quantile(champion, 0.6))
+    )
+    first = compare_where_champion_operates(y, other, champion, at, 0.95)
+    assert first == compare_where_champion_operates(y, other, champion, at, 0.95)
     assert (
-        compare_where_champion_operates(np.zeros(4, dtype=bool), worse[:4], CHAMPION[:4], AT, 0.95)
+        compare_where_champion_operates(np.zeros(4, dtype=bool), other[:4], champion[:4], at, 0.95)
         == []
     )
