@@ -36,7 +36,7 @@ def monitored(trained, spam, tmp_path_factory):
     champion = load_model(client, get_version(client, "spam", "champion"), spam)
     weeks = {
         "clean-1": simulate(spam, WorldConfig(seed=8, days=7, items_per_day=500, emerging_day=7)),
-        "emerging": simulate(spam, WorldConfig(seed=9, days=7, items_per_day=500, emerging_day=3)),
+        "emerging": simulate(spam, WorldConfig(seed=9, days=7, items_per_day=500, emerging_day=0)),
         "clean-2": simulate(spam, WorldConfig(seed=10, days=7, items_per_day=500, emerging_day=7)),
     }
     for week, (name, world) in enumerate(weeks.items()):
