@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,6 +58,13 @@ def _context(policy_name: str):
 
 def _print_json(payload: object) -> None:
     out.print_json(json.dumps(payload, default=str))
+
+
+def _flow_result(state, what: str):
+    """A flow run's return value, or its failure as one line."""
+    if not state.is_completed():
+        raise FlywheelError(f"{what} failed: {state.message}")
+    return state.result()
 
 
 def _report_ignored(columns: list[str]) -> None:
@@ -415,8 +423,6 @@ def labelstudio_stop() -> None:
 @labelstudio_app.command("status")
 def labelstudio_status(as_json: JsonOption = False) -> None:
     """Whether this home's server runs and answers; exit 1 when it does not."""
-    from dataclasses import asdict
-
     from flywheel.settings import get_settings
     from labeling.server import status
 
@@ -450,8 +456,6 @@ def label_bootstrap(policy: PolicyOption) -> None:
 @label_app.command("push")
 def label_push(policy: PolicyOption, as_json: JsonOption = False) -> None:
     """Push the review queue, a blind audit sample and gold checks from the prediction log."""
-    from dataclasses import asdict
-
     from labeling.push import push
 
     settings, pol, lake, api = _labeling(policy)
@@ -469,8 +473,6 @@ def label_push(policy: PolicyOption, as_json: JsonOption = False) -> None:
 @label_app.command("pull")
 def label_pull(policy: PolicyOption, as_json: JsonOption = False) -> None:
     """Bring back the decisions made since the last pull."""
-    from dataclasses import asdict
-
     from labeling.pull import pull
 
     settings, pol, lake, api = _labeling(policy)
@@ -658,8 +660,6 @@ def alerts_list(
     all_alerts: bool = typer.Option(False, "--all", help="Resolved alerts too."),
 ) -> None:
     """Open alerts of every policy (with --all, the resolved ones too)."""
-    from dataclasses import asdict
-
     from flywheel.settings import get_settings
     from monitoring.alerts import AlertStore
 
@@ -683,14 +683,9 @@ def alerts_list(
 @app.command()
 def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
     """One turn of the wheel (a Prefect flow): pull, build, train, promote, monitor, push."""
-    from dataclasses import asdict
-
     from flows.cycle import cycle as cycle_flow
 
-    state = cycle_flow(policy, return_state=True)
-    if not state.is_completed():
-        raise FlywheelError(f"the cycle of {policy} failed: {state.message}")
-    summary = state.result()
+    summary = _flow_result(cycle_flow(policy, return_state=True), f"the cycle of {policy}")
     if as_json:
         _print_json(asdict(summary))
         return
@@ -718,8 +713,6 @@ def rescore(
     as_json: JsonOption = False,
 ) -> None:
     """Batch re-scoring with one registered version (a Prefect flow; chunks on Dask)."""
-    from dataclasses import asdict
-
     from flows.rescore import dask_runner
     from flows.rescore import rescore as rescore_flow
 
@@ -729,9 +722,7 @@ def rescore(
     state = run(
         policy, str(items), str(out_dir), alias=alias, chunk_items=chunk_items, return_state=True
     )
-    if not state.is_completed():
-        raise FlywheelError(f"rescoring {policy} failed: {state.message}")
-    summary = state.result()
+    summary = _flow_result(state, f"rescoring {policy}")
     if as_json:
         _print_json(asdict(summary))
         return

@@ -23,8 +23,6 @@ from flywheel.records import read_table, validate_items
 from flywheel.registry import LoadedModel, connect, get_version, load_model
 from flywheel.settings import Settings
 
-OUTPUT_COLUMNS = ["item_id", "policy", "model_version", "score", "decision"]
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -58,13 +56,15 @@ def pin_version(policy: Policy, settings: Settings, alias: str) -> int:
 
 @lru_cache(maxsize=4)
 def _model(policy_path: str, version: int, tracking_uri: str) -> LoadedModel:
-    """One load per worker process and version, however many chunks it scores."""
+    """One load per worker process and version, however many chunks it scores (the registry's
+    address is part of the key, so two registries never share a cached model)."""
     settings = Settings()
     policy = load_policy(policy_path, settings)
-    ref = get_version(connect(settings), policy.name, version)
+    client = connect(settings)
+    ref = get_version(client, policy.name, version)
     if ref is None:
         raise FlywheelError(f"{policy.name} version {version} is not in {tracking_uri}")
-    return load_model(connect(settings), ref, policy)
+    return load_model(client, ref, policy)
 
 
 def score_chunk(policy_path: str, version: int, staged: Path, chunk: Chunk, out_dir: Path) -> dict:
@@ -87,5 +87,5 @@ def score_chunk(policy_path: str, version: int, staged: Path, chunk: Chunk, out_
         }
     )
     path = out_dir / f"part-{chunk.index:05d}.parquet"
-    write_parquet_atomic(part[OUTPUT_COLUMNS], path)
+    write_parquet_atomic(part, path)
     return {"part": str(path), "rows": len(part), "worker": f"{socket.gethostname()}:{os.getpid()}"}

@@ -81,6 +81,7 @@ class Paired:
     (a bootstrap quantile)."""
 
     name: str  # e.g. "auto_action recall"
+    measure: str  # "recall" (higher is better) or "fpr" (lower is better)
     where: str  # e.g. "at the champion's FPR 0.0071"
     champion: float
     challenger: float
@@ -135,23 +136,21 @@ def compare_where_champion_operates(
         if recall is not None:
             checks.append((f"{point} FPR", f"at the champion's recall {recall:.4f}", "fpr", recall))
     levels = [(kind, level) for _, _, kind, level in checks]
-    sign = np.array(
-        [1.0 if kind == "recall" else -1.0 for kind, _ in levels]
-    )  # worse = lower recall
+    worse_is_lower = np.array([kind == "recall" for kind, _ in levels])
 
-    def worse_by(items: np.ndarray) -> np.ndarray:
-        old, new = (
-            _read(y[items], champion[items], levels),
-            _read(y[items], challenger[items], levels),
+    def worse_by(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        return np.where(worse_is_lower, old - new, new - old)
+
+    def resampled(items: np.ndarray) -> np.ndarray:
+        return worse_by(
+            _read(y[items], champion[items], levels), _read(y[items], challenger[items], levels)
         )
-        return sign * (old - new)
 
-    everything = np.arange(len(y))
     rng = np.random.default_rng(0)
     positives, negatives = np.flatnonzero(y), np.flatnonzero(~y)
     samples = np.array(
         [
-            worse_by(
+            resampled(
                 np.concatenate(
                     [rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))]
                 )
@@ -161,10 +160,10 @@ def compare_where_champion_operates(
     )
     bounds = np.quantile(samples, 1.0 - confidence, axis=0)
     old, new = _read(y, champion, levels), _read(y, challenger, levels)
-    point = worse_by(everything)
+    point = worse_by(old, new)
     return [
-        Paired(name, where, float(old[i]), float(new[i]), float(point[i]), float(bounds[i]))
-        for i, (name, where, _, _) in enumerate(checks)
+        Paired(name, kind, where, float(old[i]), float(new[i]), float(point[i]), float(bounds[i]))
+        for i, (name, where, kind, _) in enumerate(checks)
     ]
 
 

@@ -9,8 +9,8 @@ its recall may not drop (at the champion's FPR), and its FPR may not rise (at th
 recall), by more than the policy's tolerances with the policy's confidence (a bootstrap bound).
 A golden set of a few hundred items resolves a recall to a golden item or two; a difference that
 small is not evidence, and a gate that read it as such would reject as good a model most of the
-time, and with it every new pattern the reviewers taught it. The verdict and its reasons are recorded on
-the challenger's version; `dry_run` records nothing and moves nothing.
+time, and with it every new pattern the reviewers taught it. The verdict and its reasons are
+recorded on the challenger's version; `dry_run` records nothing and moves nothing.
 """
 
 from __future__ import annotations
@@ -110,9 +110,7 @@ def gate(policy: Policy, challenger: dict, paired: list[Paired] | None) -> list[
         return checks
     for figure in paired:
         tolerance = (
-            rules.recall_drop_tolerance
-            if figure.name.endswith("recall")
-            else rules.fpr_rise_tolerance
+            rules.recall_drop_tolerance if figure.measure == "recall" else rules.fpr_rise_tolerance
         )
         checks.append(
             Check(

@@ -26,7 +26,9 @@ def figures(**changes):
 
 
 def paired(name="review recall", worse_by=0.0, at_least=0.0):
-    return Paired(name, "at the champion's FPR 0.0500", 0.9, 0.9 - worse_by, worse_by, at_least)
+    measure = "recall" if name.endswith("recall") else "fpr"
+    where = "at the champion's FPR 0.0500"
+    return Paired(name, measure, where, 0.9, 0.9 - worse_by, worse_by, at_least)
 
 
 def failed(checks):
