@@ -4,6 +4,12 @@ Routes read and check their JSON themselves rather than through FastAPI's model 
 checks are the policy's (which fields, which types), their errors must name the item and field,
 and on the hot path every tenth of a millisecond counts. The request and response models below
 still describe the routes in `/docs`.
+
+`create_app` returns a `ScoringApp`: it answers the two scoring routes itself, straight from the
+ASGI messages, and hands everything else (admin, health, metrics, docs) to FastAPI. FastAPI's
+middleware, routing and request objects cost about 75 µs a request on this machine, two thirds
+of what a bare FastAPI endpoint costs in all (README, "Scoring"); the scoring routes answer
+exactly as their FastAPI twins, which stay for `/docs` and for mounting the FastAPI app alone.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -100,8 +106,8 @@ class Service:
         self.log = PredictionLog(settings)
         self.batcher = Batcher(self.store, self.log, self.metrics)
 
-    def check_key(self, request: Request, admin: bool = False) -> None:
-        header = request.headers.get("authorization", "")
+    def check_key(self, header: str, admin: bool = False) -> None:
+        """`header` is the request's Authorization value ('' when absent)."""
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key:
             raise ApiError(
@@ -120,18 +126,18 @@ class Service:
         if not is_admin and not any(hmac.compare_digest(key, k) for k in self.settings.api_keys):
             raise ApiError(401, "unauthorized", "unknown API key")
 
-    async def payload(self, request: Request) -> dict:
-        length = request.headers.get("content-length")
+    def check_length(self, length: int | str | None) -> None:
+        """A declared or received body size over the limit: refuse it before reading more."""
         limit = self.settings.max_body_bytes
-        if length is not None and length.isdigit() and int(length) > limit:
+        if isinstance(length, str):
+            length = int(length) if length.isdigit() else None
+        if length is not None and length > limit:
             raise ApiError(
                 413, "too_large", f"request body over {limit} bytes (FLYWHEEL_MAX_BODY_BYTES)"
             )
-        body = await request.body()
-        if len(body) > limit:
-            raise ApiError(
-                413, "too_large", f"request body over {limit} bytes (FLYWHEEL_MAX_BODY_BYTES)"
-            )
+
+    def payload(self, body: bytes) -> dict:
+        self.check_length(len(body))
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -162,6 +168,70 @@ class Service:
             )
         names = list(dict.fromkeys(names))
         return names, [self.policies[n] for n in names]
+
+    async def score(
+        self, route: str, batch: bool, authorization: str, body: bytes
+    ) -> tuple[int, bytes]:
+        """Answer a scoring request: its status and JSON body (errors included)."""
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        try:
+            self.check_key(authorization)
+            payload = self.payload(body)
+            names, policies = self.requested(payload)
+            rows = self._rows(payload, policies, batch)
+            try:
+                results = await self.batcher.submit(request_id, rows, names)
+            except Exception as exc:  # the prediction log failed: no answer we could not keep
+                raise ApiError(
+                    503, "unavailable", "the prediction log could not be written; retry"
+                ) from exc
+        except ApiError as exc:
+            return exc.status, self.error(route, request_id, exc)
+        if batch:
+            answer = {
+                "request_id": request_id,
+                "results": [
+                    {"item_id": row["item_id"], "results": r}
+                    for row, r in zip(rows, results, strict=True)
+                ],
+            }
+        else:
+            answer = {
+                "request_id": request_id,
+                "item_id": rows[0]["item_id"],
+                "results": results[0],
+            }
+        self.metrics.answered(route, "200").inc()
+        self.metrics.timed(route).observe(time.perf_counter() - started)
+        return 200, orjson.dumps(answer)
+
+    def _rows(self, payload: dict, policies: list[Policy], batch: bool) -> list[dict]:
+        try:
+            if not batch:
+                return [validate_item(payload.get("item"), policies, "item")]
+            items = payload.get("items")
+            if not isinstance(items, list) or not items:
+                raise ApiError(422, "invalid_request", "items: expected a non-empty list", "items")
+            limit = self.settings.max_batch_items
+            if len(items) > limit:
+                raise ApiError(
+                    413,
+                    "too_large",
+                    f"batch of {len(items)} items; the limit is {limit} (FLYWHEEL_MAX_BATCH_ITEMS)",
+                    "items",
+                )
+            return [validate_item(item, policies, f"items[{i}]") for i, item in enumerate(items)]
+        except ItemError as exc:
+            raise ApiError(422, "invalid_item", str(exc), exc.field) from exc
+
+    def error(self, route: str, request_id: str, exc: ApiError) -> bytes:
+        """The JSON body of a refused request, counted under its status."""
+        error = {"code": exc.code, "message": exc.message}
+        if exc.field:
+            error["field"] = exc.field
+        self.metrics.answered(route, str(exc.status)).inc()
+        return orjson.dumps({"request_id": request_id, "error": error})
 
     async def refresh(self) -> RefreshReport:
         report = await asyncio.get_running_loop().run_in_executor(None, self.store.refresh)
@@ -203,7 +273,7 @@ def served_policies(settings: Settings) -> list[Policy]:
     return [load_policy(name, settings) for name in names]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ScoringApp:
     settings = settings or get_settings()
     service = Service(settings, served_policies(settings))
 
@@ -226,61 +296,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        error = {"code": exc.code, "message": exc.message}
-        if exc.field:
-            error["field"] = exc.field
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
-        route = request.scope.get("path", "")
-        service.metrics.answered(route, str(exc.status)).inc()
-        return _json({"request_id": request_id, "error": error}, exc.status)
+        body = service.error(request.scope.get("path", ""), request_id, exc)
+        return Response(body, status_code=exc.status, media_type="application/json")
 
     async def _score(request: Request, route: str, batch: bool) -> Response:
-        started = time.perf_counter()
-        request.state.request_id = request_id = uuid.uuid4().hex
-        service.check_key(request)
-        payload = await service.payload(request)
-        names, policies = service.requested(payload)
-        try:
-            if batch:
-                items = payload.get("items")
-                if not isinstance(items, list) or not items:
-                    raise ApiError(
-                        422, "invalid_request", "items: expected a non-empty list", "items"
-                    )
-                if len(items) > settings.max_batch_items:
-                    raise ApiError(
-                        413,
-                        "too_large",
-                        f"batch of {len(items)} items; the limit is {settings.max_batch_items} "
-                        "(FLYWHEEL_MAX_BATCH_ITEMS)",
-                        "items",
-                    )
-                rows = [
-                    validate_item(item, policies, f"items[{i}]") for i, item in enumerate(items)
-                ]
-            else:
-                rows = [validate_item(payload.get("item"), policies, "item")]
-        except ItemError as exc:
-            raise ApiError(422, "invalid_item", str(exc), exc.field) from exc
-        try:
-            results = await service.batcher.submit(request_id, rows, names)
-        except Exception as exc:  # the prediction log failed: no answer we could not keep
-            raise ApiError(
-                503, "unavailable", "the prediction log could not be written; retry"
-            ) from exc
-        if batch:
-            body = {
-                "request_id": request_id,
-                "results": [
-                    {"item_id": row["item_id"], "results": r}
-                    for row, r in zip(rows, results, strict=True)
-                ],
-            }
-        else:
-            body = {"request_id": request_id, "item_id": rows[0]["item_id"], "results": results[0]}
-        service.metrics.answered(route, "200").inc()
-        service.metrics.timed(route).observe(time.perf_counter() - started)
-        return _json(body)
+        service.check_length(request.headers.get("content-length"))
+        status, body = await service.score(
+            route, batch, request.headers.get("authorization", ""), await request.body()
+        )
+        return Response(body, status_code=status, media_type="application/json")
 
     @app.post("/v1/score", response_model=ScoreResponse, openapi_extra=_body_docs(ScoreRequest))
     async def score(request: Request) -> Response:
@@ -298,7 +323,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def reload(request: Request) -> Response:
         """Read the registry's aliases now and swap in any changed model (admin key)."""
         request.state.request_id = request_id = uuid.uuid4().hex
-        service.check_key(request, admin=True)
+        service.check_key(request.headers.get("authorization", ""), admin=True)
         report = await service.refresh()
         return _json(
             {
@@ -330,4 +355,62 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service.metrics.log_lag.set(service.log.lag_seconds())
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    return ScoringApp(app, service)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class ScoringApp:
+    """The ASGI application: scoring requests answered directly, the rest by FastAPI."""
+
+    ROUTES: ClassVar = {"/v1/score": False, "/v1/score/batch": True}  # path -> is a batch
+
+    def __init__(self, api: FastAPI, service: Service) -> None:
+        self.api = api
+        self.service = service
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        route = scope.get("path", "")
+        batch = self.ROUTES.get(route)
+        if scope["type"] != "http" or scope["method"] != "POST" or batch is None:
+            await self.api(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        try:
+            self.service.check_length(headers.get(b"content-length", b"").decode("latin-1"))
+            body = await self._body(receive)
+            authorization = headers.get(b"authorization", b"").decode("latin-1")
+            status, answer = await self.service.score(route, batch, authorization, body)
+        except ApiError as exc:
+            status, answer = exc.status, self.service.error(route, uuid.uuid4().hex, exc)
+        except _Disconnected:
+            return
+        except Exception:  # what FastAPI's error middleware would do: log it, answer 500
+            log.exception("scoring request failed")
+            error = ApiError(500, "internal", "the server failed to answer; see its log")
+            status, answer = 500, self.service.error(route, uuid.uuid4().hex, error)
+        length = (b"content-length", str(len(answer)).encode())
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), length],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _body(self, receive: Callable) -> bytes:
+        """The request body, refused as soon as it grows past the limit."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            self.service.check_length(size)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)

@@ -5,7 +5,8 @@ so requests that arrive while the event loop is busy are scored in one call per 
 runs as the next event-loop callback after the first request of a batch: every request whose
 handler ran before it joins. Before any answer is released the batch's predictions are appended to
 the prediction log; the challenger's shadow scores are computed in a later callback, after the
-answers went out, so they never delay one.
+answers went out, so they never delay one. Shadow rows wait a moment to be scored together
+(a model call costs the same for one row as for dozens), up to a chunk at a time.
 """
 
 from __future__ import annotations
@@ -41,6 +42,45 @@ class ShadowWork:
     challenger: ServedModel
     keys: list[tuple[str, int]]  # (request id, item index) of each row
     rows: list[dict]
+    queued_at: float = 0.0  # time.monotonic()
+
+
+class ShadowBacklog:
+    """Rows answered by the champion and waiting for the challenger, per policy, oldest first."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, deque[ShadowWork]] = {}
+        self.done: dict[str, int] = {}  # rows of each queue's first work already taken
+        self.rows = 0
+
+    def __bool__(self) -> bool:
+        return self.rows > 0
+
+    def add(self, work: ShadowWork) -> None:
+        self.queues.setdefault(work.policy, deque()).append(work)
+        self.rows += len(work.rows)
+
+    def oldest(self) -> float:
+        return min(q[0].queued_at for q in self.queues.values() if q)
+
+    def take(self, limit: int) -> ShadowWork:
+        """Up to `limit` rows of the policy waiting longest, for one challenger (a reload may
+        have queued rows for two)."""
+        policy = min((q[0].queued_at, name) for name, q in self.queues.items() if q)[1]
+        queue = self.queues[policy]
+        first = queue[0]
+        taken = ShadowWork(policy, first.challenger, [], [], first.queued_at)
+        while queue and queue[0].challenger is first.challenger and len(taken.rows) < limit:
+            work, start = queue[0], self.done.get(policy, 0)
+            end = min(len(work.rows), start + limit - len(taken.rows))
+            taken.keys += work.keys[start:end]
+            taken.rows += work.rows[start:end]
+            self.done[policy] = end
+            if end == len(work.rows):
+                queue.popleft()
+                self.done[policy] = 0
+        self.rows -= len(taken.rows)
+        return taken
 
 
 def fallback_result(policy: str) -> dict:
@@ -58,6 +98,7 @@ class Batcher:
     GATHER_TURNS = 1
     MAX_JOBS = 256
     SHADOW_CHUNK = 64
+    SHADOW_WAIT_S = 0.05  # a shadow row waits at most this long for others to join its call
     MAX_SHADOW_BACKLOG = 20_000
 
     def __init__(self, store: ModelStore, prediction_log: PredictionLog, metrics: Metrics) -> None:
@@ -65,10 +106,9 @@ class Batcher:
         self.log = prediction_log
         self.metrics = metrics
         self.pending: list[Job] = []
-        self.shadow_queue: deque[ShadowWork] = deque()
-        self.shadow_done = 0  # rows of the queue's first work already scored
-        self.shadow_rows = 0  # rows waiting in the queue
-        self.shadow_scheduled = False
+        self.shadow = ShadowBacklog()
+        self.shadow_call: asyncio.Handle | None = None  # the scheduled `_shadow`, if any
+        self.shadow_soon = False  # whether that call is the next turn's, not a timer's
 
     async def submit(
         self, request_id: str, rows: list[dict], policies: list[str]
@@ -99,7 +139,7 @@ class Batcher:
         jobs, self.pending = self.pending, []
         # Shadow lines are joined to their predictions within a segment: roll between shadow
         # work, unless the segment has grown to twice its size (then a few shadows are lost).
-        if self.log.due() and (not self.shadow_queue or self.log.overdue()):
+        if self.log.due() and (not self.shadow or self.log.overdue()):
             self.log.roll()
         try:
             results, lines, shadows = self._score(jobs, self.store.slots)
@@ -117,11 +157,11 @@ class Batcher:
             if not job.future.done():  # the client may have gone away
                 job.future.set_result(result)
         for work in shadows:
-            if self.shadow_rows + len(work.rows) > self.MAX_SHADOW_BACKLOG:
+            if self.shadow.rows + len(work.rows) > self.MAX_SHADOW_BACKLOG:
                 self.metrics.shadow_skipped.labels(work.policy).inc(len(work.rows))
                 continue
-            self.shadow_queue.append(work)
-            self.shadow_rows += len(work.rows)
+            work.queued_at = time.monotonic()
+            self.shadow.add(work)
         self._schedule_shadow()
 
     def _score(
@@ -200,48 +240,58 @@ class Batcher:
         ]
 
     def _schedule_shadow(self) -> None:
-        if self.shadow_queue and not self.shadow_scheduled:
-            self.shadow_scheduled = True
-            asyncio.get_running_loop().call_soon(self._shadow)
+        """Shadow-score on the next turn once a chunk is waiting (or its wait is over, or the
+        log is about to roll and should take the shadows with it); until then on a timer."""
+        if not self.shadow:
+            return
+        waited = time.monotonic() - self.shadow.oldest()
+        ready = (
+            self.shadow.rows >= self.SHADOW_CHUNK or waited >= self.SHADOW_WAIT_S or self.log.due()
+        )
+        if self.shadow_call is not None:
+            if self.shadow_soon or not ready:
+                return
+            self.shadow_call.cancel()
+        loop = asyncio.get_running_loop()
+        self.shadow_soon = ready
+        self.shadow_call = (
+            loop.call_soon(self._shadow)
+            if ready
+            else loop.call_later(self.SHADOW_WAIT_S - waited, self._shadow)
+        )
 
     def _shadow(self) -> None:
-        """Score the challenger on a slice of the oldest batch and log it, then come back.
+        """Score the challenger on a chunk of the oldest waiting rows and log it, then come back.
 
         Answers come first: while requests wait to be scored, shadow work steps aside (it
         resumes after their flush), so a large batch's shadow never delays the next request.
-        The queue is bounded: past MAX_SHADOW_BACKLOG rows new shadow work is skipped and
+        The backlog is bounded: past MAX_SHADOW_BACKLOG rows new shadow work is skipped and
         counted, rather than letting memory grow under a load the core cannot shadow.
         """
-        self.shadow_scheduled = False
+        self.shadow_call = None
         if self.pending:
             return  # their flush runs first and reschedules us
-        shadow = self.shadow_queue[0]
-        chunk = slice(self.shadow_done, self.shadow_done + self.SHADOW_CHUNK)
+        work = self.shadow.take(self.SHADOW_CHUNK)
         try:
-            scores = shadow.challenger.scorer.score(shadow.rows[chunk])
-            decisions = shadow.challenger.thresholds.decide(scores)
+            scores = work.challenger.scorer.score(work.rows)
+            decisions = work.challenger.thresholds.decide(scores)
             self.log.write(
                 [
                     {
                         "k": "s",
                         "rid": rid,
                         "i": i,
-                        "policy": shadow.policy,
-                        "v": shadow.challenger.version,
+                        "policy": work.policy,
+                        "v": work.challenger.version,
                         "score": float(s),
                         "decision": str(d),
                     }
-                    for (rid, i), s, d in zip(shadow.keys[chunk], scores, decisions, strict=True)
+                    for (rid, i), s, d in zip(work.keys, scores, decisions, strict=True)
                 ]
             )
         except Exception:  # the answers were right; only the comparison is lost
-            log.exception("shadow scoring of %s failed", shadow.policy)
-            self.metrics.shadow_failures.labels(shadow.policy).inc()
-        self.shadow_done += self.SHADOW_CHUNK
-        if self.shadow_done >= len(shadow.rows):
-            self.shadow_queue.popleft()
-            self.shadow_rows -= len(shadow.rows)
-            self.shadow_done = 0
+            log.exception("shadow scoring of %s failed", work.policy)
+            self.metrics.shadow_failures.labels(work.policy).inc()
         self._schedule_shadow()
 
 

@@ -1,11 +1,13 @@
 """Score items with a registered pipeline, without the per-call DataFrame and validation work.
 
 `pipeline.predict_proba(DataFrame)` spends most of a small call in pandas handling and input
-validation inside the ColumnTransformer (STACK_NOTES: ~3 ms of 4 ms for one item), and even
-plain numpy costs microseconds per call. A `Scorer` takes Flywheel's pipeline shape apart once,
-at load time, into per-row encoders that append each row's non-zero features to flat lists: TF-IDF
-with each word's character n-grams cached, one-hot codes from a lookup table, numbers as they are.
-One CSR matrix per call, then the LightGBM booster and the calibrator. The arithmetic repeats
+validation inside the ColumnTransformer (STACK_NOTES: ~3 ms of 4 ms for one item), and a large
+call in scikit-learn's n-gram analysers, which build every n-gram as a Python string. A `Scorer`
+takes Flywheel's pipeline shape apart once, at load time, into blocks that encode a whole batch
+with array operations: TF-IDF from cached per-word character n-grams and token-id word n-grams,
+one-hot codes from a lookup table, numbers as they are. Python touches each document, word and
+field once; everything after that is numpy. The blocks' (row, column, value) triples become one
+CSR matrix, then the LightGBM booster and the calibrator score it. The arithmetic repeats
 scikit-learn's step by step, rounding to the vectorizer's dtype where it does, so the scores are
 the same numbers (tests compare them bit for bit). Any other pipeline shape is scored through
 `predict_proba`.
@@ -14,6 +16,7 @@ the same numbers (tests compare them bit for bit). Any other pipeline shape is s
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 from collections.abc import Callable, Sequence
 
@@ -24,8 +27,11 @@ import scipy.sparse as sp
 from flywheel.policy import Policy
 
 Rows = Sequence[dict]
-# An encoder appends one row's non-zero (column, value) pairs, in column order, to two lists.
-Encoder = Callable[[dict, list, list], None]
+# A block's non-zero entries for a batch: row, column and value arrays, rows ascending and
+# columns ascending within a row. Its second argument caches each text column's lowercased
+# documents, which a column's word and character blocks share.
+Triples = tuple[np.ndarray, np.ndarray, np.ndarray]
+Block = Callable[[Rows, dict], Triples]
 
 
 class Scorer:
@@ -72,16 +78,16 @@ def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
     model = frozen.estimator if isinstance(frozen, FrozenEstimator) else frozen
     if not isinstance(model, LGBMClassifier) or len(calibrated.calibrators) != 1:
         return None
-    steps: list[tuple[FastTfidf | None, object]] = []  # (text block, its column) or (None, encoder)
+    blocks: list[Block] = []
     offset = 0
     for _, transformer, columns in features.transformers_:
         if isinstance(transformer, str) and transformer == "drop":
             continue
-        built = _encoder(transformer, columns, offset)
+        built = _block(transformer, columns, offset)
         if built is None:
             return None
-        step, width = built
-        steps.append(step)
+        block, width = built
+        blocks.append(block)
         offset += width
     if offset != model.n_features_in_:
         return None
@@ -94,29 +100,19 @@ def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
     sigmoid = isinstance(calibrator, _SigmoidCalibration)
 
     def score(rows: Rows) -> np.ndarray:
-        texts = {
-            id(text): text.batch([row[where[0]] for row in rows], where[1])
-            for text, where in steps
-            if text
-        }
-        indices: list[int] = []
-        data: list[float] = []
-        indptr = [0]
-        for r, row in enumerate(rows):
-            for text, encode in steps:
-                if text is None:
-                    encode(row, indices, data)
-                    continue
-                block_data, block_indices, block_indptr = texts[id(text)]
-                start, end = block_indptr[r], block_indptr[r + 1]
-                indices.extend(block_indices[start:end])
-                data.extend(block_data[start:end])
-            indptr.append(len(indices))
+        lowered: dict = {}
+        parts = [block(rows, lowered) for block in blocks]
+        row_ids = np.concatenate([p[0] for p in parts])
+        # blocks come in column order and each is sorted, so a stable sort by row leaves every
+        # row's columns ascending, as scikit-learn's hstack does
+        order = np.argsort(row_ids, kind="stable")
+        indptr = np.zeros(len(rows) + 1, dtype=np.int32)
+        np.cumsum(np.bincount(row_ids, minlength=len(rows)), out=indptr[1:])
         matrix = sp.csr_matrix(
             (
-                np.array(data, dtype=np.float64),
-                np.array(indices, dtype=np.int32),
-                np.array(indptr, dtype=np.int32),
+                np.concatenate([p[2] for p in parts], dtype=np.float64)[order],
+                np.concatenate([p[1] for p in parts]).astype(np.int32)[order],
+                indptr,
             ),
             shape=(len(rows), n_features),
         )
@@ -149,42 +145,57 @@ def _predictor(
     )
 
 
-def _encoder(transformer: object, columns: object, offset: int) -> tuple[tuple, int] | None:
-    """How one fitted ColumnTransformer entry encodes rows, and how many columns it spans:
-    `(FastTfidf, (column, offset))` for text, encoded a batch at a time, or `(None, encoder)`
-    for the cheap blocks, encoded row by row."""
+def _block(transformer: object, columns: object, offset: int) -> tuple[Block, int] | None:
+    """How one fitted ColumnTransformer entry encodes a batch, and how many columns it spans."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
     if isinstance(transformer, TfidfVectorizer) and isinstance(columns, str):
         tfidf = FastTfidf.of(transformer)
-        return ((tfidf, (columns, offset)), tfidf.n_features) if tfidf is not None else None
+        return (_text_block(tfidf, columns, offset), tfidf.n_features) if tfidf else None
     identity = isinstance(transformer, FunctionTransformer) and transformer.func is None
-    if identity and isinstance(columns, list):
-        positions = [(offset + i, c) for i, c in enumerate(columns)]
-
-        def encode_numbers(row: dict, indices: list, data: list) -> None:
-            for position, column in positions:
-                value = row[column]
-                if value != 0:  # zeros stay implicit, as in scipy's hstack; NaN is kept
-                    indices.append(position)
-                    data.append(value)
-
-        return (None, encode_numbers), len(columns)
-    if isinstance(transformer, OneHotEncoder) and isinstance(columns, list):
-        built = _one_hot(transformer, columns, offset)
-        return ((None, built[0]), built[1]) if built is not None else None
+    if identity and isinstance(columns, list) and columns:
+        return _numbers_block(columns, offset), len(columns)
+    if isinstance(transformer, OneHotEncoder) and isinstance(columns, list) and columns:
+        return _one_hot(transformer, columns, offset)
     return None
 
 
-def _one_hot(encoder: object, columns: list[str], offset: int) -> tuple[Encoder, int] | None:
+def _text_block(tfidf: FastTfidf, column: str, offset: int) -> Block:
+    def encode(rows: Rows, lowered: dict) -> Triples:
+        docs = lowered.get(column)
+        if docs is None:
+            docs = lowered[column] = [row[column].lower() for row in rows]
+        row_ids, columns, data = tfidf.batch(docs)
+        return row_ids, columns + offset, data
+
+    return encode
+
+
+def _values(rows: Rows, columns: list[str], dtype: type) -> np.ndarray:
+    """The rows' values of some fields as an (n rows, n fields) array, read in one pass."""
+    get = operator.itemgetter(*columns)
+    values = map(get, rows) if len(columns) == 1 else itertools.chain.from_iterable(map(get, rows))
+    return np.fromiter(values, dtype, len(rows) * len(columns)).reshape(len(rows), len(columns))
+
+
+def _numbers_block(columns: list[str], offset: int) -> Block:
+    def encode(rows: Rows, lowered: dict) -> Triples:
+        values = _values(rows, columns, np.float64)
+        row_ids, positions = np.nonzero(values)  # zeros stay implicit, as in scipy; NaN is kept
+        return row_ids, positions + offset, values[row_ids, positions]
+
+    return encode
+
+
+def _one_hot(encoder: object, columns: list[str], offset: int) -> tuple[Block, int] | None:
     """One column per frequent category, one for all infrequent ones, as OneHotEncoder lays out.
     Unknown values go to the infrequent column when there is one (`infrequent_if_exist`), else
     to no column (`ignore`)."""
     if encoder.drop is not None or encoder.handle_unknown not in ("ignore", "infrequent_if_exist"):
         return None
     infrequent_lists = getattr(encoder, "infrequent_categories_", [None] * len(columns))
-    lookups: list[tuple[str, dict, int | None]] = []
+    lookups: list[tuple[str, dict, int]] = []  # (field, category -> column, column of unknown)
     width = 0
     for column, categories, infrequent in zip(
         columns, encoder.categories_, infrequent_lists, strict=True
@@ -192,33 +203,40 @@ def _one_hot(encoder: object, columns: list[str], offset: int) -> tuple[Encoder,
         rare = set(infrequent) if infrequent is not None else set()
         frequent = [c for c in categories if c not in rare]
         mapping = {c: offset + width + i for i, c in enumerate(frequent)}
-        rare_column = offset + width + len(frequent) if rare else None
+        rare_column = offset + width + len(frequent) if rare else -1
         mapping.update(dict.fromkeys(rare, rare_column))
-        unknown = rare_column if encoder.handle_unknown == "infrequent_if_exist" else None
+        unknown = rare_column if encoder.handle_unknown == "infrequent_if_exist" else -1
         lookups.append((column, mapping, unknown))
         width += len(frequent) + (1 if rare else 0)
     if width != len(encoder.get_feature_names_out()):
         return None
 
-    def encode(row: dict, indices: list, data: list) -> None:
-        for column, mapping, unknown in lookups:
-            hit = mapping.get(row[column], unknown)
-            if hit is not None:
-                indices.append(hit)
-                data.append(1.0)
+    def encode(rows: Rows, lowered: dict) -> Triples:
+        codes = np.empty((len(rows), len(lookups)), dtype=np.int64)
+        for j, (column, mapping, unknown) in enumerate(lookups):
+            values = map(operator.itemgetter(column), rows)
+            codes[:, j] = np.fromiter(
+                map(mapping.get, values, itertools.repeat(unknown)), np.int64, len(rows)
+            )
+        row_ids, fields = np.nonzero(codes >= 0)
+        return row_ids, codes[row_ids, fields], np.ones(len(row_ids))
 
     return encode, width
 
 
 class FastTfidf:
-    """A fitted TfidfVectorizer's transform with the tokenising done fast.
+    """A fitted TfidfVectorizer's transform over lowercased documents, done with arrays.
 
-    scikit-learn analyses each document n-gram by n-gram (about 45 µs per short text for
-    character 3-4 grams). Character n-grams inside word bounds depend only on the word, so each
-    word's in-vocabulary n-grams are found once and cached; word n-grams are looked up directly.
+    scikit-learn builds every n-gram of a document as a string (about 45 µs per short text for
+    character 3-4 grams). Here, character n-grams inside word bounds depend only on the word, so
+    each word's in-vocabulary n-grams are found once and cached as packed column numbers. Word
+    n-grams are looked up as numbers: each vocabulary token has an id, an n-gram is its ids'
+    digits in base (tokens + 1), and all n-grams of a batch are found with one `searchsorted`.
     """
 
     CACHE_WORDS = 200_000
+    DEFAULT_TOKENS = r"(?u)\b\w\w+\b"
+    BREAK = " QQ "  # between documents: upper case, so never a token of a lowercased one
 
     def __init__(self, vectorizer: object) -> None:
         v = vectorizer
@@ -229,8 +247,10 @@ class FastTfidf:
         self.dtype = np.dtype(v.dtype)
         self.sublinear = v.sublinear_tf
         self.idf = np.asarray(v.idf_) if v.use_idf else None
-        self.tokens = re.compile(v.token_pattern).findall if v.analyzer == "word" else None
-        self.words: dict[str, tuple[int, ...]] = {}
+        self.words = _WordGrams(self._word_grams)
+        if v.analyzer == "word":
+            self.tokens = re.compile(v.token_pattern).findall
+            self._index_word_ngrams()
 
     @classmethod
     def of(cls, vectorizer: object) -> FastTfidf | None:
@@ -246,13 +266,46 @@ class FastTfidf:
             and not v.binary
             and v.norm == "l2"
             and v.dtype in (np.float32, np.float64)
-            and v.analyzer in ("word", "char_wb")
+            and (
+                v.analyzer == "char_wb"
+                or (v.analyzer == "word" and v.token_pattern == cls.DEFAULT_TOKENS)
+            )
         )
-        return cls(v) if plain else None
+        if not plain:
+            return None
+        fast = cls(v)
+        # word n-gram numbers must fit in 64 bits
+        if v.analyzer == "word" and fast.base ** (fast.max_n + 1) >= 2**63:
+            return None
+        return fast
 
-    def _word_grams(self, word: str) -> tuple[int, ...]:
+    def _index_word_ngrams(self) -> None:
+        """Token ids and the vocabulary's n-grams as sorted numbers, so that looking n-grams up
+        is one `searchsorted`. Ids: 0 for a token outside the vocabulary, 1..T for the
+        vocabulary's tokens, T + 1 for the break between two documents; an n-gram's number is
+        its ids' digits in base T + 2, plus an offset per length that keeps the lengths apart.
+        An n-gram with an unknown token or across a break is then no vocabulary number."""
+        terms = list(self.vocabulary)
+        tokens = sorted({t for term in terms for t in term.split(" ")})
+        self.token_ids = {t: i for i, t in enumerate(tokens, start=1)}
+        self.token_ids[self.BREAK.strip()] = self.break_id = len(tokens) + 1
+        self.base = len(tokens) + 2
+        self.offsets = [sum(self.base**k for k in range(1, n)) for n in range(self.max_n + 1)]
+        numbers = [self._number([self.token_ids[t] for t in term.split(" ")]) for term in terms]
+        order = np.argsort(numbers)
+        # a last number above any n-gram's, so that `searchsorted` always lands on an entry
+        self.ngram_numbers = np.append(np.array(numbers, dtype=np.int64)[order], 2**63 - 1)
+        self.ngram_columns = np.append([self.vocabulary[terms[i]] for i in order], -1)
+
+    def _number(self, ids: list[int]) -> int:
+        number = 0
+        for token in ids:
+            number = number * self.base + token
+        return number + self.offsets[len(ids)]
+
+    def _word_grams(self, word: str) -> bytes:
         """In-vocabulary character n-grams of one word (repeats kept), padded and cut as
-        scikit-learn does."""
+        scikit-learn does, packed as int32 column numbers."""
         found: list[int] = []
         padded = f" {word} "
         length = len(padded)
@@ -267,54 +320,56 @@ class FastTfidf:
                 index = vocabulary.get(padded[start : start + n])
                 if index is not None:
                     found.append(index)
-        return tuple(found)
+        return np.array(found, dtype=np.int32).tobytes()
 
-    def _occurrences(self, docs: Sequence[str]) -> tuple[list[int], list[int]]:
-        """Vocabulary indices of every term occurrence of the batch, and how many per document."""
-        flat: list[int] = []
-        lengths: list[int] = []
-        if self.analyzer == "char_wb":
-            words = self.words
-            for doc in docs:
-                before = len(flat)
-                for word in doc.lower().split():
-                    grams = words.get(word)
-                    if grams is None:
-                        if len(words) >= self.CACHE_WORDS:
-                            words.clear()
-                        grams = words[word] = self._word_grams(word)
-                    flat.extend(grams)
-                lengths.append(len(flat) - before)
-            return flat, lengths
-        get = self.vocabulary.get
-        for doc in docs:
-            tokens = self.tokens(doc.lower())
-            if self.min_n == 1 and self.max_n == 2:
-                grams = tokens + [a + " " + b for a, b in itertools.pairwise(tokens)]
-            else:
-                grams = list(tokens) if self.min_n == 1 else []
-                for n in range(max(self.min_n, 2), min(self.max_n, len(tokens)) + 1):
-                    grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-            hits = [i for i in map(get, grams) if i is not None]
-            flat.extend(hits)
-            lengths.append(len(hits))
-        return flat, lengths
+    def _char_occurrences(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of every in-vocabulary character n-gram occurrence of the batch."""
+        if len(self.words) > self.CACHE_WORDS:
+            self.words.clear()
+        words = [doc.split() for doc in docs]
+        packed = list(map(self.words.__getitem__, itertools.chain.from_iterable(words)))
+        columns = np.frombuffer(b"".join(packed), dtype=np.int32).astype(np.int64)
+        grams_per_word = np.fromiter(map(len, packed), np.int64, len(packed)) // 4
+        grams_before_word = np.concatenate([[0], np.cumsum(grams_per_word)])
+        words_through_doc = np.cumsum(np.fromiter(map(len, words), np.int64, len(words)))
+        grams_per_doc = np.diff(grams_before_word[words_through_doc], prepend=0)
+        return np.repeat(np.arange(len(docs)), grams_per_doc), columns
 
-    def batch(
-        self, docs: Sequence[str], offset: int = 0
-    ) -> tuple[list[float], list[int], list[int]]:
-        """TF-IDF rows of a batch as CSR lists (data, column + offset, indptr).
+    def _token_occurrences(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of every in-vocabulary word n-gram occurrence of the batch: the
+        batch is tokenised as one text, with a break token (which no lowercased document
+        holds) between documents."""
+        tokens = self.tokens(self.BREAK.join(docs))
+        ids = np.fromiter(
+            map(self.token_ids.get, tokens, itertools.repeat(0)), np.int64, len(tokens)
+        )
+        doc_of = np.cumsum(ids == self.break_id)
+        numbers, starts = [], []
+        for n in range(self.min_n, min(self.max_n, len(ids)) + 1):
+            count = len(ids) - n + 1
+            number = ids[:count]
+            for k in range(1, n):
+                number = number * self.base + ids[k : k + count]
+            numbers.append(number + self.offsets[n])
+            starts.append(doc_of[:count])
+        if not numbers:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        numbers, rows = np.concatenate(numbers), np.concatenate(starts)
+        at = np.searchsorted(self.ngram_numbers, numbers)
+        hit = self.ngram_numbers[at] == numbers
+        return rows[hit], self.ngram_columns[at[hit]]
+
+    def batch(self, docs: Sequence[str]) -> Triples:
+        """TF-IDF entries of a batch of lowercased documents: row, column and value arrays.
 
         Counting is one `np.unique` over the batch; weighting and normalisation are
         TfidfTransformer's steps in the vectorizer's dtype, then scikit-learn's own Cython
         row normaliser, so the values are bit for bit those of `transform`."""
-        flat, lengths = self._occurrences(docs)
-        if not flat:
-            return [], [], [0] * (len(docs) + 1)
-        rows = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
-        keys, counts = np.unique(
-            rows * self.n_features + np.array(flat, dtype=np.int64), return_counts=True
+        occurrences = (
+            self._char_occurrences if self.analyzer == "char_wb" else self._token_occurrences
         )
+        rows, columns = occurrences(docs)
+        keys, counts = np.unique(rows * self.n_features + columns, return_counts=True)
         row_ids, columns = np.divmod(keys, self.n_features)
         data = counts.astype(self.dtype)
         if self.sublinear:
@@ -324,19 +379,25 @@ class FastTfidf:
             data *= self.idf[columns]
         indptr = np.searchsorted(row_ids, np.arange(len(docs) + 1))
         _normalize_rows(data, columns, indptr, len(docs))
-        return (
-            data.tolist(),
-            (columns + offset).tolist() if offset else columns.tolist(),
-            indptr.tolist(),
-        )
+        return row_ids, columns, data
 
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         """The same matrix `TfidfVectorizer.transform` returns (used by tests to compare)."""
-        data, indices, indptr = self.batch(docs)
-        return sp.csr_matrix(
-            (np.array(data, dtype=self.dtype), np.array(indices, dtype=np.int64), np.array(indptr)),
-            shape=(len(docs), self.n_features),
-        )
+        row_ids, columns, data = self.batch([doc.lower() for doc in docs])
+        indptr = np.searchsorted(row_ids, np.arange(len(docs) + 1))
+        return sp.csr_matrix((data, columns, indptr), shape=(len(docs), self.n_features))
+
+
+class _WordGrams(dict):
+    """word -> its packed character n-grams, computed on first sight."""
+
+    def __init__(self, compute: Callable[[str], bytes]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, word: str) -> bytes:
+        grams = self[word] = self.compute(word)
+        return grams
 
 
 def _normalize_rows(data: np.ndarray, columns: np.ndarray, indptr: np.ndarray, n_rows: int) -> None:

@@ -76,6 +76,12 @@ async def _submit_all(batcher, jobs):
     )
 
 
+async def _shadows_written(batcher):
+    """Let the loop run until the shadow backlog is scored and nothing more is scheduled."""
+    while batcher.shadow or batcher.shadow_call is not None:
+        await asyncio.sleep(0.001)
+
+
 def test_concurrent_requests_share_one_model_call_and_decide_by_thresholds(spam):
     champion = FakeScorer()
     batcher, log, _ = _batcher({"spam": Slot(spam, champion=_served(2, champion))})
@@ -117,7 +123,7 @@ def test_answers_wait_for_the_log_and_shadow_scores_come_after(spam):
     async def scenario():  # as a request handler does: await the answer, respond at once
         answer = await batcher.submit("r", [_row(0, 1), _row(1, 5)], ["spam"])
         events.append(("answered", None))
-        await asyncio.sleep(0)
+        await _shadows_written(batcher)
         return answer
 
     result = asyncio.run(scenario())
@@ -128,7 +134,7 @@ def test_answers_wait_for_the_log_and_shadow_scores_come_after(spam):
         (0, 2, "auto_action"),
         (1, 2, "auto_action"),
     ]
-    assert not batcher.shadow_queue and batcher.shadow_rows == 0
+    assert not batcher.shadow and batcher.shadow.rows == 0
 
 
 def test_several_policies_per_request_keep_the_requested_order(spam):
@@ -167,8 +173,7 @@ def test_shadow_work_steps_aside_for_waiting_requests(spam):
         await batcher.submit("big", big, ["spam"])
         # the next request arrives while the big batch's shadow work is still queued
         await batcher.submit("next", [_row(0, 2)], ["spam"])
-        while batcher.shadow_queue:
-            await asyncio.sleep(0)
+        await _shadows_written(batcher)
 
     asyncio.run(scenario())
     assert champion.calls == [200, 1]
@@ -188,9 +193,61 @@ def test_the_shadow_backlog_is_bounded(spam, monkeypatch):
     async def scenario():
         await batcher.submit("a", [_row(i, 1) for i in range(40)], ["spam"])
         await batcher.submit("b", [_row(i, 1) for i in range(40)], ["spam"])  # 80 > 50 queued rows
-        while batcher.shadow_queue:
-            await asyncio.sleep(0)
+        await _shadows_written(batcher)
 
     asyncio.run(scenario())
     assert sum(challenger.calls) == 40, "b's rows were not shadowed"
     assert batcher.metrics.shadow_skipped.labels("spam")._value.get() == 40
+
+
+def test_shadow_rows_of_many_requests_share_one_challenger_call(spam):
+    """Sequential small requests (each its own champion call) are shadowed together, per
+    policy, in calls of at most a chunk."""
+    from flywheel.policy import load_policy
+
+    scam = load_policy("scam")
+    spam_challenger, scam_challenger = FakeScorer(score=0.9), FakeScorer(score=0.1)
+    batcher, log, _ = _batcher(
+        {
+            "spam": Slot(
+                spam, champion=_served(1, FakeScorer()), challenger=_served(2, spam_challenger)
+            ),
+            "scam": Slot(
+                scam, champion=_served(1, FakeScorer()), challenger=_served(3, scam_challenger)
+            ),
+        }
+    )
+    row = {**_row(0, 1), "payment_requests": 0.0, "contacts_messaged": 1.0}
+
+    async def scenario():
+        for i in range(batcher.SHADOW_CHUNK + 6):
+            await batcher.submit(f"r{i}", [row], ["spam", "scam"])
+        await _shadows_written(batcher)
+
+    asyncio.run(scenario())
+    assert spam_challenger.calls == [batcher.SHADOW_CHUNK, 6]
+    assert scam_challenger.calls == [batcher.SHADOW_CHUNK, 6]
+    shadows = [(line["policy"], line["rid"], line["v"]) for line in log.lines if line["k"] == "s"]
+    assert sorted(shadows) == sorted(
+        [("spam", f"r{i}", 2) for i in range(70)] + [("scam", f"r{i}", 3) for i in range(70)]
+    )
+
+
+def test_a_lone_shadow_row_is_scored_after_the_wait(spam):
+    challenger = FakeScorer(score=0.9)
+    batcher, log, _ = _batcher(
+        {"spam": Slot(spam, champion=_served(1, FakeScorer()), challenger=_served(2, challenger))}
+    )
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        await batcher.submit("r", [_row(0, 1)], ["spam"])
+        queued = loop.time()
+        assert challenger.calls == [] and batcher.shadow_call is not None
+        await _shadows_written(batcher)
+        return loop.time() - queued
+
+    waited = asyncio.run(scenario())
+    assert challenger.calls == [1]
+    assert waited >= batcher.SHADOW_WAIT_S * 0.9  # the timer's, not a busy loop's
+    assert [line["rid"] for line in log.lines if line["k"] == "s"] == ["r"]
