@@ -2,14 +2,17 @@
 
 1. `mlflow models serve -m models:/spam@champion --env-manager local` (the peer);
 2. a bare FastAPI endpoint that returns a constant, under the same uvicorn settings as
-   Flywheel (uvloop, httptools, no access log): the ceiling of any Python ASGI server here;
+   Flywheel (uvloop, httptools, no access log): the ceiling the issue names;
 3. `flywheel serve`, with three policies loaded, each with a champion and a different
    challenger (shadow scoring on), and the prediction log on.
 
 Each server runs pinned to CPU 0; the load generator (`wrk`, 1 thread, 8 connections, single-item
-requests) and this script run pinned to CPU 1. Batch latency: 1,000 items per request, sequential.
+requests) and this script run pinned to CPU 1. Batch latency: 1,000 items per request, sequential,
+the body encoded once. This machine's speed drifts by tens of percent within minutes, so the bare
+endpoint and flywheel are measured in alternating rounds (after each flywheel round, until its
+shadow backlog and log compaction are done) and the table shows medians; each round is listed too.
 
-    .venv/bin/python benchmarks/serving.py [--seconds 15]
+    .venv/bin/python benchmarks/serving.py [--seconds 10] [--rounds 3]
 
 Needs `wrk` (Debian: `apt-get install wrk`) and `taskset` (util-linux). Prints a Markdown table
 (also written to benchmarks/results/serving.md).
@@ -169,13 +172,39 @@ def wrk(url: str, body: dict, headers: dict, seconds: int, work: Path) -> dict:
     }
 
 
+def wait_idle(process: subprocess.Popen, timeout_s: float = 120) -> None:
+    """Until the server and its children (the log compactor) stop using the CPU: the shadow
+    backlog and compaction of one measurement must not run into the next."""
+    root = psutil.Process(process.pid)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        procs = [root, *root.children(recursive=True)]
+        for proc in procs:
+            proc.cpu_percent(None)
+        time.sleep(0.5)
+        if sum(proc.cpu_percent(None) for proc in procs if proc.is_running()) < 5:
+            return
+    raise SystemExit(f"the server was still busy after {timeout_s} s")
+
+
+def median_of(measurements: list[dict]) -> dict:
+    return {
+        key: statistics.median(m[key] for m in measurements)
+        for key in ("rps", "p50", "p99", "errors", "batch_ms")
+        if key in measurements[0]
+    }
+
+
 def batch_latency(url: str, body: dict, headers: dict, repeats: int = 25) -> float:
-    """Median milliseconds for one request of 1,000 items (sequential, after 3 warm-ups)."""
+    """Median milliseconds for one request of 1,000 items (sequential, after 3 warm-ups). The
+    body is encoded once, as wrk's is: the client's JSON encoding is not the server's time."""
+    content = json.dumps(body).encode()
+    headers = {**headers, "Content-Type": "application/json"}
     timings = []
     with httpx.Client(timeout=60) as client:
         for i in range(repeats + 3):
             started = time.perf_counter()
-            answer = client.post(url, json=body, headers=headers)
+            answer = client.post(url, content=content, headers=headers)
             answer.raise_for_status()
             if i >= 3:
                 timings.append((time.perf_counter() - started) * 1000)
@@ -184,7 +213,8 @@ def batch_latency(url: str, body: dict, headers: dict, repeats: int = 25) -> flo
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -248,8 +278,8 @@ def main() -> None:
     finally:
         stop(peer)
 
-    port = 18002
     (work / "bare_app.py").write_text(BARE_APP)
+    bare_url, flywheel_url = "http://127.0.0.1:18002", "http://127.0.0.1:18003"
     bare = start(
         [
             sys.executable,
@@ -257,7 +287,7 @@ def main() -> None:
             "uvicorn",
             "bare_app:app",
             "--port",
-            str(port),
+            "18002",
             "--no-access-log",
             "--loop",
             "uvloop",
@@ -269,61 +299,70 @@ def main() -> None:
             str(work),
         ],
         {},
-        f"http://127.0.0.1:{port}/docs",
+        f"{bare_url}/docs",
         work / "bare.log",
     )
-    try:
-        results["bare FastAPI, constant (ceiling)"] = {
-            **wrk(f"http://127.0.0.1:{port}/v1/score", {"item": one}, {}, args.seconds, work),
-            "batch_ms": None,
-            "rss": rss_mb(bare),
-        }
-    finally:
-        stop(bare)
-
-    port = 18003
     flywheel_env = {
         "FLYWHEEL_HOME": str(home),
         "FLYWHEEL_POLICIES_DIR": str(home / "policies"),
         "FLYWHEEL_API_KEYS": KEY,
         "MLFLOW_TRACKING_URI": tracking,
     }
-    served = start(
-        [str(BIN / "flywheel"), "serve", "--port", str(port)],
-        flywheel_env,
-        f"http://127.0.0.1:{port}/healthz",
-        work / "flywheel.log",
-    )
+    served = None
     try:
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()["policies"]
+        served = start(
+            [str(BIN / "flywheel"), "serve", "--port", "18003"],
+            flywheel_env,
+            f"{flywheel_url}/healthz",
+            work / "flywheel.log",
+        )
+        ready = httpx.get(f"{flywheel_url}/readyz").json()["policies"]
         if any(p["fallback"] or p["challenger"] is None for p in ready.values()):
             raise SystemExit(
                 f"flywheel serve is not running three champions with challengers: {ready}"
             )
         headers = {"Authorization": f"Bearer {KEY}"}
-        results["flywheel serve (3 policies, shadow, log)"] = {
-            **wrk(
-                f"http://127.0.0.1:{port}/v1/score",
+        batch_body = {
+            "items": [{k: item[k] for k in spam_fields} for item in items],
+            "policies": ["spam"],
+        }
+        rounds: list[tuple[dict, dict]] = []
+        for _ in range(args.rounds):
+            ceiling = wrk(f"{bare_url}/v1/score", {"item": one}, {}, args.seconds, work)
+            flywheel = wrk(
+                f"{flywheel_url}/v1/score",
                 {"item": one, "policies": ["spam"]},
                 headers,
                 args.seconds,
                 work,
-            ),
-            "batch_ms": batch_latency(
-                f"http://127.0.0.1:{port}/v1/score/batch",
-                {
-                    "items": [{k: item[k] for k in spam_fields} for item in items],
-                    "policies": ["spam"],
-                },
-                headers,
-            ),
+            )
+            wait_idle(served)
+            flywheel["batch_ms"] = batch_latency(
+                f"{flywheel_url}/v1/score/batch", batch_body, headers
+            )
+            wait_idle(served)
+            rounds.append((ceiling, flywheel))
+        results["bare FastAPI, constant (ceiling)"] = {
+            **median_of([c for c, _ in rounds]),
+            "batch_ms": None,
+            "rss": rss_mb(bare),
+        }
+        results["flywheel serve (3 policies, shadow, log)"] = {
+            **median_of([f for _, f in rounds]),
             "rss": rss_mb(served),
         }
     finally:
-        stop(served)
+        stop(bare)
+        if served is not None:
+            stop(served)
 
     peer_rps = results["mlflow models serve (peer)"]["rps"]
     ceiling_rps = results["bare FastAPI, constant (ceiling)"]["rps"]
+    each_round = "; ".join(
+        f"{f['rps']:,.0f} vs {c['rps']:,.0f} requests/s ({f['rps'] / c['rps']:.0%}), "
+        f"p99 {f['p99']:.2f} ms, batch {f['batch_ms']:.1f} ms"
+        for c, f in rounds
+    )
     lines = [
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}; "
         f"server on CPU {SERVER_CPU}, wrk (1 thread, 8 connections, {args.seconds} s) on CPU {CLIENT_CPU}; "
@@ -338,6 +377,11 @@ def main() -> None:
             f"| {name} | {r['rps']:,.0f} | {r['rps'] / peer_rps:.1f}× | {r['rps'] / ceiling_rps:.0%} | "
             f"{r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | {batch} | {r['rss']:,.0f} |"
         )
+    lines += [
+        "",
+        f"Bare endpoint and flywheel measured in {args.rounds} alternating rounds; the table "
+        f"shows each figure's median. Rounds (flywheel vs bare): {each_round}.",
+    ]
     table = "\n".join(lines)
     print(table)
     (HERE / "results").mkdir(exist_ok=True)

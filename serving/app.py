@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import Policy, list_policies, load_policy
-from flywheel.records import ItemError, validate_item
+from flywheel.records import ItemError, item_validator
 from flywheel.settings import Settings, get_settings
 from serving.batching import Batcher
 from serving.metrics import Metrics
@@ -208,8 +208,9 @@ class Service:
 
     def _rows(self, payload: dict, policies: list[Policy], batch: bool) -> list[dict]:
         try:
+            validate = item_validator(policies)
             if not batch:
-                return [validate_item(payload.get("item"), policies, "item")]
+                return [validate(payload.get("item"), "item")]
             items = payload.get("items")
             if not isinstance(items, list) or not items:
                 raise ApiError(422, "invalid_request", "items: expected a non-empty list", "items")
@@ -221,7 +222,7 @@ class Service:
                     f"batch of {len(items)} items; the limit is {limit} (FLYWHEEL_MAX_BATCH_ITEMS)",
                     "items",
                 )
-            return [validate_item(item, policies, f"items[{i}]") for i, item in enumerate(items)]
+            return [validate(item, f"items[{i}]") for i, item in enumerate(items)]
         except ItemError as exc:
             raise ApiError(422, "invalid_item", str(exc), exc.field) from exc
 
@@ -380,7 +381,8 @@ class ScoringApp:
         headers = dict(scope["headers"])
         try:
             self.service.check_length(headers.get(b"content-length", b"").decode("latin-1"))
-            body = await self._body(receive)
+            with self.service.batcher.receiving_body():
+                body = await self._body(receive)
             authorization = headers.get(b"authorization", b"").decode("latin-1")
             status, answer = await self.service.score(route, batch, authorization, body)
         except ApiError as exc:

@@ -12,11 +12,11 @@ answers went out, so they never delay one. Shadow rows wait a moment to be score
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,9 +106,21 @@ class Batcher:
         self.log = prediction_log
         self.metrics = metrics
         self.pending: list[Job] = []
+        self.receiving = 0  # scoring requests whose body is still arriving
         self.shadow = ShadowBacklog()
         self.shadow_call: asyncio.Handle | None = None  # the scheduled `_shadow`, if any
         self.shadow_soon = False  # whether that call is the next turn's, not a timer's
+
+    @contextlib.contextmanager
+    def receiving_body(self) -> Iterator[None]:
+        """While a request's body arrives in pieces (a large batch), shadow work waits: each
+        piece would otherwise queue behind a shadow chunk."""
+        self.receiving += 1
+        try:
+            yield
+        finally:
+            self.receiving -= 1
+            self._schedule_shadow()
 
     async def submit(
         self, request_id: str, rows: list[dict], policies: list[str]
@@ -180,6 +192,10 @@ class Batcher:
             rows = [jobs[j].rows[r] for j, r, _ in places]
             scored = self._champion(slot, rows)
             fields = slot.policy.feature_columns
+            # orjson writes NaN and infinity (an auto-action threshold that never acts) as null
+            thresholds = slot.champion.thresholds if slot.champion else None
+            review = thresholds.review if thresholds else None
+            auto_action = thresholds.auto_action if thresholds else None
             for (j, r, p), result in zip(places, scored, strict=True):
                 results[j][r][p] = result
                 row = jobs[j].rows[r]
@@ -193,13 +209,11 @@ class Batcher:
                         "v": result["model_version"],
                         "score": result["score"],
                         "decision": result["decision"],
-                        "tr": slot.champion.thresholds.review if slot.champion else None,
-                        "ta": _json_number(slot.champion.thresholds.auto_action)
-                        if slot.champion
-                        else None,
+                        "tr": review,
+                        "ta": auto_action,
                         "fb": result["fallback"],
                         "at": now,
-                        "item": {f: _json_value(row[f]) for f in fields},
+                        "item": {f: row[f] for f in fields},
                     }
                 )
             if slot.challenger is not None and not scored[0]["fallback"]:
@@ -232,11 +246,11 @@ class Batcher:
             {
                 "policy": name,
                 "model_version": version,
-                "score": float(s),
-                "decision": str(d),
+                "score": s,
+                "decision": d,
                 "fallback": False,
             }
-            for s, d in zip(scores, decisions, strict=True)
+            for s, d in zip(scores.tolist(), decisions.tolist(), strict=True)
         ]
 
     def _schedule_shadow(self) -> None:
@@ -269,8 +283,8 @@ class Batcher:
         counted, rather than letting memory grow under a load the core cannot shadow.
         """
         self.shadow_call = None
-        if self.pending:
-            return  # their flush runs first and reschedules us
+        if self.pending or self.receiving:
+            return  # their flush (or the body's arrival) reschedules us
         work = self.shadow.take(self.SHADOW_CHUNK)
         try:
             scores = work.challenger.scorer.score(work.rows)
@@ -283,22 +297,15 @@ class Batcher:
                         "i": i,
                         "policy": work.policy,
                         "v": work.challenger.version,
-                        "score": float(s),
-                        "decision": str(d),
+                        "score": s,
+                        "decision": d,
                     }
-                    for (rid, i), s, d in zip(work.keys, scores, decisions, strict=True)
+                    for (rid, i), s, d in zip(
+                        work.keys, scores.tolist(), decisions.tolist(), strict=True
+                    )
                 ]
             )
         except Exception:  # the answers were right; only the comparison is lost
             log.exception("shadow scoring of %s failed", work.policy)
             self.metrics.shadow_failures.labels(work.policy).inc()
         self._schedule_shadow()
-
-
-def _json_number(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _json_value(value: object) -> object:
-    """NaN (an unknown number) is not JSON: log it as null."""
-    return None if isinstance(value, float) and math.isnan(value) else value

@@ -78,7 +78,7 @@ def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
     model = frozen.estimator if isinstance(frozen, FrozenEstimator) else frozen
     if not isinstance(model, LGBMClassifier) or len(calibrated.calibrators) != 1:
         return None
-    blocks: list[Block] = []
+    blocks: list[Block | TextBlock] = []
     offset = 0
     for _, transformer, columns in features.transformers_:
         if isinstance(transformer, str) and transformer == "drop":
@@ -87,8 +87,19 @@ def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
         if built is None:
             return None
         block, width = built
-        blocks.append(block)
+        last = blocks[-1] if blocks else None
+        if (
+            isinstance(block, FastTfidf)
+            and isinstance(last, TextBlock)
+            and last.takes(columns, block)
+        ):
+            last.add(block)
+        elif isinstance(block, FastTfidf):
+            blocks.append(TextBlock(columns, offset, block))
+        else:
+            blocks.append(block)
         offset += width
+    blocks = [b.encode if isinstance(b, TextBlock) else b for b in blocks]
     if offset != model.n_features_in_:
         return None
     n_features = offset
@@ -145,14 +156,17 @@ def _predictor(
     )
 
 
-def _block(transformer: object, columns: object, offset: int) -> tuple[Block, int] | None:
-    """How one fitted ColumnTransformer entry encodes a batch, and how many columns it spans."""
+def _block(
+    transformer: object, columns: object, offset: int
+) -> tuple[Block | FastTfidf, int] | None:
+    """How one fitted ColumnTransformer entry encodes a batch, and how many columns it spans
+    (a text vectorizer joins its column's `TextBlock`)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
     if isinstance(transformer, TfidfVectorizer) and isinstance(columns, str):
         tfidf = FastTfidf.of(transformer)
-        return (_text_block(tfidf, columns, offset), tfidf.n_features) if tfidf else None
+        return (tfidf, tfidf.n_features) if tfidf else None
     identity = isinstance(transformer, FunctionTransformer) and transformer.func is None
     if identity and isinstance(columns, list) and columns:
         return _numbers_block(columns, offset), len(columns)
@@ -161,15 +175,71 @@ def _block(transformer: object, columns: object, offset: int) -> tuple[Block, in
     return None
 
 
-def _text_block(tfidf: FastTfidf, column: str, offset: int) -> Block:
-    def encode(rows: Rows, lowered: dict) -> Triples:
-        docs = lowered.get(column)
-        if docs is None:
-            docs = lowered[column] = [row[column].lower() for row in rows]
-        row_ids, columns, data = tfidf.batch(docs)
-        return row_ids, columns + offset, data
+class TextBlock:
+    """The TF-IDF vectorizers side by side on one text column (words and character n-grams),
+    encoded together: one count, one weighting and one normalising pass for all of them, each
+    vectorizer's part of a row normalised on its own, as it is alone.
 
-    return encode
+    The steps are TfidfTransformer's, in the vectorizers' dtype, and the normaliser is
+    scikit-learn's own, so the values are bit for bit those of `transform`."""
+
+    def __init__(self, column: str, offset: int, first: FastTfidf) -> None:
+        self.column = column
+        self.offset = offset
+        self.parts: list[FastTfidf] = []
+        self.add(first)
+
+    def takes(self, column: object, tfidf: FastTfidf) -> bool:
+        """Whether a vectorizer placed right after this block's can join it."""
+        first = self.parts[0]
+        return column == self.column and (tfidf.dtype, tfidf.sublinear) == (
+            first.dtype,
+            first.sublinear,
+        )
+
+    def add(self, tfidf: FastTfidf) -> None:
+        self.parts.append(tfidf)
+        widths = [part.n_features for part in self.parts]
+        self.starts = np.cumsum([0, *widths[:-1]])
+        self.width = sum(widths)
+        # without idf, a weight of one changes no value
+        self.idf = np.concatenate(
+            [p.idf if p.idf is not None else np.ones(p.n_features, p.dtype) for p in self.parts]
+        )
+
+    def encode(self, rows: Rows, lowered: dict) -> Triples:
+        docs = lowered.get(self.column)
+        if docs is None:
+            docs = lowered[self.column] = [row[self.column].lower() for row in rows]
+        return self.entries(docs)
+
+    def entries(self, docs: Sequence[str]) -> Triples:
+        """TF-IDF entries of lowercased documents: row, column (from `offset`) and value."""
+        keys = np.concatenate(
+            [
+                rows * self.width + (columns + start)
+                for part, start in zip(self.parts, self.starts, strict=True)
+                for rows, columns in [part.occurrences(docs)]
+            ]
+        )
+        keys.sort()
+        first = np.empty(len(keys), dtype=bool)
+        first[:1] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        at = np.flatnonzero(first)
+        counts = np.diff(at, append=len(keys))
+        keys = keys[at]
+        row_ids, columns = np.divmod(keys, self.width)
+        data = counts.astype(self.parts[0].dtype)
+        if self.parts[0].sublinear:
+            np.log(data, data)
+            data += 1.0
+        data *= self.idf[columns]
+        n_rows = len(docs)
+        parts_start = (np.arange(n_rows)[:, None] * self.width + self.starts).ravel()
+        indptr = np.searchsorted(keys, np.append(parts_start, n_rows * self.width))
+        _normalize_rows(data, columns, indptr, n_rows * len(self.parts))
+        return row_ids, columns + self.offset, data
 
 
 def _values(rows: Rows, columns: list[str], dtype: type) -> np.ndarray:
@@ -249,7 +319,9 @@ class FastTfidf:
         self.idf = np.asarray(v.idf_) if v.use_idf else None
         self.words = _WordGrams(self._word_grams)
         if v.analyzer == "word":
-            self.tokens = re.compile(v.token_pattern).findall
+            # the default pattern's matches, found faster: a greedy run of two or more word
+            # characters starts and ends at word bounds anyway
+            self.tokens = re.compile(r"(?u)\w\w+").findall
             self._index_word_ngrams()
 
     @classmethod
@@ -326,14 +398,11 @@ class FastTfidf:
         """Row and column of every in-vocabulary character n-gram occurrence of the batch."""
         if len(self.words) > self.CACHE_WORDS:
             self.words.clear()
-        words = [doc.split() for doc in docs]
-        packed = list(map(self.words.__getitem__, itertools.chain.from_iterable(words)))
+        grams = self.words.__getitem__
+        packed = [b"".join(map(grams, doc.split())) for doc in docs]
         columns = np.frombuffer(b"".join(packed), dtype=np.int32).astype(np.int64)
-        grams_per_word = np.fromiter(map(len, packed), np.int64, len(packed)) // 4
-        grams_before_word = np.concatenate([[0], np.cumsum(grams_per_word)])
-        words_through_doc = np.cumsum(np.fromiter(map(len, words), np.int64, len(words)))
-        grams_per_doc = np.diff(grams_before_word[words_through_doc], prepend=0)
-        return np.repeat(np.arange(len(docs)), grams_per_doc), columns
+        per_doc = np.fromiter(map(len, packed), np.int64, len(packed)) // 4
+        return np.repeat(np.arange(len(docs)), per_doc), columns
 
     def _token_occurrences(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of every in-vocabulary word n-gram occurrence of the batch: the
@@ -359,31 +428,15 @@ class FastTfidf:
         hit = self.ngram_numbers[at] == numbers
         return rows[hit], self.ngram_columns[at[hit]]
 
-    def batch(self, docs: Sequence[str]) -> Triples:
-        """TF-IDF entries of a batch of lowercased documents: row, column and value arrays.
-
-        Counting is one `np.unique` over the batch; weighting and normalisation are
-        TfidfTransformer's steps in the vectorizer's dtype, then scikit-learn's own Cython
-        row normaliser, so the values are bit for bit those of `transform`."""
-        occurrences = (
-            self._char_occurrences if self.analyzer == "char_wb" else self._token_occurrences
-        )
-        rows, columns = occurrences(docs)
-        keys, counts = np.unique(rows * self.n_features + columns, return_counts=True)
-        row_ids, columns = np.divmod(keys, self.n_features)
-        data = counts.astype(self.dtype)
-        if self.sublinear:
-            np.log(data, data)
-            data += 1.0
-        if self.idf is not None:
-            data *= self.idf[columns]
-        indptr = np.searchsorted(row_ids, np.arange(len(docs) + 1))
-        _normalize_rows(data, columns, indptr, len(docs))
-        return row_ids, columns, data
+    def occurrences(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of every in-vocabulary term occurrence of lowercased documents."""
+        if self.analyzer == "char_wb":
+            return self._char_occurrences(docs)
+        return self._token_occurrences(docs)
 
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         """The same matrix `TfidfVectorizer.transform` returns (used by tests to compare)."""
-        row_ids, columns, data = self.batch([doc.lower() for doc in docs])
+        row_ids, columns, data = TextBlock("", 0, self).entries([doc.lower() for doc in docs])
         indptr = np.searchsorted(row_ids, np.arange(len(docs) + 1))
         return sp.csr_matrix((data, columns, indptr), shape=(len(docs), self.n_features))
 

@@ -251,3 +251,22 @@ def test_a_lone_shadow_row_is_scored_after_the_wait(spam):
     assert challenger.calls == [1]
     assert waited >= batcher.SHADOW_WAIT_S * 0.9  # the timer's, not a busy loop's
     assert [line["rid"] for line in log.lines if line["k"] == "s"] == ["r"]
+
+
+def test_shadow_work_waits_while_a_request_body_arrives(spam):
+    challenger = FakeScorer(score=0.9)
+    batcher, _, _ = _batcher(
+        {"spam": Slot(spam, champion=_served(1, FakeScorer()), challenger=_served(2, challenger))}
+    )
+
+    async def scenario():
+        await batcher.submit("big", [_row(i, 1) for i in range(200)], ["spam"])
+        with batcher.receiving_body():
+            for _ in range(50):  # many loop turns, as while a large body arrives in pieces
+                await asyncio.sleep(0)
+            during = list(challenger.calls)
+        await _shadows_written(batcher)
+        return during
+
+    assert asyncio.run(scenario()) == []
+    assert sum(challenger.calls) == 200
