@@ -105,6 +105,7 @@ class Service:
         self.store = ModelStore(settings, policies)
         self.log = PredictionLog(settings)
         self.batcher = Batcher(self.store, self.log, self.metrics)
+        self.validators: dict[tuple[str, ...], Callable[[object, str], dict]] = {}
 
     def check_key(self, header: str, admin: bool = False) -> None:
         """`header` is the request's Authorization value ('' when absent)."""
@@ -179,7 +180,7 @@ class Service:
             self.check_key(authorization)
             payload = self.payload(body)
             names, policies = self.requested(payload)
-            rows = self._rows(payload, policies, batch)
+            rows = self._rows(payload, names, policies, batch)
             try:
                 results = await self.batcher.submit(request_id, rows, names)
             except Exception as exc:  # the prediction log failed: no answer we could not keep
@@ -206,9 +207,13 @@ class Service:
         self.metrics.timed(route).observe(time.perf_counter() - started)
         return 200, orjson.dumps(answer)
 
-    def _rows(self, payload: dict, policies: list[Policy], batch: bool) -> list[dict]:
+    def _rows(
+        self, payload: dict, names: list[str], policies: list[Policy], batch: bool
+    ) -> list[dict]:
+        validate = self.validators.get(tuple(names))
+        if validate is None:  # one per combination of policies asked for, read once
+            validate = self.validators[tuple(names)] = item_validator(policies)
         try:
-            validate = item_validator(policies)
             if not batch:
                 return [validate(payload.get("item"), "item")]
             items = payload.get("items")

@@ -99,6 +99,7 @@ class Batcher:
     MAX_JOBS = 256
     SHADOW_CHUNK = 64
     SHADOW_WAIT_S = 0.05  # a shadow row waits at most this long for others to join its call
+    SHADOW_GAP_S = 0.001  # between chunks: a request that arrives meanwhile goes first
     MAX_SHADOW_BACKLOG = 20_000
 
     def __init__(self, store: ModelStore, prediction_log: PredictionLog, metrics: Metrics) -> None:
@@ -108,8 +109,8 @@ class Batcher:
         self.pending: list[Job] = []
         self.receiving = 0  # scoring requests whose body is still arriving
         self.shadow = ShadowBacklog()
-        self.shadow_call: asyncio.Handle | None = None  # the scheduled `_shadow`, if any
-        self.shadow_soon = False  # whether that call is the next turn's, not a timer's
+        self.shadow_call: asyncio.TimerHandle | None = None  # the scheduled `_shadow`, if any
+        self.shadow_soon = False  # whether that call comes after the gap, not the wait
 
     @contextlib.contextmanager
     def receiving_body(self) -> Iterator[None]:
@@ -254,8 +255,11 @@ class Batcher:
         ]
 
     def _schedule_shadow(self) -> None:
-        """Shadow-score on the next turn once a chunk is waiting (or its wait is over, or the
-        log is about to roll and should take the shadows with it); until then on a timer."""
+        """Shadow-score a moment from now once a chunk is waiting (or its wait is over, or the
+        log is about to roll and should take the shadows with it); until then on a timer.
+
+        The moment is a short timer rather than the next turn: the loop then reads the
+        sockets first, and a request that arrived is handled before the chunk runs."""
         if not self.shadow:
             return
         waited = time.monotonic() - self.shadow.oldest()
@@ -268,11 +272,8 @@ class Batcher:
             self.shadow_call.cancel()
         loop = asyncio.get_running_loop()
         self.shadow_soon = ready
-        self.shadow_call = (
-            loop.call_soon(self._shadow)
-            if ready
-            else loop.call_later(self.SHADOW_WAIT_S - waited, self._shadow)
-        )
+        delay = self.SHADOW_GAP_S if ready else self.SHADOW_WAIT_S - waited
+        self.shadow_call = loop.call_later(delay, self._shadow)
 
     def _shadow(self) -> None:
         """Score the challenger on a chunk of the oldest waiting rows and log it, then come back.
