@@ -192,7 +192,6 @@ class Batcher:
             slot = slots[policy]
             rows = [jobs[j].rows[r] for j, r, _ in places]
             scored = self._champion(slot, rows)
-            fields = slot.policy.feature_columns
             # orjson writes NaN and infinity (an auto-action threshold that never acts) as null
             thresholds = slot.champion.thresholds if slot.champion else None
             review = thresholds.review if thresholds else None
@@ -214,7 +213,7 @@ class Batcher:
                         "ta": auto_action,
                         "fb": result["fallback"],
                         "at": now,
-                        "item": {f: row[f] for f in fields},
+                        "item": row,  # as checked: the requested policies' fields
                     }
                 )
             if slot.challenger is not None and not scored[0]["fallback"]:
