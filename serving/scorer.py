@@ -215,11 +215,12 @@ class TextBlock:
 
     def entries(self, docs: Sequence[str]) -> Triples:
         """TF-IDF entries of lowercased documents: row, column (from `offset`) and value."""
+        words = [doc.split() for doc in docs]
         keys = np.concatenate(
             [
                 rows * self.width + (columns + start)
                 for part, start in zip(self.parts, self.starts, strict=True)
-                for rows, columns in [part.occurrences(docs)]
+                for rows, columns in [part.occurrences(words)]
             ]
         )
         keys.sort()
@@ -298,15 +299,15 @@ class FastTfidf:
     """A fitted TfidfVectorizer's transform over lowercased documents, done with arrays.
 
     scikit-learn builds every n-gram of a document as a string (about 45 µs per short text for
-    character 3-4 grams). Here, character n-grams inside word bounds depend only on the word, so
-    each word's in-vocabulary n-grams are found once and cached as packed column numbers. Word
-    n-grams are looked up as numbers: each vocabulary token has an id, an n-gram is its ids'
-    digits in base (tokens + 1), and all n-grams of a batch are found with one `searchsorted`.
+    character 3-4 grams). Here a document is read as its whitespace-separated words, and what a
+    word contributes is found once and cached, packed: its in-vocabulary character n-grams
+    (inside word bounds they depend only on the word), or its tokens' ids (no token crosses
+    whitespace). Word n-grams are then looked up as numbers: an n-gram is its token ids' digits,
+    and all n-grams of a batch are found with one `searchsorted`.
     """
 
     CACHE_WORDS = 200_000
     DEFAULT_TOKENS = r"(?u)\b\w\w+\b"
-    BREAK = " QQ "  # between documents: upper case, so never a token of a lowercased one
 
     def __init__(self, vectorizer: object) -> None:
         v = vectorizer
@@ -317,12 +318,14 @@ class FastTfidf:
         self.dtype = np.dtype(v.dtype)
         self.sublinear = v.sublinear_tf
         self.idf = np.asarray(v.idf_) if v.use_idf else None
-        self.words = _WordGrams(self._word_grams)
         if v.analyzer == "word":
             # the default pattern's matches, found faster: a greedy run of two or more word
             # characters starts and ends at word bounds anyway
             self.tokens = re.compile(r"(?u)\w\w+").findall
             self._index_word_ngrams()
+            self.words = _PerWord(self._word_tokens)
+        else:
+            self.words = _PerWord(self._word_grams)
 
     @classmethod
     def of(cls, vectorizer: object) -> FastTfidf | None:
@@ -360,7 +363,8 @@ class FastTfidf:
         terms = list(self.vocabulary)
         tokens = sorted({t for term in terms for t in term.split(" ")})
         self.token_ids = {t: i for i, t in enumerate(tokens, start=1)}
-        self.token_ids[self.BREAK.strip()] = self.break_id = len(tokens) + 1
+        self.break_id = len(tokens) + 1
+        self.break_bytes = np.int64(self.break_id).tobytes()
         self.base = len(tokens) + 2
         self.offsets = [sum(self.base**k for k in range(1, n)) for n in range(self.max_n + 1)]
         numbers = [self._number([self.token_ids[t] for t in term.split(" ")]) for term in terms]
@@ -394,24 +398,29 @@ class FastTfidf:
                     found.append(index)
         return np.array(found, dtype=np.int32).tobytes()
 
-    def _char_occurrences(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of every in-vocabulary character n-gram occurrence of the batch."""
+    def _word_tokens(self, word: str) -> bytes:
+        """Ids of one word's tokens, packed as int64 (0 for a token outside the vocabulary)."""
+        get = self.token_ids.get
+        return np.array([get(t, 0) for t in self.tokens(word)], dtype=np.int64).tobytes()
+
+    def _packed(self, docs_words: Sequence[list[str]]) -> list[bytes]:
+        """Each document's words' cached contributions, joined."""
         if len(self.words) > self.CACHE_WORDS:
             self.words.clear()
-        grams = self.words.__getitem__
-        packed = [b"".join(map(grams, doc.split())) for doc in docs]
+        each = self.words.__getitem__
+        return [b"".join(map(each, words)) for words in docs_words]
+
+    def _char_occurrences(self, docs_words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of every in-vocabulary character n-gram occurrence of the batch."""
+        packed = self._packed(docs_words)
         columns = np.frombuffer(b"".join(packed), dtype=np.int32).astype(np.int64)
         per_doc = np.fromiter(map(len, packed), np.int64, len(packed)) // 4
-        return np.repeat(np.arange(len(docs)), per_doc), columns
+        return np.repeat(np.arange(len(packed)), per_doc), columns
 
-    def _token_occurrences(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _token_occurrences(self, docs_words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of every in-vocabulary word n-gram occurrence of the batch: the
-        batch is tokenised as one text, with a break token (which no lowercased document
-        holds) between documents."""
-        tokens = self.tokens(self.BREAK.join(docs))
-        ids = np.fromiter(
-            map(self.token_ids.get, tokens, itertools.repeat(0)), np.int64, len(tokens)
-        )
+        documents' token ids in one array, a break id between two documents."""
+        ids = np.frombuffer(self.break_bytes.join(self._packed(docs_words)), dtype=np.int64)
         doc_of = np.cumsum(ids == self.break_id)
         numbers, starts = [], []
         for n in range(self.min_n, min(self.max_n, len(ids)) + 1):
@@ -428,11 +437,12 @@ class FastTfidf:
         hit = self.ngram_numbers[at] == numbers
         return rows[hit], self.ngram_columns[at[hit]]
 
-    def occurrences(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of every in-vocabulary term occurrence of lowercased documents."""
+    def occurrences(self, docs_words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of every in-vocabulary term occurrence of lowercased documents, each
+        given as its whitespace-separated words."""
         if self.analyzer == "char_wb":
-            return self._char_occurrences(docs)
-        return self._token_occurrences(docs)
+            return self._char_occurrences(docs_words)
+        return self._token_occurrences(docs_words)
 
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         """The same matrix `TfidfVectorizer.transform` returns (used by tests to compare)."""
@@ -441,8 +451,8 @@ class FastTfidf:
         return sp.csr_matrix((data, columns, indptr), shape=(len(docs), self.n_features))
 
 
-class _WordGrams(dict):
-    """word -> its packed character n-grams, computed on first sight."""
+class _PerWord(dict):
+    """word -> what it contributes, packed, computed on first sight."""
 
     def __init__(self, compute: Callable[[str], bytes]) -> None:
         super().__init__()
