@@ -158,6 +158,31 @@ def test_invalid_json_is_a_400(api):
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
 
 
+def test_a_streamed_body_is_cut_off_at_the_limit(api):
+    """No Content-Length (chunked upload): the server stops reading once past the limit."""
+
+    def chunks():
+        yield b'{"item": {"item_id": "big", "text": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}}'
+
+    answer = httpx.post(
+        f"{api.url}/v1/score", headers={**KEY, "content-type": "application/json"}, content=chunks()
+    )
+    assert answer.status_code == 413 and "over 4096 bytes" in answer.json()["error"]["message"]
+    assert answer.json()["request_id"]
+
+
+def test_the_directly_answered_routes_stay_fastapi_routes(api):
+    """POSTs to the scoring routes skip FastAPI, yet the routes stay in `/docs` and any other
+    method still reaches FastAPI's routing."""
+    spec = httpx.get(f"{api.url}/openapi.json").json()["paths"]
+    assert {"/v1/score", "/v1/score/batch"} <= set(spec)
+    answer = httpx.get(f"{api.url}/v1/score", headers=KEY)
+    assert answer.status_code == 405, "only POST scores"
+
+
 def test_open_endpoints_and_metrics(api):
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
     assert "/v1/score" in httpx.get(f"{api.url}/openapi.json").json()["paths"]
