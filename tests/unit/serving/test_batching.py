@@ -200,9 +200,11 @@ def test_the_shadow_backlog_is_bounded(spam, monkeypatch):
     assert batcher.metrics.shadow_skipped.labels("spam")._value.get() == 40
 
 
-def test_shadow_rows_of_many_requests_share_one_challenger_call(spam):
+def test_shadow_rows_of_many_requests_share_one_challenger_call(spam, monkeypatch):
     """Sequential small requests (each its own champion call) are shadowed together, per
-    policy, in calls of at most a chunk."""
+    policy, in calls of at most a chunk. The wait is made long enough that all requests are
+    in before it ends, however slow the machine: the first call is then the full chunk."""
+    monkeypatch.setattr(Batcher, "SHADOW_WAIT_S", 1.0)
     from flywheel.policy import load_policy
 
     scam = load_policy("scam")
