@@ -208,9 +208,14 @@ def feature_frame(
     return pd.DataFrame(out, index=raw.index)[policy.feature_columns]
 
 
+def _required_text(raw: pd.DataFrame, name: str, problems: _Problems) -> pd.Series:
+    values = _as_text(raw[name])
+    problems.add(values.eq("").to_numpy(), name, raw[name], "is missing")
+    return values
+
+
 def _common(raw: pd.DataFrame, policy: Policy, problems: _Problems) -> dict[str, pd.Series]:
-    item_id = _as_text(raw["item_id"])
-    problems.add(item_id.eq("").to_numpy(), "item_id", raw["item_id"], "is missing")
+    item_id = _required_text(raw, "item_id", problems)
     label = _as_text(raw["label"])
     allowed = {policy.labels.positive, policy.labels.negative}
     problems.add(
@@ -235,9 +240,7 @@ def validate_decisions(raw: pd.DataFrame, policy: Policy, source: str) -> Valida
     ignored = _check_columns(raw, (*DECISION_REQUIRED, *policy.feature_columns), known, source)
     problems = _Problems(source, len(raw))
     columns = _common(raw, policy, problems)
-    reviewer = _as_text(raw["reviewer_id"])
-    problems.add(reviewer.eq("").to_numpy(), "reviewer_id", raw["reviewer_id"], "is missing")
-    columns["reviewer_id"] = reviewer
+    columns["reviewer_id"] = _required_text(raw, "reviewer_id", problems)
     columns["decided_at"] = _as_timestamps(raw["decided_at"], "decided_at", problems, required=True)
     if "source" in raw:
         src = _as_text(raw["source"]).replace("", "import")
@@ -282,8 +285,7 @@ def validate_items(raw: pd.DataFrame, policy: Policy, source: str) -> pd.DataFra
     """Check a file of items to score: an id and the policy's fields, each of the right kind."""
     _check_columns(raw, ("item_id", *policy.feature_columns), set(), source)
     problems = _Problems(source, len(raw))
-    item_id = _as_text(raw["item_id"])
-    problems.add(item_id.eq("").to_numpy(), "item_id", raw["item_id"], "is missing")
+    item_id = _required_text(raw, "item_id", problems)
     features = feature_frame(raw, policy, problems)
     problems.raise_if_any()
     return pd.concat([item_id.rename("item_id"), features], axis=1)

@@ -82,8 +82,10 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+def _json(payload: object | bytes, status: int = 200) -> Response:
+    """A JSON response, of a payload or of a body already encoded."""
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def _body_docs(model: type[BaseModel]) -> dict:
@@ -147,7 +149,7 @@ class Service:
             raise ApiError(422, "invalid_request", "body must be a JSON object", "body")
         return payload
 
-    def requested(self, payload: dict) -> tuple[list[str], list[Policy]]:
+    def requested(self, payload: dict) -> list[str]:
         names = payload.get("policies")
         if names is None:
             names = list(self.policies)
@@ -167,8 +169,16 @@ class Service:
                 f"unknown policy {unknown[0]!r} (served: {served})",
                 "policies",
             )
-        names = list(dict.fromkeys(names))
-        return names, [self.policies[n] for n in names]
+        return list(dict.fromkeys(names))
+
+    def validator(self, names: list[str]) -> Callable[[object, str], dict]:
+        """The item check for these policies, built once per combination asked for."""
+        validate = self.validators.get(tuple(names))
+        if validate is None:
+            validate = self.validators[tuple(names)] = item_validator(
+                [self.policies[n] for n in names]
+            )
+        return validate
 
     async def score(
         self, route: str, batch: bool, authorization: str, body: bytes
@@ -179,8 +189,8 @@ class Service:
         try:
             self.check_key(authorization)
             payload = self.payload(body)
-            names, policies = self.requested(payload)
-            rows = self._rows(payload, names, policies, batch)
+            names = self.requested(payload)
+            rows = self._rows(payload, self.validator(names), batch)
             try:
                 results = await self.batcher.submit(request_id, rows, names)
             except Exception as exc:  # the prediction log failed: no answer we could not keep
@@ -208,11 +218,8 @@ class Service:
         return 200, orjson.dumps(answer)
 
     def _rows(
-        self, payload: dict, names: list[str], policies: list[Policy], batch: bool
+        self, payload: dict, validate: Callable[[object, str], dict], batch: bool
     ) -> list[dict]:
-        validate = self.validators.get(tuple(names))
-        if validate is None:  # one per combination of policies asked for, read once
-            validate = self.validators[tuple(names)] = item_validator(policies)
         try:
             if not batch:
                 return [validate(payload.get("item"), "item")]
@@ -304,14 +311,14 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
     async def api_error(request: Request, exc: ApiError) -> Response:
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
         body = service.error(request.scope.get("path", ""), request_id, exc)
-        return Response(body, status_code=exc.status, media_type="application/json")
+        return _json(body, exc.status)
 
     async def _score(request: Request, route: str, batch: bool) -> Response:
         service.check_length(request.headers.get("content-length"))
         status, body = await service.score(
             route, batch, request.headers.get("authorization", ""), await request.body()
         )
-        return Response(body, status_code=status, media_type="application/json")
+        return _json(body, status)
 
     @app.post("/v1/score", response_model=ScoreResponse, openapi_extra=_body_docs(ScoreRequest))
     async def score(request: Request) -> Response:

@@ -60,13 +60,14 @@ class ShadowBacklog:
         self.queues.setdefault(work.policy, deque()).append(work)
         self.rows += len(work.rows)
 
-    def oldest(self) -> float:
-        return min(q[0].queued_at for q in self.queues.values() if q)
+    def oldest(self) -> tuple[float, str]:
+        """When the longest-waiting rows were queued, and their policy."""
+        return min((q[0].queued_at, name) for name, q in self.queues.items() if q)
 
     def take(self, limit: int) -> ShadowWork:
         """Up to `limit` rows of the policy waiting longest, for one challenger (a reload may
         have queued rows for two)."""
-        policy = min((q[0].queued_at, name) for name, q in self.queues.items() if q)[1]
+        policy = self.oldest()[1]
         queue = self.queues[policy]
         first = queue[0]
         taken = ShadowWork(policy, first.challenger, [], [], first.queued_at)
@@ -261,7 +262,7 @@ class Batcher:
         sockets first, and a request that arrived is handled before the chunk runs."""
         if not self.shadow:
             return
-        waited = time.monotonic() - self.shadow.oldest()
+        waited = time.monotonic() - self.shadow.oldest()[0]
         ready = (
             self.shadow.rows >= self.SHADOW_CHUNK or waited >= self.SHADOW_WAIT_S or self.log.due()
         )

@@ -19,6 +19,7 @@ import itertools
 import operator
 import re
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -28,10 +29,9 @@ from flywheel.policy import Policy
 
 Rows = Sequence[dict]
 # A block's non-zero entries for a batch: row, column and value arrays, rows ascending and
-# columns ascending within a row. Its second argument caches each text column's lowercased
-# documents, which a column's word and character blocks share.
+# columns ascending within a row.
 Triples = tuple[np.ndarray, np.ndarray, np.ndarray]
-Block = Callable[[Rows, dict], Triples]
+Block = Callable[[Rows], Triples]
 
 
 class Scorer:
@@ -111,8 +111,7 @@ def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
     sigmoid = isinstance(calibrator, _SigmoidCalibration)
 
     def score(rows: Rows) -> np.ndarray:
-        lowered: dict = {}
-        parts = [block(rows, lowered) for block in blocks]
+        parts = [block(rows) for block in blocks]
         row_ids = np.concatenate([p[0] for p in parts])
         # blocks come in column order and each is sorted, so a stable sort by row leaves every
         # row's columns ascending, as scikit-learn's hstack does
@@ -184,6 +183,9 @@ class TextBlock:
     scikit-learn's own, so the values are bit for bit those of `transform`."""
 
     def __init__(self, column: str, offset: int, first: FastTfidf) -> None:
+        from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
+
+        self.normalize = inplace_csr_row_normalize_l2
         self.column = column
         self.offset = offset
         self.parts: list[FastTfidf] = []
@@ -207,11 +209,8 @@ class TextBlock:
             [p.idf if p.idf is not None else np.ones(p.n_features, p.dtype) for p in self.parts]
         )
 
-    def encode(self, rows: Rows, lowered: dict) -> Triples:
-        docs = lowered.get(self.column)
-        if docs is None:
-            docs = lowered[self.column] = [row[self.column].lower() for row in rows]
-        return self.entries(docs)
+    def encode(self, rows: Rows) -> Triples:
+        return self.entries([row[self.column].lower() for row in rows])
 
     def entries(self, docs: Sequence[str]) -> Triples:
         """TF-IDF entries of lowercased documents: row, column (from `offset`) and value."""
@@ -239,7 +238,13 @@ class TextBlock:
         n_rows = len(docs)
         parts_start = (np.arange(n_rows)[:, None] * self.width + self.starts).ravel()
         indptr = np.searchsorted(keys, np.append(parts_start, n_rows * self.width))
-        _normalize_rows(data, columns, indptr, n_rows * len(self.parts))
+        # scikit-learn's in-place l2 row normaliser (TfidfTransformer's), called on the arrays
+        # directly: building a scipy matrix just to pass them costs more than the work
+        self.normalize(
+            SimpleNamespace(
+                data=data, shape=(n_rows * len(self.parts), 0), indices=columns, indptr=indptr
+            )
+        )
         return row_ids, columns + self.offset, data
 
 
@@ -251,7 +256,7 @@ def _values(rows: Rows, columns: list[str], dtype: type) -> np.ndarray:
 
 
 def _numbers_block(columns: list[str], offset: int) -> Block:
-    def encode(rows: Rows, lowered: dict) -> Triples:
+    def encode(rows: Rows) -> Triples:
         values = _values(rows, columns, np.float64)
         row_ids, positions = np.nonzero(values)  # zeros stay implicit, as in scipy; NaN is kept
         return row_ids, positions + offset, values[row_ids, positions]
@@ -282,7 +287,7 @@ def _one_hot(encoder: object, columns: list[str], offset: int) -> tuple[Block, i
     if width != len(encoder.get_feature_names_out()):
         return None
 
-    def encode(rows: Rows, lowered: dict) -> Triples:
+    def encode(rows: Rows) -> Triples:
         codes = np.empty((len(rows), len(lookups)), dtype=np.int64)
         for j, (column, mapping, unknown) in enumerate(lookups):
             values = map(operator.itemgetter(column), rows)
@@ -461,15 +466,3 @@ class _PerWord(dict):
     def __missing__(self, word: str) -> bytes:
         grams = self[word] = self.compute(word)
         return grams
-
-
-def _normalize_rows(data: np.ndarray, columns: np.ndarray, indptr: np.ndarray, n_rows: int) -> None:
-    """scikit-learn's in-place l2 row normaliser (the one TfidfTransformer uses), called on the
-    arrays directly: building a scipy matrix just to pass them costs more than the work."""
-    from types import SimpleNamespace
-
-    from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
-
-    inplace_csr_row_normalize_l2(
-        SimpleNamespace(data=data, shape=(n_rows, 0), indices=columns, indptr=indptr)
-    )

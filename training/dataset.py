@@ -1,12 +1,13 @@
 """Reviewer decisions become an immutable, content-addressed dataset version.
 
-One label per item (reviewers weighed by reliability, see `flywheel.aggregate`), golden items left out,
-items split into train / validation / test. By default the split is drawn from a hash of the item
-id: an item stays in the same split in every version (no version tests on what an earlier one
-trained on), and the decisions of the last cycle reach training at once. Splitting by time
-instead (`dataset.split: time`) tests on the newest items, but keeps the newest decisions, and so
-a new abuse pattern, out of training for as long as they are the newest. The version id is a hash of the rows and
-the rules, so building twice from the same decisions gives the same version and writes nothing.
+One label per item (reviewers weighed by reliability, see `flywheel.aggregate`), golden items
+left out, items split into train / validation / test. By default the split is drawn from a hash
+of the item id: an item stays in the same split in every version (no version tests on what an
+earlier one trained on), and the decisions of the last cycle reach training at once. Splitting
+by time instead (`dataset.split: time`) tests on the newest items, but keeps the newest
+decisions, and so a new abuse pattern, out of training for as long as they are the newest. The
+version id is a hash of the rows and the rules, so building twice from the same decisions gives
+the same version and writes nothing.
 """
 
 from __future__ import annotations
