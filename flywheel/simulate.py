@@ -80,7 +80,9 @@ DEFAULT_REVIEWERS = (
     Reviewer("rev-chen", 0.94, 0.995, 40.0),
     Reviewer("rev-dara", 0.93, 0.99, 50.0),
     Reviewer("rev-eli", 0.92, 0.99, 35.0),
-    Reviewer("rev-fox", 0.70, 0.96, 12.0),  # the unreliable one: fast, misses many, invents some
+    # the unreliable one: fast, misses many, invents some. Far enough below the QA bar (0.90) that
+    # a hundred gold checks tell (balanced ~0.75 with borderline items, ~0.04 standard error)
+    Reviewer("rev-fox", 0.60, 0.93, 12.0),
 )
 UNRELIABLE_BELOW = 0.9
 CAREFUL_ERROR_ON_CLEAR_ITEMS = 0.4  # share of a careful reviewer's error rate left on clear items

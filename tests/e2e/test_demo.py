@@ -2,8 +2,8 @@
 
 The loop-quality figures are measured on the simulator's truth: the cycle that brings the new
 pattern raises a drift or emerging-risk alert, within two cycles the API catches at least 80% of
-the pattern's violations, the unreliable reviewer is flagged by the second cycle, and no champion
-falls below the policy's auto-action precision on the golden set.
+the pattern's violations, the unreliable reviewer is flagged from the second cycle on, and no
+champion falls below the policy's auto-action precision on the golden set.
 """
 
 import json
@@ -37,10 +37,8 @@ def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path):
         # the wheel learns it: cycle 3 promotes a model trained on the decisions about cycle 2
         assert rows[3]["pattern_recall"] >= 0.8, rows
         assert rows[2]["champion"] > rows[1]["champion"], rows
-        # flagged by the second cycle, and again at the end (the flag follows a point estimate
-        # on a few dozen gold checks, so it may lapse for a cycle in between)
-        assert any("rev-fox" in r["flagged_reviewers"] for r in rows[:2]), rows
-        assert "rev-fox" in rows[-1]["flagged_reviewers"], rows
+        # flagged from the second cycle on (a cycle adds about thirty gold checks per reviewer)
+        assert all("rev-fox" in r["flagged_reviewers"] for r in rows[1:]), rows
         assert not {"rev-ana", "rev-bo", "rev-chen"} & set(rows[-1]["flagged_reviewers"])
         target = load_policy("spam").targets.auto_action_precision
         assert all(r["golden_precision"] >= target for r in rows), rows
