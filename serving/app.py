@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import Policy, list_policies, load_policy
-from flywheel.records import ItemError, item_validator
+from flywheel.records import ItemError, ItemValidator
 from flywheel.settings import Settings, get_settings
 from serving.batching import Batcher
 from serving.metrics import Metrics
@@ -107,7 +107,7 @@ class Service:
         self.store = ModelStore(settings, policies)
         self.log = PredictionLog(settings)
         self.batcher = Batcher(self.store, self.log, self.metrics)
-        self.validators: dict[tuple[str, ...], Callable[[object, str], dict]] = {}
+        self.validators: dict[tuple[str, ...], ItemValidator] = {}
 
     def check_key(self, header: str, admin: bool = False) -> None:
         """`header` is the request's Authorization value ('' when absent)."""
@@ -171,11 +171,11 @@ class Service:
             )
         return list(dict.fromkeys(names))
 
-    def validator(self, names: list[str]) -> Callable[[object, str], dict]:
+    def validator(self, names: list[str]) -> ItemValidator:
         """The item check for these policies, built once per combination asked for."""
         validate = self.validators.get(tuple(names))
         if validate is None:
-            validate = self.validators[tuple(names)] = item_validator(
+            validate = self.validators[tuple(names)] = ItemValidator(
                 [self.policies[n] for n in names]
             )
         return validate
@@ -217,9 +217,7 @@ class Service:
         self.metrics.timed(route).observe(time.perf_counter() - started)
         return 200, orjson.dumps(answer)
 
-    def _rows(
-        self, payload: dict, validate: Callable[[object, str], dict], batch: bool
-    ) -> list[dict]:
+    def _rows(self, payload: dict, validate: ItemValidator, batch: bool) -> list[dict]:
         try:
             if not batch:
                 return [validate(payload.get("item"), "item")]
@@ -234,7 +232,7 @@ class Service:
                     f"batch of {len(items)} items; the limit is {limit} (FLYWHEEL_MAX_BATCH_ITEMS)",
                     "items",
                 )
-            return [validate(item, f"items[{i}]") for i, item in enumerate(items)]
+            return validate.many(items)
         except ItemError as exc:
             raise ApiError(422, "invalid_item", str(exc), exc.field) from exc
 

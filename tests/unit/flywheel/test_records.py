@@ -185,15 +185,55 @@ SPAM_ITEM = {
     ],
 )
 def test_a_malformed_item_names_its_field(spam, change, field, message):
-    from flywheel.records import ItemError, validate_item
+    from flywheel.records import ItemError, ItemValidator, validate_item
 
     item = {**SPAM_ITEM, **change}
+    batch = [{**SPAM_ITEM, "item_id": f"b{i}"} for i in range(5)]
+    batch[3] = item
     if field is None:
         assert validate_item(item, [spam], "items[3]")["country"] == "5"
+        assert ItemValidator([spam]).many(batch)[3]["country"] == "5"
         return
     with pytest.raises(ItemError) as caught:
         validate_item(item, [spam], "items[3]")
     assert caught.value.field == field and message in str(caught.value)
+    with pytest.raises(ItemError) as caught:
+        ItemValidator([spam]).many(batch)
+    assert caught.value.field == field and message in str(caught.value)
+
+
+def test_a_batch_checked_by_field_gives_the_rows_of_item_by_item(spam):
+    """The batch path converts the same values the same way, whatever mix of types a field
+    has across items (ints, floats, nulls; ints and nulls in text fields)."""
+    from flywheel.policy import load_policy
+    from flywheel.records import ItemValidator
+
+    scam = load_policy("scam")
+    validate = ItemValidator([spam, scam])
+    rng = np.random.default_rng(3)
+    numbers = [0, 2, 1.5, None, -3.25, 10**6]
+    texts = ["", "hi there", None, 7, "ünï"]
+    batch = []
+    for i in range(200):
+        item = {"item_id": f"i{i}", "extra": i}
+        for name, numeric, _ in validate.spec:
+            pool = numbers if numeric else texts
+            item[name] = pool[rng.integers(len(pool))]
+        batch.append(item)
+    expected = [validate(item, f"items[{i}]") for i, item in enumerate(batch)]
+    got = validate._by_field(batch)
+    assert got is not None, "mixed but valid types take the batch path"
+    assert [sorted(r) for r in got] == [sorted(r) for r in expected]  # the same fields
+    for a, b in zip(got, expected, strict=True):
+        for name in a:
+            assert type(a[name]) is type(b[name]), name
+            assert a[name] == b[name] or (np.isnan(a[name]) and np.isnan(b[name])), name
+    # items holding just the policy's fields are typed in place; extra fields are left out
+    exact = [{**SPAM_ITEM, "item_id": f"c{i}"} for i in range(3)]
+    typed = ItemValidator([spam]).many(exact)
+    assert typed[2]["links"] == 1.0 and type(typed[2]["links"]) is float
+    extra = [{**item, "note": "x"} for item in exact]
+    assert ItemValidator([spam]).many(extra) == typed
 
 
 def test_a_missing_field_is_named_with_its_policy(spam):
