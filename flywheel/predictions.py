@@ -6,9 +6,11 @@ is compacted into typed Parquet per policy (`lake/predictions/<policy>/part-<seg
 by a separate, low-priority process, so the server never pays for it. Readers see both: the
 compacted parts and whatever segments are not compacted yet.
 
-Two kinds of lines: a prediction (`"k": "p"`), and the challenger's shadow score for it
-(`"k": "s"`), written just after the answer so that shadow scoring never delays a response;
-compaction joins them.
+A line holds one policy's predictions of one batch as columns (`"k": "p"`: request ids `rid`,
+item indexes `i`, `item_id`, `score`, `decision`, `item` lists, the model version and thresholds
+once), so a batch of a thousand is one JSON object, not a thousand. Shadow lines (`"k": "s"`)
+hold the challenger's scores for some of them, written after the answers so that shadow scoring
+never delays a response; compaction unnests both and joins them.
 """
 
 from __future__ import annotations
@@ -53,18 +55,18 @@ COLUMNS = [
 
 _LINE_COLUMNS = {
     "k": "VARCHAR",
-    "rid": "VARCHAR",
-    "i": "BIGINT",
-    "item_id": "VARCHAR",
     "policy": "VARCHAR",
     "v": "BIGINT",
-    "score": "DOUBLE",
-    "decision": "VARCHAR",
     "tr": "DOUBLE",
     "ta": "DOUBLE",
     "fb": "BOOLEAN",
     "at": "DOUBLE",
-    "item": "JSON",
+    "rid": "VARCHAR[]",
+    "i": "BIGINT[]",
+    "item_id": "VARCHAR[]",
+    "score": "DOUBLE[]",
+    "decision": "VARCHAR[]",
+    "item": "JSON[]",
 }
 
 
@@ -91,8 +93,17 @@ def _select(source_sql: str, policy: Policy) -> str:
     fields = _field_sql(policy)
     return f"""
         WITH lines AS ({source_sql}),
-        p AS (SELECT * FROM lines WHERE k = 'p' AND policy = '{policy.name}'),
-        s AS (SELECT * FROM lines WHERE k = 's' AND policy = '{policy.name}')
+        p AS (
+            SELECT unnest(rid) AS rid, unnest(i) AS i, unnest(item_id) AS item_id, policy, v,
+                   unnest(score) AS score, unnest(decision) AS decision, tr, ta, fb, "at",
+                   unnest(item) AS item
+            FROM lines WHERE k = 'p' AND policy = '{policy.name}'
+        ),
+        s AS (
+            SELECT unnest(rid) AS rid, unnest(i) AS i, v, unnest(score) AS score,
+                   unnest(decision) AS decision
+            FROM lines WHERE k = 's' AND policy = '{policy.name}'
+        )
         SELECT p.rid AS request_id, p.i AS item_index, p.item_id, p.policy,
                p.policy AS model_name, p.v AS model_version, p.score, p.decision,
                p.tr AS threshold_review, p.ta AS threshold_auto_action, p.fb AS fallback,

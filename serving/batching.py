@@ -84,15 +84,19 @@ class ShadowBacklog:
         return taken
 
 
-def fallback_result(policy: str) -> dict:
-    """No model (or a model that failed): a human looks, never a silent allow."""
-    return {
-        "policy": policy,
-        "model_version": None,
-        "score": None,
-        "decision": "review",
-        "fallback": True,
-    }
+@dataclass(frozen=True)
+class Scored:
+    """One policy's answers for a batch of rows: all from one model version, or all fallback
+    (no model, or a model that failed: a human looks, never a silent allow)."""
+
+    version: int | None
+    scores: list
+    decisions: list
+    fallback: bool
+
+    @classmethod
+    def on_fallback(cls, n: int) -> Scored:
+        return cls(None, [None] * n, ["review"] * n, True)
 
 
 class Batcher:
@@ -156,9 +160,9 @@ class Batcher:
         if self.log.due() and (not self.shadow or self.log.overdue()):
             self.log.roll()
         try:
-            results, lines, shadows = self._score(jobs, self.store.slots)
+            results, records, shadows = self._score(jobs, self.store.slots)
             started = time.perf_counter()
-            self.log.write(lines)
+            self.log.write(records)
             self.metrics.log_write.observe(time.perf_counter() - started)
         except Exception as exc:  # the log could not be written: answer nothing as if it were
             log.exception("scoring batch failed")
@@ -181,9 +185,11 @@ class Batcher:
     def _score(
         self, jobs: Sequence[Job], slots: dict[str, Slot]
     ) -> tuple[list, list[dict], list[ShadowWork]]:
+        """Each job's results, the log records (one per policy: its rows' predictions as
+        columns, a single JSON object to write), and the rows waiting for a challenger."""
         now = time.time()
         results = [[[None] * len(job.policies) for _ in job.rows] for job in jobs]
-        lines: list[dict] = []
+        records: list[dict] = []
         shadows: list[ShadowWork] = []
         wanted: dict[str, list[tuple[int, int, int]]] = {}  # policy -> (job, row, slot in result)
         for j, job in enumerate(jobs):
@@ -192,41 +198,45 @@ class Batcher:
         for policy, places in wanted.items():
             slot = slots[policy]
             rows = [jobs[j].rows[r] for j, r, _ in places]
+            keys = [(jobs[j].request_id, r) for j, r, _ in places]
             scored = self._champion(slot, rows)
+            for (j, r, p), score, decision in zip(
+                places, scored.scores, scored.decisions, strict=True
+            ):
+                results[j][r][p] = {
+                    "policy": policy,
+                    "model_version": scored.version,
+                    "score": score,
+                    "decision": decision,
+                    "fallback": scored.fallback,
+                }
             # orjson writes NaN and infinity (an auto-action threshold that never acts) as null
             thresholds = slot.champion.thresholds if slot.champion else None
-            review = thresholds.review if thresholds else None
-            auto_action = thresholds.auto_action if thresholds else None
-            for (j, r, p), result in zip(places, scored, strict=True):
-                results[j][r][p] = result
-                row = jobs[j].rows[r]
-                lines.append(
-                    {
-                        "k": "p",
-                        "rid": jobs[j].request_id,
-                        "i": r,
-                        "item_id": row["item_id"],
-                        "policy": policy,
-                        "v": result["model_version"],
-                        "score": result["score"],
-                        "decision": result["decision"],
-                        "tr": review,
-                        "ta": auto_action,
-                        "fb": result["fallback"],
-                        "at": now,
-                        "item": row,  # as checked: the requested policies' fields
-                    }
-                )
-            if slot.challenger is not None and not scored[0]["fallback"]:
-                keys = [(jobs[j].request_id, r) for j, r, _ in places]
+            records.append(
+                {
+                    "k": "p",
+                    "policy": policy,
+                    "v": scored.version,
+                    "tr": thresholds.review if thresholds else None,
+                    "ta": thresholds.auto_action if thresholds else None,
+                    "fb": scored.fallback,
+                    "at": now,
+                    **_keys(keys),
+                    "item_id": [row["item_id"] for row in rows],
+                    "score": scored.scores,
+                    "decision": scored.decisions,
+                    "item": rows,  # as checked: the requested policies' fields
+                }
+            )
+            if slot.challenger is not None and not scored.fallback:
                 shadows.append(ShadowWork(policy, slot.challenger, keys, rows))
-        return results, lines, shadows
+        return results, records, shadows
 
-    def _champion(self, slot: Slot, rows: list[dict]) -> list[dict]:
+    def _champion(self, slot: Slot, rows: list[dict]) -> Scored:
         name = slot.policy.name
         if slot.champion is None:
             self.metrics.fallbacks.labels(name).inc(len(rows))
-            return [fallback_result(name) for _ in rows]
+            return Scored.on_fallback(len(rows))
         champion = slot.champion
         try:
             scores = champion.scorer.score(rows)
@@ -235,7 +245,7 @@ class Batcher:
                 "scoring %s with version %s failed; answering on fallback", name, champion.version
             )
             self.metrics.fallbacks.labels(name).inc(len(rows))
-            return [fallback_result(name) for _ in rows]
+            return Scored.on_fallback(len(rows))
         self.metrics.batch_items.observe(len(rows))
         decisions = champion.thresholds.decide(scores)
         version = champion.version
@@ -243,16 +253,7 @@ class Batcher:
             count = int(np.count_nonzero(decisions == decision))
             if count:
                 self.metrics.decided(name, version, decision).inc(count)
-        return [
-            {
-                "policy": name,
-                "model_version": version,
-                "score": s,
-                "decision": d,
-                "fallback": False,
-            }
-            for s, d in zip(scores.tolist(), decisions.tolist(), strict=True)
-        ]
+        return Scored(version, scores.tolist(), decisions.tolist(), False)
 
     def _schedule_shadow(self) -> None:
         """Shadow-score a moment from now once a chunk is waiting (or its wait is over, or the
@@ -294,19 +295,20 @@ class Batcher:
                 [
                     {
                         "k": "s",
-                        "rid": rid,
-                        "i": i,
                         "policy": work.policy,
                         "v": work.challenger.version,
-                        "score": s,
-                        "decision": d,
+                        **_keys(work.keys),
+                        "score": scores.tolist(),
+                        "decision": decisions.tolist(),
                     }
-                    for (rid, i), s, d in zip(
-                        work.keys, scores.tolist(), decisions.tolist(), strict=True
-                    )
                 ]
             )
         except Exception:  # the answers were right; only the comparison is lost
             log.exception("shadow scoring of %s failed", work.policy)
             self.metrics.shadow_failures.labels(work.policy).inc()
         self._schedule_shadow()
+
+
+def _keys(keys: list[tuple[str, int]]) -> dict[str, list]:
+    """A log record's request ids and item indexes, as its two columns."""
+    return {"rid": [rid for rid, _ in keys], "i": [i for _, i in keys]}

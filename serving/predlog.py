@@ -1,10 +1,11 @@
 """The scoring server's side of the prediction log: append, roll, hand over for compaction.
 
-Each batch of predictions is one `os.write` of JSON lines to the open segment, done before the
-answers go out: the bytes are then in the kernel, so they outlive a `kill -9` of the server
-(`FLYWHEEL_LOG_FSYNC=true` also survives a machine crash, at the cost of an fsync per batch).
-Nothing is buffered in the process, so memory stays flat however long the load lasts. A segment
-rolls after a number of records or seconds; the rolled file is compacted to Parquet by another
+Each batch of predictions is one `os.write` to the open segment (a line per policy, its
+predictions as columns: see `flywheel.predictions`), done before the answers go out: the bytes are
+then in the kernel, so they outlive a `kill -9` of the server (`FLYWHEEL_LOG_FSYNC=true` also
+survives a machine crash, at the cost of an fsync per batch). Nothing is buffered in the process,
+so memory stays flat however long the load lasts. A segment rolls after a number of predictions
+(`records`) or seconds; the rolled file is compacted to Parquet by another
 process (`flywheel.predictions.spawn_compaction`).
 """
 
@@ -49,19 +50,17 @@ class PredictionLog:
         self.opened_at = time.monotonic()
         self.oldest_unrolled = None
 
-    def write(self, lines: list[dict]) -> None:
+    def write(self, records: list[dict]) -> None:
         """Append records; when this returns they survive the process being killed."""
-        if not lines:
+        if not records:
             return
-        data = b"".join(
-            orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for line in lines
-        )
+        data = b"".join(orjson.dumps(record) + b"\n" for record in records)
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
         if self.settings.log_fsync:
             os.fsync(self.fd)
-        self.records += len(lines)
+        self.records += sum(len(record["rid"]) for record in records)
         if self.oldest_unrolled is None:
             self.oldest_unrolled = time.time()
 

@@ -8,47 +8,50 @@ import numpy as np
 from flywheel.predictions import compact_pending, pending_segments, policy_dir, read_predictions
 from serving.predlog import PredictionLog
 
+ITEM = {
+    "text": "hello",
+    "account_age_days": None,
+    "links": 2,
+    "prior_reports": 0,
+    "messages_last_hour": 1,
+    "surface": "dm",
+    "country": "US",
+}
 
-def _line(rid, i, score=0.2, **extra):
+
+def _record(*keys, score=0.2):
+    """One batch's predictions of `spam` for (request id, item index) keys, as the server
+    writes them: one line, its predictions as columns."""
     return {
         "k": "p",
-        "rid": rid,
-        "i": i,
-        "item_id": f"item-{rid}-{i}",
         "policy": "spam",
         "v": 3,
-        "score": score,
-        "decision": "allow",
         "tr": 0.1,
         "ta": None,
         "fb": False,
         "at": 1_790_000_000.5,
-        "item": {
-            "text": "hello",
-            "account_age_days": None,
-            "links": 2,
-            "prior_reports": 0,
-            "messages_last_hour": 1,
-            "surface": "dm",
-            "country": "US",
-        },
-        **extra,
+        "rid": [rid for rid, _ in keys],
+        "i": [i for _, i in keys],
+        "item_id": [f"item-{rid}-{i}" for rid, i in keys],
+        "score": [score] * len(keys),
+        "decision": ["allow"] * len(keys),
+        "item": [ITEM] * len(keys),
     }
 
 
 def test_segments_compact_to_typed_parquet_with_shadow_scores(settings, spam):
     log = PredictionLog(settings, compact=False)
-    log.write([_line("r1", 0), _line("r1", 1), _line("r2", 0)])
+    log.write([_record(("r1", 0), ("r1", 1), ("r2", 0))])
     log.write(
         [
             {
                 "k": "s",
-                "rid": "r1",
-                "i": 1,
                 "policy": "spam",
                 "v": 4,
-                "score": 0.9,
-                "decision": "auto_action",
+                "rid": ["r1"],
+                "i": [1],
+                "score": [0.9],
+                "decision": ["auto_action"],
             }
         ]
     )
@@ -74,15 +77,15 @@ def test_segments_compact_to_typed_parquet_with_shadow_scores(settings, spam):
 
 def test_an_open_segment_is_left_to_its_living_writer(settings, spam):
     log = PredictionLog(settings, compact=False)
-    log.write([_line("r1", 0)])
+    log.write([_record(("r1", 0))])
     assert compact_pending(settings) == 0
     assert len(read_predictions(settings, spam)) == 1
 
 
 def test_a_dead_writers_segment_is_compacted_and_a_torn_line_skipped(settings, spam):
     log = PredictionLog(settings, compact=False)
-    log.write([_line("r1", 0), _line("r2", 0)])
-    os.write(log.fd, b'{"k": "p", "rid": "r3", "i": 0, "item_id": "torn", "pol')
+    log.write([_record(("r1", 0)), _record(("r2", 0))])
+    os.write(log.fd, b'{"k": "p", "policy": "spam", "v": 3, "rid": ["r3"], "i": [0], "ite')
     fcntl.flock(log.fd, fcntl.LOCK_UN)  # as if the server had been killed
     assert compact_pending(settings) == 1
     frame = read_predictions(settings, spam)

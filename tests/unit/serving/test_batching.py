@@ -26,7 +26,19 @@ class FakeScorer:
         )
 
 
+COLUMNS = ("rid", "i", "item_id", "score", "decision", "item")
+
+
+def _predictions(record):
+    """A log record (one policy, its predictions as columns) as one dict per prediction."""
+    n = len(record["rid"])
+    scalars = {k: v for k, v in record.items() if k not in COLUMNS}
+    return [{**scalars, **{k: record[k][j] for k in COLUMNS if k in record}} for j in range(n)]
+
+
 class FakeLog:
+    """Keeps what is written, one dict per prediction; an event counts the predictions."""
+
     def __init__(self, events):
         self.events = events
         self.lines = []
@@ -37,7 +49,8 @@ class FakeLog:
     def overdue(self):
         return False
 
-    def write(self, lines):
+    def write(self, records):
+        lines = [line for record in records for line in _predictions(record)]
         self.events.append(("log", len(lines)))
         self.lines.extend(lines)
 
