@@ -210,16 +210,20 @@ class TextBlock:
         )
 
     def encode(self, rows: Rows) -> Triples:
-        return self.entries([row[self.column].lower() for row in rows])
+        return self.entries(list(map(str.lower, map(operator.itemgetter(self.column), rows))))
 
     def entries(self, docs: Sequence[str]) -> Triples:
         """TF-IDF entries of lowercased documents: row, column (from `offset`) and value."""
-        words = [doc.split() for doc in docs]
+        words = list(map(str.split, docs))
+        flat = list(itertools.chain.from_iterable(words))
+        word_doc = np.repeat(
+            np.arange(len(docs)), np.fromiter(map(len, words), np.int64, len(docs))
+        )
         keys = np.concatenate(
             [
                 rows * self.width + (columns + start)
                 for part, start in zip(self.parts, self.starts, strict=True)
-                for rows, columns in [part.occurrences(words)]
+                for rows, columns in [part.occurrences(flat, word_doc)]
             ]
         )
         keys.sort()
@@ -329,8 +333,10 @@ class FastTfidf:
             self.tokens = re.compile(r"(?u)\w\w+").findall
             self._index_word_ngrams()
             self.words = _PerWord(self._word_tokens)
+            self.packed = np.dtype(np.int64)
         else:
             self.words = _PerWord(self._word_grams)
+            self.packed = np.dtype(np.int32)
 
     @classmethod
     def of(cls, vectorizer: object) -> FastTfidf | None:
@@ -360,23 +366,28 @@ class FastTfidf:
         return fast
 
     def _index_word_ngrams(self) -> None:
-        """Token ids and the vocabulary's n-grams as sorted numbers, so that looking n-grams up
-        is one `searchsorted`. Ids: 0 for a token outside the vocabulary, 1..T for the
-        vocabulary's tokens, T + 1 for the break between two documents; an n-gram's number is
-        its ids' digits in base T + 2, plus an offset per length that keeps the lengths apart.
-        An n-gram with an unknown token or across a break is then no vocabulary number."""
+        """Token ids, and the vocabulary's longer n-grams as sorted numbers, so that looking
+        n-grams up is a table read for single tokens and one `searchsorted` for the rest. Ids:
+        0 for a token outside the vocabulary, 1..T for the vocabulary's tokens; an n-gram's
+        number is its ids' digits in base T + 1, plus an offset per length that keeps the
+        lengths apart. An n-gram with an unknown token is then no vocabulary number."""
         terms = list(self.vocabulary)
         tokens = sorted({t for term in terms for t in term.split(" ")})
         self.token_ids = {t: i for i, t in enumerate(tokens, start=1)}
-        self.break_id = len(tokens) + 1
-        self.break_bytes = np.int64(self.break_id).tobytes()
-        self.base = len(tokens) + 2
+        self.base = len(tokens) + 1
         self.offsets = [sum(self.base**k for k in range(1, n)) for n in range(self.max_n + 1)]
-        numbers = [self._number([self.token_ids[t] for t in term.split(" ")]) for term in terms]
+        self.token_columns = np.full(self.base, -1, dtype=np.int64)
+        longer = [term for term in terms if " " in term]
+        for term in terms:
+            if " " not in term:
+                self.token_columns[self.token_ids[term]] = self.vocabulary[term]
+        numbers = [self._number([self.token_ids[t] for t in term.split(" ")]) for term in longer]
         order = np.argsort(numbers)
         # a last number above any n-gram's, so that `searchsorted` always lands on an entry
         self.ngram_numbers = np.append(np.array(numbers, dtype=np.int64)[order], 2**63 - 1)
-        self.ngram_columns = np.append([self.vocabulary[terms[i]] for i in order], -1)
+        self.ngram_columns = np.append(
+            np.array([self.vocabulary[longer[i]] for i in order], dtype=np.int64), -1
+        )
 
     def _number(self, ids: list[int]) -> int:
         number = 0
@@ -408,46 +419,62 @@ class FastTfidf:
         get = self.token_ids.get
         return np.array([get(t, 0) for t in self.tokens(word)], dtype=np.int64).tobytes()
 
-    def _packed(self, docs_words: Sequence[list[str]]) -> list[bytes]:
-        """Each document's words' cached contributions, joined."""
+    def _contributions(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The words' cached contributions end to end, and how many values each word gave."""
         if len(self.words) > self.CACHE_WORDS:
             self.words.clear()
-        each = self.words.__getitem__
-        return [b"".join(map(each, words)) for words in docs_words]
+        pieces = list(map(self.words.__getitem__, words))
+        values = np.frombuffer(b"".join(pieces), dtype=self.packed)
+        sizes = np.fromiter(map(len, pieces), np.int64, len(pieces)) // self.packed.itemsize
+        return values, sizes
 
-    def _char_occurrences(self, docs_words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    def _char_occurrences(
+        self, words: list[str], word_doc: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of every in-vocabulary character n-gram occurrence of the batch."""
-        packed = self._packed(docs_words)
-        columns = np.frombuffer(b"".join(packed), dtype=np.int32).astype(np.int64)
-        per_doc = np.fromiter(map(len, packed), np.int64, len(packed)) // 4
-        return np.repeat(np.arange(len(packed)), per_doc), columns
+        columns, sizes = self._contributions(words)
+        return np.repeat(word_doc, sizes), columns.astype(np.int64)
 
-    def _token_occurrences(self, docs_words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    def _token_occurrences(
+        self, words: list[str], word_doc: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of every in-vocabulary word n-gram occurrence of the batch: the
-        documents' token ids in one array, a break id between two documents."""
-        ids = np.frombuffer(self.break_bytes.join(self._packed(docs_words)), dtype=np.int64)
-        doc_of = np.cumsum(ids == self.break_id)
+        batch's token ids in one array; an n-gram counts where its first and last token are in
+        the same document. Single tokens are read off a table; longer n-grams take one
+        `searchsorted` of their numbers."""
+        ids, sizes = self._contributions(words)
+        doc_of = np.repeat(word_doc, sizes)
+        rows, columns = [], []
+        if self.min_n == 1:
+            found = self.token_columns[ids]
+            hit = found >= 0
+            rows.append(doc_of[hit])
+            columns.append(found[hit])
         numbers, starts = [], []
-        for n in range(self.min_n, min(self.max_n, len(ids)) + 1):
+        for n in range(max(self.min_n, 2), min(self.max_n, len(ids)) + 1):
             count = len(ids) - n + 1
+            whole = doc_of[:count] == doc_of[n - 1 :]
             number = ids[:count]
             for k in range(1, n):
                 number = number * self.base + ids[k : k + count]
-            numbers.append(number + self.offsets[n])
-            starts.append(doc_of[:count])
-        if not numbers:
+            numbers.append(number[whole] + self.offsets[n])
+            starts.append(doc_of[:count][whole])
+        if numbers:
+            numbers, starts = np.concatenate(numbers), np.concatenate(starts)
+            at = np.searchsorted(self.ngram_numbers, numbers)
+            hit = self.ngram_numbers[at] == numbers
+            rows.append(starts[hit])
+            columns.append(self.ngram_columns[at[hit]])
+        if not rows:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        numbers, rows = np.concatenate(numbers), np.concatenate(starts)
-        at = np.searchsorted(self.ngram_numbers, numbers)
-        hit = self.ngram_numbers[at] == numbers
-        return rows[hit], self.ngram_columns[at[hit]]
+        return np.concatenate(rows), np.concatenate(columns)
 
-    def occurrences(self, docs_words: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of every in-vocabulary term occurrence of lowercased documents, each
-        given as its whitespace-separated words."""
+    def occurrences(self, words: list[str], word_doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of every in-vocabulary term occurrence of lowercased documents, given
+        as the batch's whitespace-separated words end to end and each word's document."""
         if self.analyzer == "char_wb":
-            return self._char_occurrences(docs_words)
-        return self._token_occurrences(docs_words)
+            return self._char_occurrences(words, word_doc)
+        return self._token_occurrences(words, word_doc)
 
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         """The same matrix `TfidfVectorizer.transform` returns (used by tests to compare)."""

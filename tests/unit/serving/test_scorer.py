@@ -48,6 +48,23 @@ def test_fast_tfidf_is_bit_identical_to_scikit_learn(config, dtype):
     assert np.array_equal(got.data, expected.data)
 
 
+@pytest.mark.parametrize("ngram_range", [(1, 2), (2, 3)])
+def test_word_ngrams_never_cross_documents(ngram_range):
+    """With a handful of words every pair is in the vocabulary, so a document's last token and
+    the next one's first would form a known n-gram if the batch's tokens ran together; empty
+    and one-word documents sit between them."""
+    rng = random.Random(5)
+    pool = ["red", "blue", "green", "x!", "ok"]
+    docs = [" ".join(rng.choice(pool) for _ in range(rng.randint(0, 4))) for _ in range(400)]
+    vectorizer = TfidfVectorizer(ngram_range=ngram_range).fit(docs[:200])
+    expected = vectorizer.transform(docs[200:])
+    expected.sort_indices()
+    got = FastTfidf.of(vectorizer).transform(docs[200:])
+    assert np.array_equal(got.indptr, expected.indptr)
+    assert np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+
+
 def test_unsupported_vectorizers_are_not_compiled():
     assert FastTfidf.of(TfidfVectorizer(analyzer="char").fit(["abc def"])) is None
     assert FastTfidf.of(TfidfVectorizer(stop_words="english").fit(["abc def"])) is None
