@@ -108,6 +108,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory, spam: Policy, world_files:
     return settings, result, verdict
 
 
+def copy_trained(trained_settings: Settings, home: Path) -> Settings:
+    """A private copy of the trained home, without its prediction log: the scoring API tests
+    serve from the trained home, and their items (`it-1`, `b0`...) belong to no test's world,
+    so a push sampled from them would wait for decisions nobody makes."""
+    import shutil
+
+    shutil.copytree(trained_settings.root, home, ignore=shutil.ignore_patterns("predictions"))
+    return Settings(home=home)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One Prefect test server for the whole session (it takes seconds to start)."""

@@ -8,7 +8,6 @@ version, and `flywheel label qa` flags the unreliable reviewer.
 from __future__ import annotations
 
 import json
-import shutil
 
 import httpx
 import pandas as pd
@@ -18,7 +17,7 @@ from flywheel.lake import Lake
 from flywheel.predictions import read_predictions
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
-from tests.conftest import policy_variant, run_cli, start_scoring_api
+from tests.conftest import copy_trained, policy_variant, run_cli, start_scoring_api
 
 KEY = {"Authorization": "Bearer test-key"}
 OVERLAP = 3
@@ -45,8 +44,7 @@ def loop(trained, small_world, labelstudio, tmp_path_factory):
     """A copy of the trained home whose API scored 600 new items, and a policy of its own."""
     settings, _, _ = trained
     tmp = tmp_path_factory.mktemp("loop")
-    home = tmp / "home"
-    shutil.copytree(settings.root, home)
+    home = copy_trained(settings, tmp / "home").root
     policy = policy_variant(tmp / "policies", **LABELING)
     truth = tmp / "truth.parquet"
     small_world.truth.to_parquet(truth)

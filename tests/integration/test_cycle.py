@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from flows.cycle import cycle, one_cycle_at_a_time
@@ -11,15 +9,14 @@ from flywheel.lake import Lake
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.reviewers import work
-from tests.conftest import log_recent_traffic, policy_variant
+from tests.conftest import copy_trained, log_recent_traffic, policy_variant
 
 
 @pytest.fixture
 def wheel(trained, small_world, ls_env, tmp_path, monkeypatch):
     """A copy of the trained home whose API logged 300 new items, with a project of its own."""
     settings, _, _ = trained
-    home = tmp_path / "home"
-    shutil.copytree(settings.root, home)
+    home = copy_trained(settings, tmp_path / "home").root
     monkeypatch.setenv("FLYWHEEL_HOME", str(home))
     policy = policy_variant(tmp_path / "policy", review_batch=500, gold_rate=0.1, overlap=1)
     log_recent_traffic(home, policy, small_world.traffic.tail(300), seed=1)

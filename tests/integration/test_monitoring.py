@@ -20,7 +20,7 @@ from flywheel.registry import connect, get_version, load_model
 from flywheel.settings import Settings
 from flywheel.simulate import WorldConfig, simulate
 from monitoring.monitor import history, run_monitor
-from tests.conftest import run_cli, write_prediction_log
+from tests.conftest import copy_trained, run_cli, write_prediction_log
 
 T0 = pd.Timestamp("2027-06-01T00:00:00Z")  # after any real "now" of a test run
 
@@ -29,9 +29,7 @@ T0 = pd.Timestamp("2027-06-01T00:00:00Z")  # after any real "now" of a test run
 def monitored(trained, spam, tmp_path_factory):
     """A copy of the trained home, with three weeks of logged traffic: clean, emerging, clean."""
     settings, _, _ = trained
-    home = tmp_path_factory.mktemp("monitor") / "home"
-    shutil.copytree(settings.root, home)
-    settings = Settings(home=home)
+    settings = copy_trained(settings, tmp_path_factory.mktemp("monitor") / "home")
     client = connect(settings)
     champion = load_model(client, get_version(client, "spam", "champion"), spam)
     weeks = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,8 +9,14 @@ import httpx
 import pytest
 
 from flywheel.predictions import read_predictions
-from flywheel.settings import Settings
-from tests.conftest import free_port, run_cli, start_mlflow_server, start_scoring_api, wait_until
+from tests.conftest import (
+    copy_trained,
+    free_port,
+    run_cli,
+    start_mlflow_server,
+    start_scoring_api,
+    wait_until,
+)
 
 KEY = {"Authorization": "Bearer test-key"}
 ADMIN = {"Authorization": "Bearer admin-key"}
@@ -263,10 +268,7 @@ class BackgroundLoad:
 
 def _own_home(trained, tmp_path):
     """A private copy of the trained home (the registry's artifacts stay where they are)."""
-    settings, _, _ = trained
-    home = tmp_path / "home"
-    shutil.copytree(settings.root, home, ignore=shutil.ignore_patterns("predictions"))
-    return Settings(home=home)
+    return copy_trained(trained[0], tmp_path / "home")
 
 
 def _serving(server, alias: str) -> int | None:

@@ -5,7 +5,6 @@ the decisions into the lake."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,14 @@ import pytest
 
 from flywheel.lake import Lake
 from flywheel.settings import Settings
-from tests.conftest import free_port, log_recent_traffic, policy_variant, run_cli, wait_until
+from tests.conftest import (
+    copy_trained,
+    free_port,
+    log_recent_traffic,
+    policy_variant,
+    run_cli,
+    wait_until,
+)
 
 DEPLOYMENTS = [
     f"{flow}/{flow}-{policy}"
@@ -42,8 +48,7 @@ def test_the_stack_runs_deployments_and_ingests_on_webhook_events(
     trained, small_world, labelstudio, tmp_path
 ):
     settings, _, _ = trained
-    home = tmp_path / "home"
-    shutil.copytree(settings.root, home)
+    home = copy_trained(settings, tmp_path / "home").root
     # the shipped spam policy with a Label Studio project of its own, under its usual name
     policy = policy_variant(tmp_path / "policies", review_batch=40, gold_rate=0.1, overlap=1)
     log_recent_traffic(home, policy, small_world.traffic.tail(200), seed=3)
