@@ -355,21 +355,11 @@ class ItemValidator:
             if name not in raw:
                 raise ItemError(f"{where}.{name}", f"required by policy {owner}")
             value = raw[name]
-            if numeric:
-                if value is None:
-                    row[name] = float("nan")
-                elif isinstance(value, int | float) and not isinstance(value, bool):
-                    row[name] = float(value)
-                else:
-                    raise ItemError(f"{where}.{name}", f"expected a number, got {value!r}")
-            elif isinstance(value, str):
-                row[name] = value
-            elif value is None:
-                row[name] = ""
-            elif isinstance(value, int) and not isinstance(value, bool):
-                row[name] = str(value)
-            else:
-                raise ItemError(f"{where}.{name}", f"expected a string, got {value!r}")
+            allowed = (int, float) if numeric else (str, int)
+            if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+                expected = "a number" if numeric else "a string"
+                raise ItemError(f"{where}.{name}", f"expected {expected}, got {value!r}")
+            row[name] = self._typed(value, numeric)
         return row
 
     def many(self, items: list, where: str = "items") -> list[dict]:
@@ -414,6 +404,7 @@ class ItemValidator:
 
     @staticmethod
     def _typed(value: object, numeric: bool) -> float | str:
+        """An accepted value as the scorer reads it; one rule for single items and batches."""
         if numeric:
             return float("nan") if value is None else float(value)
         return "" if value is None else str(value)

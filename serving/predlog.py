@@ -5,7 +5,7 @@ predictions as columns: see `flywheel.predictions`), done before the answers go 
 then in the kernel, so they outlive a `kill -9` of the server (`FLYWHEEL_LOG_FSYNC=true` also
 survives a machine crash, at the cost of an fsync per batch). Nothing is buffered in the process,
 so memory stays flat however long the load lasts. A segment rolls after a number of predictions
-(`records`) or seconds; the rolled file is compacted to Parquet by another
+(`FLYWHEEL_LOG_SEGMENT_RECORDS`) or seconds; the rolled file is compacted to Parquet by another
 process (`flywheel.predictions.spawn_compaction`).
 """
 
@@ -35,7 +35,7 @@ class PredictionLog:
         self.sequence = 0
         self.fd: int | None = None
         self.path: Path | None = None
-        self.records = 0
+        self.predictions = 0
         self.opened_at = 0.0
         self.oldest_unrolled: float | None = None
         self.compactor: subprocess.Popen | None = None
@@ -46,7 +46,7 @@ class PredictionLog:
         self.path = self.folder / f"{self.writer}-{self.sequence:06d}{OPEN_SUFFIX}"
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)  # tells compactors this segment is alive
-        self.records = 0
+        self.predictions = 0
         self.opened_at = time.monotonic()
         self.oldest_unrolled = None
 
@@ -60,22 +60,22 @@ class PredictionLog:
             view = view[os.write(self.fd, view) :]
         if self.settings.log_fsync:
             os.fsync(self.fd)
-        self.records += sum(len(record["rid"]) for record in records)
+        self.predictions += sum(len(record["rid"]) for record in records)
         if self.oldest_unrolled is None:
             self.oldest_unrolled = time.time()
 
     def due(self) -> bool:
-        return self.records >= self.settings.log_segment_records or (
-            self.records > 0
+        return self.predictions >= self.settings.log_segment_records or (
+            self.predictions > 0
             and time.monotonic() - self.opened_at >= self.settings.log_segment_seconds
         )
 
     def overdue(self) -> bool:
-        return self.records >= 2 * self.settings.log_segment_records
+        return self.predictions >= 2 * self.settings.log_segment_records
 
     def roll(self) -> None:
         """Close the open segment for compaction and start a new one."""
-        if self.records == 0:
+        if self.predictions == 0:
             self.opened_at = time.monotonic()
             return
         self._close()
@@ -104,7 +104,7 @@ class PredictionLog:
         """On shutdown: roll what was written so that it gets compacted."""
         if self.fd is None:
             return
-        if self.records:
+        if self.predictions:
             self._close()
             if self.compactor is not None:
                 self.compactor.wait()

@@ -311,8 +311,9 @@ class FastTfidf:
     character 3-4 grams). Here a document is read as its whitespace-separated words, and what a
     word contributes is found once and cached, packed: its in-vocabulary character n-grams
     (inside word bounds they depend only on the word), or its tokens' ids (no token crosses
-    whitespace). Word n-grams are then looked up as numbers: an n-gram is its token ids' digits,
-    and all n-grams of a batch are found with one `searchsorted`.
+    whitespace). Single tokens are then read off a table by id, and longer word n-grams looked
+    up as numbers: an n-gram is its token ids' digits, and all of a batch's are found with one
+    `searchsorted`.
     """
 
     CACHE_WORDS = 200_000
@@ -377,9 +378,11 @@ class FastTfidf:
         self.base = len(tokens) + 1
         self.offsets = [sum(self.base**k for k in range(1, n)) for n in range(self.max_n + 1)]
         self.token_columns = np.full(self.base, -1, dtype=np.int64)
-        longer = [term for term in terms if " " in term]
+        longer = []
         for term in terms:
-            if " " not in term:
+            if " " in term:
+                longer.append(term)
+            else:
                 self.token_columns[self.token_ids[term]] = self.vocabulary[term]
         numbers = [self._number([self.token_ids[t] for t in term.split(" ")]) for term in longer]
         order = np.argsort(numbers)
