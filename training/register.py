@@ -78,6 +78,7 @@ def version_tags(candidate: Candidate) -> dict[str, str]:
     """DESIGN.md's tags (thresholds, dataset version, golden-set metrics) and provenance."""
     tags = {
         **candidate.fitted.thresholds.as_tags(),
+        **candidate.fitted.operating.as_tags(),
         TAG_DATASET: candidate.dataset.version,
         "golden_version": candidate.golden_version or "none",
         "training_key": candidate.training_key,

@@ -1,14 +1,15 @@
 """Train a policy's classifier: features → LightGBM → calibration → operating thresholds.
 
-The model is fitted on the train split (stopping early when validation log-loss stops improving);
-its probabilities are calibrated on the validation split (a frozen LightGBM under
-`CalibratedClassifierCV`), and the two thresholds are read off validation from the policy's targets. Test and golden figures are computed once the model is fixed.
-`train()` runs the whole step, from the stored decisions to a registered `challenger`.
+The model is fitted on the train split (stopping early when validation log-loss stops improving).
+Its probabilities are calibrated, and its two thresholds chosen with the guarantee of
+`training.thresholds`, on scores of labelled items it did not train on: the validation split
+when that alone holds enough positives, else out-of-fold scores over train and validation
+(cross-fitting). Test and golden figures are computed once the model is fixed. `train()` runs
+the whole step, from the stored decisions to a registered `challenger`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,11 +19,14 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from flywheel.errors import FlywheelError
-from flywheel.lake import Lake, content_hash
-from flywheel.policy import Policy, Targets
+from flywheel.lake import Lake, content_hash, utc_now
+from flywheel.policy import Policy
+from flywheel.predictions import read_predictions
+from flywheel.records import feature_frame
 from flywheel.registry import (
     CHALLENGER,
     CHAMPION,
@@ -35,14 +39,19 @@ from flywheel.settings import Settings
 from training.dataset import DatasetVersion, build_dataset, load_dataset
 from training.evaluate import evaluate
 from training.features import build_features
+from training.thresholds import OperatingPoints, choose_operating_points
 
 
 @dataclass
 class FittedModel:
     pipeline: Pipeline
-    thresholds: Thresholds
-    boosting_rounds: int  # trees LightGBM built (early stopping included)
+    operating: OperatingPoints  # the thresholds and the evidence behind them
+    boosting_rounds: int  # trees the early-stopped fit built
     best_round: int  # trees the model predicts with
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.operating.thresholds
 
 
 @dataclass(frozen=True)
@@ -62,29 +71,6 @@ class TrainResult:
     model: ModelVersionRef
     dataset: DatasetVersion
     reused: bool  # an identical training had already registered this version
-
-
-def choose_thresholds(y: np.ndarray, scores: np.ndarray, targets: Targets) -> Thresholds:
-    """Operating points from validation scores.
-
-    auto_action: the lowest score whose precision (of everything at or above it) meets the
-    target, or `inf` when none does. review: the highest score that keeps recall at the target;
-    never above auto_action, so every auto-actioned item would also have been reviewed.
-    """
-    y = np.asarray(y, dtype=bool)
-    order = np.argsort(-scores, kind="stable")
-    ranked, hits = scores[order], y[order]
-    last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]  # a threshold flags all tied scores
-    tp = np.cumsum(hits)[last_of_tie]
-    flagged = np.flatnonzero(last_of_tie) + 1
-    candidates = ranked[last_of_tie]
-    precision = tp / flagged
-    recall = tp / max(int(y.sum()), 1)
-    meets_precision = np.flatnonzero(precision >= targets.auto_action_precision)
-    auto = float(candidates[meets_precision.max()]) if meets_precision.size else math.inf
-    meets_recall = np.flatnonzero(recall >= targets.review_recall)
-    review = float(candidates[meets_recall.min()])
-    return Thresholds(auto_action=auto, review=min(review, auto))
 
 
 def _xy(frame: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
@@ -115,34 +101,91 @@ def drop_pruned_vocabulary(features: ColumnTransformer) -> None:
             del transformer.stop_words_
 
 
-def fit(policy: Policy, dataset: DatasetVersion) -> FittedModel:
-    """Fit, calibrate and pick thresholds; the result scores raw items end to end."""
-    x_train, y_train = _xy(dataset.split("train"), policy)
-    x_val, y_val = _xy(dataset.split("validation"), policy)
+def _early_stopped(policy: Policy, train: pd.DataFrame, validation: pd.DataFrame):
+    """Features and LightGBM fitted on the train split, stopping when validation log-loss stops
+    improving; also returns the validation matrix and labels."""
+    x_train, y_train = _xy(train, policy)
+    x_val, y_val = _xy(validation, policy)
     features = build_features(policy)
     train_matrix = features.fit_transform(x_train)
     drop_pruned_vocabulary(features)
-    validation = features.transform(x_val)
+    validation_matrix = features.transform(x_val)
     rounds = policy.training.early_stopping_rounds
     classifier = lightgbm(policy).fit(
         train_matrix,
         y_train,
-        eval_X=(validation,),
+        eval_X=(validation_matrix,),
         eval_y=(y_val,),
         callbacks=[early_stopping(rounds, verbose=False)] if rounds else None,
     )
-    calibrated = CalibratedClassifierCV(
-        FrozenEstimator(classifier), method=policy.training.calibration
+    return features, classifier, validation_matrix, y_val
+
+
+def _calibrated(classifier: LGBMClassifier, matrix, y: np.ndarray, method: str):
+    """The fitted classifier under a calibrator fitted on (`matrix`, `y`)."""
+    return CalibratedClassifierCV(FrozenEstimator(classifier), method=method).fit(matrix, y)
+
+
+def _cross_fitted(
+    policy: Policy, pool: pd.DataFrame, rounds: int, folds: int
+) -> tuple[ColumnTransformer, CalibratedClassifierCV, np.ndarray, np.ndarray]:
+    """Cross-fitting: every labelled item of `pool` gets a score from a model that never saw it.
+
+    Each fold's model is the final model's recipe (same features, parameters and rounds) fitted
+    on the other folds; the calibrator is fitted on those out-of-fold margins and then put over
+    the final model, fitted on the whole pool (what `CalibratedClassifierCV(ensemble=False)`
+    does, done here by hand because the out-of-fold scores are needed too). Returns the
+    features, the calibrated final model, and the out-of-fold calibrated scores with labels.
+    """
+    x_pool, y_pool = _xy(pool, policy)
+    features = build_features(policy)
+    # TF-IDF vocabularies and one-hot categories see no labels, so fitting them on the whole
+    # pool leaks nothing into the out-of-fold scores
+    matrix = features.fit_transform(x_pool)
+    drop_pruned_vocabulary(features)
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=policy.training.seed)
+    margins = cross_val_predict(
+        lightgbm(policy, n_estimators=rounds),
+        matrix,
+        y_pool,
+        cv=splitter,
+        method="decision_function",
     )
-    calibrated.fit(validation, y_val)
-    thresholds = choose_thresholds(
-        y_val, calibrated.predict_proba(validation)[:, 1], policy.targets
-    )
+    final = lightgbm(policy, n_estimators=rounds).fit(matrix, y_pool)
+    calibrated = _calibrated(final, matrix, y_pool, policy.training.calibration)
+    calibrator = calibrated.calibrated_classifiers_[0].calibrators[0]
+    calibrator.fit(margins, y_pool)  # in-sample margins would be overconfident: refit on these
+    return features, calibrated, calibrator.predict(margins), y_pool
+
+
+def fit(policy: Policy, dataset: DatasetVersion) -> FittedModel:
+    """Fit, calibrate and choose thresholds with a guarantee; the result scores raw items.
+
+    LightGBM is first fitted on the train split with early stopping on validation, which fixes
+    the number of rounds. When the validation split holds `training.crossfit_below_positives`
+    positives, that model is calibrated on validation and the thresholds are read there (one
+    held-out split is plenty). Otherwise train and validation are pooled and cross-fitted, so
+    the thresholds rest on every labelled item rather than one small split.
+    """
+    train, validation = dataset.split("train"), dataset.split("validation")
+    features, classifier, validation_matrix, y_val = _early_stopped(policy, train, validation)
+    rounds = int(classifier.best_iteration_ or classifier.n_iter_)
+    pool = pd.concat([train, validation], ignore_index=True)
+    minority = int(min(pool["is_positive"].sum(), (~pool["is_positive"].astype(bool)).sum()))
+    folds = min(policy.training.cv_folds, minority)
+    if y_val.sum() >= policy.training.crossfit_below_positives or folds < 2:
+        calibrated = _calibrated(classifier, validation_matrix, y_val, policy.training.calibration)
+        scores, labels = calibrated.predict_proba(validation_matrix)[:, 1], y_val
+        source = "validation split"
+    else:
+        features, calibrated, scores, labels = _cross_fitted(policy, pool, rounds, folds)
+        source = f"out-of-fold, {folds} folds over train and validation"
+    operating = choose_operating_points(labels, scores, policy.targets, source)
     return FittedModel(
         Pipeline([("features", features), ("classifier", calibrated)]),
-        thresholds,
+        operating,
         boosting_rounds=int(classifier.n_iter_),
-        best_round=int(classifier.best_iteration_ or classifier.n_iter_),
+        best_round=rounds,
     )
 
 
@@ -152,6 +195,21 @@ def score_set(
     """The evaluation report of a fitted model on one labelled set."""
     scores = fitted.pipeline.predict_proba(frame[policy.feature_columns])[:, 1]
     return evaluate(frame, labelled_as, scores, fitted.thresholds, policy)
+
+
+TRAFFIC_SAMPLE = 20_000  # logged items scored to estimate a new version's decision shares
+
+
+def recent_traffic(settings: Settings, policy: Policy) -> pd.DataFrame:
+    """A sample of the items logged in the last monitoring window, each once: the traffic whose
+    decision shares a new version is expected to have (empty before any traffic)."""
+    log = read_predictions(settings, policy)
+    if log.empty:
+        return log
+    since = pd.Timestamp(utc_now()) - pd.Timedelta(days=policy.monitoring.window_days)
+    recent = log[pd.to_datetime(log["scored_at"], utc=True) >= since]
+    recent = recent.drop_duplicates("item_id", keep="last")
+    return recent.sample(min(len(recent), TRAFFIC_SAMPLE), random_state=0)
 
 
 def training_key(policy: Policy, dataset: DatasetVersion, golden_version: str | None) -> str:
@@ -191,16 +249,18 @@ def train(
             return TrainResult(ref, dataset, reused=True)
 
     fitted = fit(policy, dataset)
+    traffic = recent_traffic(settings, policy)
+    if len(traffic):
+        scores = fitted.pipeline.predict_proba(feature_frame(traffic, policy))[:, 1]
+        fitted.operating = fitted.operating.on_traffic(scores)
     test = dataset.split("test")
     reports = {"test": score_set(fitted, test, test["is_positive"].to_numpy(), policy)}
     if golden is not None:
         truth = golden.frame["label"].eq(policy.labels.positive).to_numpy()
         reports["golden"] = score_set(fitted, golden.frame, truth, policy)
-    if math.isinf(fitted.thresholds.auto_action):
-        reports["warnings"] = [
-            f"no validation score reaches precision {policy.targets.auto_action_precision}: "
-            "this version never auto-actions"
-        ]
+    reports["operating_points"] = fitted.operating.as_dict()
+    if fitted.operating.notes:
+        reports["warnings"] = fitted.operating.notes
     candidate = Candidate(policy, dataset, fitted, reports, golden.version if golden else None, key)
     try:
         ref = register(client, candidate, settings)
