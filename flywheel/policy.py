@@ -88,6 +88,8 @@ class Fields(_Section):
 class Targets(_Section):
     auto_action_precision: Probability
     review_recall: Probability
+    # the thresholds meet both targets on new items with this confidence (training.thresholds)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 
 class Promotion(_Section):
@@ -113,6 +115,8 @@ class DatasetRules(_Section):
     min_items_per_class: int = Field(default=5, ge=1)
     tie_label: Literal["positive", "negative"] = "negative"
     aggregation: Literal["dawid_skene", "majority"] = "dawid_skene"
+    # leave out the decisions of reviewers the latest QA report flags (labeling.qa)
+    exclude_flagged_reviewers: bool = True
 
 
 class Training(_Section):
@@ -131,6 +135,10 @@ class Training(_Section):
     char_max_features: int = Field(default=30000, ge=100)
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     seed: int = 0
+    # thresholds are read off out-of-fold scores of train + validation (cross-fitting, this many
+    # folds) unless the validation split alone holds `crossfit_below_positives` positives
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    crossfit_below_positives: int = Field(default=1000, ge=0)
 
 
 class AuditRates(_Section):
@@ -164,6 +172,7 @@ class AlertRules(_Section):
     score_drift: bool = True  # the score distribution drifted
     max_auto_action_fpr: Probability | None = 0.01  # production, from the blind audit
     max_allow_fnr: Probability | None = 0.2  # production, from the blind audit
+    min_audit_precision: Probability | None = None  # default: targets.auto_action_precision
     min_golden_precision: Probability | None = None  # default: targets.auto_action_precision
     min_golden_recall: Probability | None = None  # default: targets.review_recall
     max_fallback_share: Probability | None = 0.01
@@ -171,6 +180,16 @@ class AlertRules(_Section):
     flagged_reviewers: bool = True
     emerging_growth: float | None = Field(default=2.0, gt=0)  # a novel cluster grew this much
     max_sla_breaches: int | None = Field(default=0, ge=0)  # open tasks older than the SLA
+
+
+class AuditHalfWidth(_Section):
+    """How precise each window's blind-audit estimate should be (half-width of its interval at
+    `monitoring.confidence`); the push sizes the audit to reach it (flywheel.audit). null: the
+    figure does not size the audit."""
+
+    allow_fnr: Probability | None = 0.1
+    auto_action_fpr: Probability | None = 0.005
+    auto_action_precision: Probability | None = 0.05
 
 
 class Monitoring(_Section):
@@ -184,6 +203,9 @@ class Monitoring(_Section):
     min_cluster_size: int = Field(default=15, ge=2)
     max_clusters: int = Field(default=8, ge=1)
     sla_hours: float = Field(default=24.0, gt=0)  # a review task should be decided within this
+    audit_half_width: AuditHalfWidth = AuditHalfWidth()
+    audit_max_rate: Probability = 0.1  # no decision's traffic is audited above this rate
+    audit_max_items: int | None = Field(default=2000, ge=1)  # audited items per push at most
     alerts: AlertRules = AlertRules()
 
 

@@ -31,6 +31,8 @@ DECISIONS = ("allow", "review", "auto_action")
 TAG_AUTO_ACTION = "threshold_auto_action"
 TAG_REVIEW = "threshold_review"
 TAG_DATASET = "dataset_version"
+TAG_VERDICT = "promotion_verdict"  # promoted, rejected or overridden (training.promote)
+TAG_OVERRIDE_REASON = "promotion_override_reason"
 
 
 @dataclass(frozen=True)

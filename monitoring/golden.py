@@ -1,8 +1,8 @@
 """Error rates on the golden set: champion and challenger, at both thresholds, per slice.
 
 The golden set is expert-labelled and never trained on, so its rates are the closest thing to
-the truth a policy has. Each rate comes with a Wilson interval (golden sets are small, and a
-slice of one country is smaller), and each value of the policy's categorical fields is a slice
+the truth a policy has. Each rate comes with its exact one-sided bounds at the policy's
+confidence (`flywheel.stats`: golden sets are small, and a slice of one country is smaller), and each value of the policy's categorical fields is a slice
 of its own, so a model that fails one surface or one region shows it.
 """
 
@@ -10,35 +10,27 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
 from flywheel.policy import Policy
 from flywheel.registry import LoadedModel
+from flywheel.stats import confusion_rates
 
 OPERATING_POINTS = {"auto_action": ("auto_action",), "review": ("review", "auto_action")}
 
 
-def _share(hits: int, n: int, confidence: float) -> dict:
-    if n == 0:
-        return {"value": None, "low": None, "high": None, "n": 0}
-    low, high = proportion_confint(hits, n, alpha=1 - confidence, method="wilson")
-    return {"value": hits / n, "low": float(low), "high": float(high), "n": int(n)}
-
-
 def error_rates(truth: np.ndarray, flagged: np.ndarray, confidence: float) -> dict:
-    """Precision, recall, FPR and FNR of `flagged` against `truth`, each with an interval."""
+    """Precision, recall, FPR and FNR of `flagged` against `truth`, each with its bounds."""
     truth, flagged = np.asarray(truth, bool), np.asarray(flagged, bool)
-    tp = int((truth & flagged).sum())
-    fp = int((~truth & flagged).sum())
-    fn = int((truth & ~flagged).sum())
-    tn = int((~truth & ~flagged).sum())
-    return {
-        "precision": _share(tp, tp + fp, confidence),
-        "recall": _share(tp, tp + fn, confidence),
-        "fpr": _share(fp, fp + tn, confidence),
-        "fnr": _share(fn, tp + fn, confidence),
-        "counts": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+    rates = {
+        name: rate.as_dict() for name, rate in confusion_rates(truth, flagged, confidence).items()
     }
+    rates["counts"] = {
+        "tp": int((truth & flagged).sum()),
+        "fp": int((~truth & flagged).sum()),
+        "fn": int((truth & ~flagged).sum()),
+        "tn": int((~truth & ~flagged).sum()),
+    }
+    return rates
 
 
 def _slices(frame: pd.DataFrame, policy: Policy, min_items: int) -> list[tuple[str, np.ndarray]]:

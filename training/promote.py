@@ -2,19 +2,25 @@
 golden set, by the policy's rules.
 
 Both models are re-scored on the current golden set (it may have grown since they were trained).
-At its own thresholds, the ones it would serve with, the challenger must meet the policy's
-targets: auto-action precision and review recall. Against a champion it is compared where the
+At its own thresholds, the ones it would serve with, the challenger must not be shown to miss
+the policy's targets (auto-action precision and review recall): each is a one-sided exact test
+at `promotion.confidence`, failing only when the golden set's upper bound is under the target
+(`gate` says why that direction). Against a champion it is compared where the
 champion operates (`training.evaluate.compare_where_champion_operates`): at each operating point
 its recall may not drop (at the champion's FPR), and its FPR may not rise (at the champion's
 recall), by more than the policy's tolerances with the policy's confidence (a bootstrap bound).
 A golden set of a few hundred items resolves a recall to a golden item or two; a difference that
 small is not evidence, and a gate that read it as such would reject as good a model most of the
 time, and with it every new pattern the reviewers taught it. The verdict and its reasons are
-recorded on the challenger's version; `dry_run` records nothing and moves nothing.
+recorded on the challenger's version; `dry_run` records nothing and moves nothing. An ML
+engineer may promote a rejected challenger with a reason (`promote --force --reason TEXT`): the
+override, its reason and the failed checks are recorded beside the verdict.
 """
 
 from __future__ import annotations
 
+import getpass
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,12 +31,15 @@ from flywheel.policy import Policy
 from flywheel.registry import (
     CHALLENGER,
     CHAMPION,
+    TAG_OVERRIDE_REASON,
+    TAG_VERDICT,
     ModelVersionRef,
     connect,
     get_version,
     load_model,
 )
 from flywheel.settings import Settings
+from flywheel.stats import Rate, confusion_rates
 from training.evaluate import Paired, binary_metrics, compare_where_champion_operates
 
 
@@ -50,10 +59,13 @@ class Verdict:
     challenger_metrics: dict = field(default_factory=dict)
     champion_metrics: dict = field(default_factory=dict)
     paired: list[Paired] = field(default_factory=list)  # where the champion operates
+    challenger_rates: dict = field(default_factory=dict)  # golden_rates: point → measure → Rate
+    champion_rates: dict = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     promoted: bool = False
     dry_run: bool = False
     note: str = ""
+    override_reason: str | None = None  # promoted over a failed gate, and why
 
     @property
     def reasons(self) -> list[str]:
@@ -69,17 +81,61 @@ class Verdict:
         if not self.checks:
             return "unchanged"
         if not self.passed:
+            if self.override_reason:
+                return "would be promoted by override" if self.dry_run else "promoted by override"
             return "rejected"
         return "would be promoted" if self.dry_run else "promoted"
+
+    @property
+    def recorded(self) -> str:
+        """The `promotion_verdict` tag: promoted, rejected or overridden."""
+        if self.passed:
+            return "promoted"
+        return "overridden" if self.override_reason else "rejected"
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def gate(policy: Policy, challenger: dict, paired: list[Paired] | None) -> list[Check]:
+def golden_rates(truth: np.ndarray, scores: np.ndarray, thresholds, confidence: float) -> dict:
+    """Each operating point's golden-set rates with their bounds: `rates[point][measure]`."""
+    decisions = thresholds.decide(scores)
+    return {
+        "auto_action": confusion_rates(truth, decisions == "auto_action", confidence),
+        "review": confusion_rates(truth, decisions != "allow", confidence),
+    }
+
+
+def _target_check(name: str, rate: Rate, target: float, what: str) -> Check:
+    """Fail only when the golden set shows the rate under its target (its upper bound is)."""
+    missing = rate.surely_below(target)
+    verdict = "shows it below" if missing else "does not show it below"
+    return Check(
+        name,
+        not missing,
+        f"{what} {rate.describe()} vs target {target}: the golden set {verdict} "
+        f"at {rate.confidence:.0%} confidence",
+    )
+
+
+def gate(
+    policy: Policy,
+    challenger: dict,
+    paired: list[Paired] | None,
+    rates: dict | None = None,
+    auto_action_off: bool = False,
+) -> list[Check]:
     """The checks a challenger's golden-set figures must pass (pure: figures in, checks out).
-    `paired` compares it with the champion; None for the first model of a policy."""
+    `paired` compares it with the champion; None for the first model of a policy. `rates` are
+    the challenger's golden rates with bounds (`golden_rates`).
+
+    Each target is a one-sided test at `promotion.confidence` whose null is "the model meets
+    its target": the thresholds were already chosen to meet it with a guarantee, on more data
+    than a golden set holds, so the gate asks the golden set for evidence against that and
+    fails the model only where the golden set shows the target missed. Comparing the point
+    estimate with the target would fail a model exactly at its target half the time.
+    """
     targets, rules = policy.targets, policy.promotion
     checks = [
         Check(
@@ -89,23 +145,40 @@ def gate(policy: Policy, challenger: dict, paired: list[Paired] | None) -> list[
             f"(promotion.min_golden_positives {rules.min_golden_positives})",
         )
     ]
-    precision = challenger["auto_action_precision"]
-    checks.append(
-        Check(
-            "auto-action precision",
-            precision is not None and precision >= targets.auto_action_precision,
-            f"auto-action precision {_fmt(precision)} vs target {targets.auto_action_precision}"
-            + (" (the model auto-actions no golden item)" if precision is None else ""),
+    rates = rates or {}
+    precision = (rates.get("auto_action") or {}).get("precision")
+    if auto_action_off:
+        checks.append(
+            Check(
+                "auto-action precision",
+                True,
+                "auto-action is off (the thresholds could not show its precision): nothing to check",
+            )
         )
-    )
-    recall = challenger["review_recall"]
-    checks.append(
-        Check(
-            "review recall",
-            recall is not None and recall >= targets.review_recall,
-            f"review recall {_fmt(recall)} vs target {targets.review_recall}",
+    elif precision is None or not precision.n:
+        checks.append(
+            Check(
+                "auto-action precision",
+                True,
+                "auto-action precision untested: no golden item reaches the auto-action threshold",
+            )
         )
-    )
+    else:
+        checks.append(
+            _target_check(
+                "auto-action precision",
+                precision,
+                targets.auto_action_precision,
+                "auto-action precision",
+            )
+        )
+    recall = (rates.get("review") or {}).get("recall")
+    if recall is None or not recall.n:
+        checks.append(Check("review recall", False, "review recall: no positive golden item"))
+    else:
+        checks.append(
+            _target_check("review recall", recall, targets.review_recall, "review recall")
+        )
     if paired is None:
         return checks
     for figure in paired:
@@ -125,8 +198,13 @@ def gate(policy: Policy, challenger: dict, paired: list[Paired] | None) -> list[
     return checks
 
 
-def promote(policy: Policy, settings: Settings, dry_run: bool = False) -> Verdict:
-    """Gate the challenger against the champion on the golden set; move `champion` if it passes."""
+def promote(
+    policy: Policy, settings: Settings, dry_run: bool = False, override_reason: str | None = None
+) -> Verdict:
+    """Gate the challenger against the champion on the golden set; move `champion` if it passes,
+    or, with `override_reason`, even though it failed (the override is recorded on the version)."""
+    if override_reason is not None and not override_reason.strip():
+        raise FlywheelError("an override needs a reason (--reason TEXT): it is recorded")
     client = connect(settings)
     challenger = get_version(client, policy.name, CHALLENGER)
     champion = get_version(client, policy.name, CHAMPION)
@@ -146,35 +224,53 @@ def promote(policy: Policy, settings: Settings, dry_run: bool = False) -> Verdic
         )
     verdict.golden_version = golden.version
     truth = golden.frame["label"].eq(policy.labels.positive).to_numpy()
+    confidence = policy.promotion.confidence
 
-    def figures(ref: ModelVersionRef) -> tuple[dict, np.ndarray]:
+    def figures(ref: ModelVersionRef) -> tuple[dict, dict, np.ndarray]:
         scores = load_model(client, ref, policy).score(golden.frame)
-        return binary_metrics(truth, scores, ref.thresholds), scores
+        return (
+            binary_metrics(truth, scores, ref.thresholds),
+            golden_rates(truth, scores, ref.thresholds, confidence),
+            scores,
+        )
 
-    verdict.challenger_metrics, challenger_scores = figures(challenger)
+    verdict.challenger_metrics, verdict.challenger_rates, challenger_scores = figures(challenger)
     if champion is not None:
-        verdict.champion_metrics, champion_scores = figures(champion)
+        verdict.champion_metrics, verdict.champion_rates, champion_scores = figures(champion)
+        operates = dict(verdict.champion_metrics)
+        if math.isinf(champion.thresholds.auto_action):
+            # a champion that never auto-actions has no operating point there to compare at
+            operates |= {"auto_action_fpr": None, "auto_action_recall": None}
         verdict.paired = compare_where_champion_operates(
-            truth,
-            challenger_scores,
-            champion_scores,
-            verdict.champion_metrics,
-            policy.promotion.confidence,
+            truth, challenger_scores, champion_scores, operates, confidence
         )
     verdict.checks = gate(
-        policy, verdict.challenger_metrics, verdict.paired if champion is not None else None
+        policy,
+        verdict.challenger_metrics,
+        verdict.paired if champion is not None else None,
+        verdict.challenger_rates,
+        auto_action_off=math.isinf(challenger.thresholds.auto_action),
     )
+    if not verdict.passed and override_reason is not None:
+        verdict.override_reason = override_reason.strip()
     if dry_run:
         return verdict
-    for key, value in {
+    tags = {
         "promotion_reasons": "; ".join(verdict.reasons),
         "promotion_checked_at": utc_now().isoformat(),
         "promotion_golden_version": golden.version,
         "promotion_compared_to": str(champion.version) if champion else "none",
-        "promotion_verdict": "promoted" if verdict.passed else "rejected",
-    }.items():
+        TAG_VERDICT: verdict.recorded,
+    }
+    if verdict.override_reason:
+        tags |= {
+            TAG_OVERRIDE_REASON: verdict.override_reason,
+            "promotion_failed_checks": "; ".join(c.name for c in verdict.checks if not c.passed),
+            "promotion_overridden_by": getpass.getuser(),
+        }
+    for key, value in tags.items():
         client.set_model_version_tag(policy.name, str(challenger.version), key, value[:5000])
-    if verdict.passed:
+    if verdict.passed or verdict.override_reason:
         client.set_registered_model_alias(policy.name, CHAMPION, str(challenger.version))
         verdict.promoted = True
     return verdict

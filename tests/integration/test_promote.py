@@ -1,4 +1,5 @@
-"""The promotion gate against a real registry: first model, dry run, worse and equal challengers."""
+"""The promotion gate against a real registry: first model, dry run, a worse challenger
+rejected and then promoted by override, a better one promoted."""
 
 import pytest
 import yaml
@@ -54,9 +55,19 @@ def test_the_gate_through_a_model_lifecycle(stocked, settings, spam, tmp_path):
     assert tags["promotion_compared_to"] == str(first.version)
     assert all(c.detail in tags["promotion_reasons"] for c in rejected.checks if not c.passed)
 
+    with pytest.raises(FlywheelError, match="needs a reason"):
+        promote(spam, settings, override_reason="  ")
+    forced = promote(spam, settings, override_reason="campaign hotfix, approved by on-call")
+    assert forced.promoted and forced.outcome == "promoted by override"
+    assert _aliases(settings)[CHAMPION] == weak.version
+    tags = get_version(connect(settings), "spam", weak.version).tags
+    assert tags["promotion_verdict"] == "overridden"
+    assert tags["promotion_override_reason"] == "campaign hotfix, approved by on-call"
+    assert tags["promotion_failed_checks"] == "; ".join(failed)
+
     equal = train(spam, settings, force=True).model
     assert equal.version == weak.version + 1
-    assert promote(spam, settings).promoted, "a challenger as good as the champion passes"
+    assert promote(spam, settings).promoted, "the full model passes against the weak one"
     assert _aliases(settings)[CHAMPION] == equal.version
 
 
