@@ -1,22 +1,57 @@
-"""Many reviewer decisions on one item become one label.
+"""Many reviewer decisions on one item become one label, and each reviewer gets a fitted
+confusion matrix.
 
-Dataset building and reviewer QA both need this, so it lives here. Each reviewer counts once per
-item, with their latest word. The default rule weighs reviewers by their estimated reliability
-(Dawid-Skene, from crowd-kit: each reviewer's confusion matrix is learnt from where reviewers
-overlap), so one careless reviewer cannot outvote a careful one on the items they share. Where
-there is nothing to learn reliability from (a single label value, no item seen twice) or the
-fit fails, the majority vote decides, and a vote tie goes to the policy's `dataset.tie_label`.
-Every label records its vote agreement and the method that made it.
+Dataset building, reviewer QA and monitoring all need this, so it lives here. Each reviewer counts
+once per item, with their latest word. The default rule weighs reviewers by their estimated
+reliability (Dawid-Skene: each reviewer's sensitivity and specificity learnt from where they
+overlap with others and from items whose answer is known), so one careless reviewer cannot
+outvote a careful one on the items they share. Plain Dawid-Skene is only identified up to a
+swap of the two classes within each connected group of reviewers and items, and a group that
+shares nothing with the rest (a new team on a new queue) can come out swapped, its labels all
+flipped. So the fit here is built so that it cannot flip:
+
+- it starts from the majority vote;
+- every reviewer is held better than chance (sensitivity + specificity above 1 by a margin), and
+  a weak Beta prior keeps the estimates of a reviewer with few decisions near "fairly reliable";
+- the share of violations is learnt per connected component of the reviewer graph, so a new
+  team deciding mostly violating review-queue items is not pulled to the history's base rate;
+- items whose answer is known (golden items used as gold checks) are clamped to it, which also
+  pins the confusion matrices of the reviewers who saw them;
+- the fit may not overturn a unanimous vote of two or more reviewers, and a component whose
+  labels would contradict most of its clear majorities falls back to the vote. Both are counted.
+
+The majority vote is the rule with `dataset.aggregation: majority`; a vote tie goes to the
+policy's `dataset.tie_label`. Every label records its vote agreement and the method that made it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.special import expit, logit
 
 from flywheel.policy import Policy
 
-LABEL_COLUMNS = ["item_id", "label", "is_positive", "n_reviews", "agreement", "tie", "method"]
+LABEL_COLUMNS = [
+    "item_id",
+    "label",
+    "is_positive",
+    "n_reviews",
+    "agreement",
+    "tie",
+    "method",
+    "p_positive",
+]
+# Beta prior on each reviewer's sensitivity and specificity: mean 0.8, worth five decisions
+PRIOR_RIGHT, PRIOR_WRONG = 4.0, 1.0
+PRIOR_PREVALENCE = (1.0, 1.0)  # uniform prior on a component's share of violations
+BETTER_THAN_CHANCE = 0.05  # sensitivity + specificity >= 1 + this, for every reviewer
+MAX_ITERATIONS, TOLERANCE = 200, 1e-6
+CLIP = 1e-4
 
 
 def latest_per_reviewer(decisions: pd.DataFrame) -> pd.DataFrame:
@@ -47,82 +82,191 @@ def majority_labels(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             "agreement": np.maximum(pos, neg) / n,
             "tie": tie,
             "method": "majority",
+            "p_positive": pos / n,
         }
     )[LABEL_COLUMNS]
 
 
-def _votes_frame(votes: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"task": votes["item_id"], "worker": votes["reviewer_id"], "label": votes["label"]}
+@dataclass
+class Reliability:
+    """A fitted Dawid-Skene model: each item's posterior, each reviewer's confusion matrix, and
+    what each vote says once that reviewer's own vote is left out (for judging reviewers)."""
+
+    items: pd.Index  # item ids, sorted
+    p_positive: np.ndarray  # per item: P(violating | all votes), 0/1 where known
+    component: np.ndarray  # per item: its connected component of the reviewer graph
+    reviewers: pd.DataFrame  # per reviewer: sensitivity, specificity, decisions, component
+    votes: pd.DataFrame  # item_id, reviewer_id, says_positive, p_others (leave-one-out), known
+    fallbacks: dict = field(default_factory=dict)  # how often the vote overruled the fit
+
+
+def _components(item_idx: np.ndarray, reviewer_idx: np.ndarray, n_items: int, n_reviewers: int):
+    """Connected components of the bipartite graph of items and the reviewers who decided them."""
+    graph = coo_matrix(
+        (np.ones(len(item_idx)), (item_idx, n_items + reviewer_idx)),
+        shape=(n_items + n_reviewers, n_items + n_reviewers),
+    )
+    _, labels = connected_components(graph, directed=False)
+    return labels[:n_items], labels[n_items:]
+
+
+def _better_than_chance(sensitivity: np.ndarray, specificity: np.ndarray):
+    """Move any reviewer estimated at or below chance up to the margin, keeping their lean."""
+    youden = sensitivity + specificity - 1.0
+    low = youden < BETTER_THAN_CHANCE
+    lean = (sensitivity - specificity) / 2.0
+    middle = (1.0 + BETTER_THAN_CHANCE) / 2.0
+    sensitivity = np.where(low, middle + lean, sensitivity)
+    specificity = np.where(low, middle - lean, specificity)
+    return np.clip(sensitivity, CLIP, 1 - CLIP), np.clip(specificity, CLIP, 1 - CLIP)
+
+
+def fit_reliability(
+    votes: pd.DataFrame, policy: Policy, known: pd.Series | None = None
+) -> Reliability:
+    """The constrained Dawid-Skene fit described in the module docstring, on each reviewer's
+    latest vote per item; `known` maps item ids to their known truth (bool)."""
+    votes = latest_per_reviewer(votes)
+    items = pd.Index(np.sort(votes["item_id"].unique()))
+    reviewers = pd.Index(np.sort(votes["reviewer_id"].unique()))
+    item_idx = items.get_indexer(votes["item_id"])
+    rev_idx = reviewers.get_indexer(votes["reviewer_id"])
+    says = votes["label"].eq(policy.labels.positive).to_numpy(dtype=float)
+    n_items, n_reviewers = len(items), len(reviewers)
+    item_component, reviewer_component = _components(item_idx, rev_idx, n_items, n_reviewers)
+    n_components = int(item_component.max()) + 1 if n_items else 0
+
+    truth = np.full(n_items, np.nan)
+    if known is not None and len(known):
+        mapped = known.astype(float).reindex(items)
+        truth = mapped.to_numpy(dtype=float)
+    clamped = ~np.isnan(truth)
+
+    # start from the vote share (a tie is undecided), known items at their truth
+    votes_per_item = np.bincount(item_idx, minlength=n_items).astype(float)
+    positive_share = np.bincount(item_idx, weights=says, minlength=n_items) / votes_per_item
+    posterior = np.where(clamped, truth, positive_share)
+    log_odds = np.zeros(n_items)
+    for _ in range(MAX_ITERATIONS):
+        t = posterior[item_idx]
+        sensitivity = (PRIOR_RIGHT + np.bincount(rev_idx, t * says, n_reviewers)) / (
+            PRIOR_RIGHT + PRIOR_WRONG + np.bincount(rev_idx, t, n_reviewers)
+        )
+        specificity = (PRIOR_RIGHT + np.bincount(rev_idx, (1 - t) * (1 - says), n_reviewers)) / (
+            PRIOR_RIGHT + PRIOR_WRONG + np.bincount(rev_idx, 1 - t, n_reviewers)
+        )
+        sensitivity, specificity = _better_than_chance(sensitivity, specificity)
+        free = ~clamped
+        prevalence = (
+            PRIOR_PREVALENCE[0] + np.bincount(item_component[free], posterior[free], n_components)
+        ) / (sum(PRIOR_PREVALENCE) + np.bincount(item_component[free], minlength=n_components))
+        prevalence = np.clip(prevalence, CLIP, 1 - CLIP)
+        contribution = _contributions(says, sensitivity[rev_idx], specificity[rev_idx])
+        log_odds = logit(prevalence)[item_component] + np.bincount(item_idx, contribution, n_items)
+        updated = np.where(clamped, truth, expit(log_odds))
+        change = float(np.max(np.abs(updated - posterior))) if n_items else 0.0
+        posterior = updated
+        if change < TOLERANCE:
+            break
+
+    contribution = _contributions(says, sensitivity[rev_idx], specificity[rev_idx])
+    others = np.where(clamped[item_idx], truth[item_idx], expit(log_odds[item_idx] - contribution))
+    alone = (votes_per_item[item_idx] == 1) & ~clamped[item_idx]
+    table = pd.DataFrame(
+        {
+            "item_id": items[item_idx],
+            "reviewer_id": reviewers[rev_idx],
+            "says_positive": says.astype(bool),
+            # what the other votes (and the component's prior) say of the item; NaN where the
+            # reviewer decided it alone, so the item says nothing about them
+            "p_others": np.where(alone, np.nan, others),
+            "known": clamped[item_idx],
+        }
+    )
+    reviewer_table = pd.DataFrame(
+        {
+            "sensitivity": sensitivity,
+            "specificity": specificity,
+            "decisions": np.bincount(rev_idx, minlength=n_reviewers),
+            "component": reviewer_component,
+        },
+        index=reviewers,
+    )
+    return Reliability(items, posterior, item_component, reviewer_table, table)
+
+
+def _contributions(says: np.ndarray, sensitivity: np.ndarray, specificity: np.ndarray):
+    """Each vote's log likelihood ratio, violating against benign."""
+    return np.where(
+        says > 0.5,
+        np.log(sensitivity) - np.log(1 - specificity),
+        np.log(1 - sensitivity) - np.log(specificity),
     )
 
 
-def _log_likelihoods(votes: pd.DataFrame, errors: pd.DataFrame, priors: pd.Series) -> pd.DataFrame:
-    """Per item, log P(true class) + sum of log P(each vote | true class): the Dawid-Skene
-    posterior up to a constant, for every item, vectorised. A reviewer the fit never saw gets
-    the team's average confusion."""
-    log_errors = np.log(errors.clip(lower=1e-6))
-    keys = pd.MultiIndex.from_arrays([votes["reviewer_id"], votes["label"]])
-    rows = log_errors.reindex(keys)
-    unseen = rows.isna().any(axis=1).to_numpy()
-    if unseen.any():
-        average = log_errors.groupby(level=1).mean()
-        rows.iloc[unseen] = average.reindex(votes["label"].to_numpy()[unseen]).to_numpy()
-    summed = rows.groupby(votes["item_id"].to_numpy(), sort=True).sum()
-    return summed + np.log(priors.reindex(summed.columns).clip(lower=1e-6)).to_numpy()
-
-
-def reliability_labels(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Dawid-Skene labels; the majority vote where reliability cannot be learnt.
-
-    Reliability is learnt where it shows, on items several reviewers decided (fitting on all
-    items costs ~4x the time for the same estimates); every item's label is then the posterior
-    under those estimates, so a lone vote from an unreliable reviewer counts for less.
-    """
-    majority = majority_labels(decisions, policy)
+def reliability_labels(
+    decisions: pd.DataFrame, policy: Policy, known: pd.Series | None = None
+) -> pd.DataFrame:
+    """Dawid-Skene labels that cannot flip (module docstring), with the vote as the guard rail."""
+    majority = majority_labels(decisions, policy).set_index("item_id")
+    if majority.empty:
+        return majority.reset_index()[LABEL_COLUMNS]
+    fitted = fit_reliability(decisions, policy, known)
+    p = pd.Series(fitted.p_positive, index=fitted.items).reindex(majority.index).to_numpy()
+    component = pd.Series(fitted.component, index=fitted.items).reindex(majority.index).to_numpy()
+    is_positive = p > 0.5
+    vote = majority["is_positive"].to_numpy()
+    n, agreement = majority["n_reviews"].to_numpy(), majority["agreement"].to_numpy()
+    unanimous = (n >= 2) & (agreement == 1.0)
+    overruled = unanimous & (is_positive != vote)
+    # a component that would contradict most of its clear majorities is flipped, not learnt
+    clear = (n >= 2) & ~majority["tie"].to_numpy()
+    contradicted = pd.Series(clear & (is_positive != vote)).groupby(component).sum()
+    clear_count = pd.Series(clear).groupby(component).sum()
+    flipped = contradicted[(clear_count > 0) & (contradicted > clear_count / 2)].index
+    pinned = (
+        known.reindex(majority.index).notna().to_numpy()
+        if known is not None
+        else np.zeros(len(majority), dtype=bool)
+    )
+    fallback = (overruled | np.isin(component, flipped)) & ~pinned
+    final = np.where(fallback, vote, is_positive)
+    fitted.fallbacks = {
+        "unanimous_votes_kept": int(overruled.sum()),
+        "components_voted": len(flipped),
+        "components": int(fitted.component.max()) + 1,
+    }
     votes = latest_per_reviewer(decisions)
-    overlapping = votes[votes.groupby("item_id")["reviewer_id"].transform("size") > 1]
-    if overlapping["label"].nunique() < 2:
-        return majority
-    from crowdkit.aggregation import DawidSkene
-
-    try:
-        fitted = DawidSkene(n_iter=50, tol=1e-4).fit(_votes_frame(overlapping))
-    except (ValueError, FloatingPointError, ZeroDivisionError):
-        return majority
-    if set(fitted.priors_.index) != {policy.labels.positive, policy.labels.negative}:
-        return majority
-    likelihood = _log_likelihoods(votes, fitted.errors_, fitted.priors_).reindex(
-        majority["item_id"]
+    label = pd.Series(
+        np.where(final, policy.labels.positive, policy.labels.negative), index=majority.index
     )
-    is_positive = (
-        likelihood[policy.labels.positive] > likelihood[policy.labels.negative]
-    ).to_numpy()
-    final = pd.Series(
-        np.where(is_positive, policy.labels.positive, policy.labels.negative),
-        index=majority["item_id"].to_numpy(),
-    )
-    agreement = (
+    agrees = (
         votes["label"]
-        .eq(votes["item_id"].map(final))
+        .eq(votes["item_id"].map(label))
         .groupby(votes["item_id"].to_numpy(), sort=True)
         .mean()
-        .reindex(majority["item_id"])
+        .reindex(majority.index)
         .to_numpy()
     )
-    return majority.assign(
-        label=final.to_numpy(),
-        is_positive=is_positive,
-        agreement=agreement,
-        method="dawid_skene",
-    )[LABEL_COLUMNS]
+    labels = majority.assign(
+        label=label.to_numpy(),
+        is_positive=final,
+        agreement=agrees,
+        method=np.where(fallback, "majority", "dawid_skene"),
+        p_positive=np.where(fallback, majority["p_positive"].to_numpy(), p),
+    ).reset_index()[LABEL_COLUMNS]
+    labels.attrs["fallbacks"] = fitted.fallbacks
+    return labels
 
 
-def aggregate_labels(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """One label per item by the policy's rule (`dataset.aggregation`)."""
+def aggregate_labels(
+    decisions: pd.DataFrame, policy: Policy, known: pd.Series | None = None
+) -> pd.DataFrame:
+    """One label per item by the policy's rule (`dataset.aggregation`); `known` (item id →
+    truth) pins items whose answer is known, such as golden items used as gold checks."""
     if policy.dataset.aggregation == "majority":
         return majority_labels(decisions, policy)
-    return reliability_labels(decisions, policy)
+    return reliability_labels(decisions, policy, known)
 
 
 def reviewer_speed(votes: pd.DataFrame) -> pd.DataFrame:

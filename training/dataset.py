@@ -1,7 +1,9 @@
 """Reviewer decisions become an immutable, content-addressed dataset version.
 
-One label per item (reviewers weighed by reliability, see `flywheel.aggregate`), golden items
-left out, items split into train / validation / test. By default the split is drawn from a hash
+One label per item (reviewers weighed by reliability, see `flywheel.aggregate`, with gold checks
+pinning it), golden items left out, the decisions of reviewers that QA flags left out (QA showed
+them below the bar, and the operating thresholds read precision and recall off these labels),
+items split into train / validation / test. By default the split is drawn from a hash
 of the item id: an item stays in the same split in every version (no version tests on what an
 earlier one trained on), and the decisions of the last cycle reach training at once. Splitting
 by time instead (`dataset.split: time`) tests on the newest items, but keeps the newest
@@ -94,7 +96,7 @@ def _iso(value: pd.Timestamp) -> str:
     return pd.Timestamp(value).isoformat()
 
 
-def _check_trainable(frame: pd.DataFrame, policy: Policy) -> dict:
+def _check_trainable(frame: pd.DataFrame, policy: Policy) -> tuple[dict, list[str]]:
     """Refuse data too small or too one-sided to train, calibrate and test on."""
     rules = policy.dataset
     counts = {}
@@ -112,15 +114,39 @@ def _check_trainable(frame: pd.DataFrame, policy: Policy) -> dict:
             f"dataset too small for {policy.name}: {train_items} training items, "
             f"the policy asks for at least {rules.min_train_items} (dataset.min_train_items)"
         )
-    for name in SPLITS:
+    # the model must see both labels; the thresholds rest on train and validation together
+    # (cross-fitted), so a thin validation or test split is noted, not refused
+    pooled = {
+        label: counts["train"][label] + counts["validation"][label]
+        for label in (policy.labels.positive, policy.labels.negative)
+    }
+    for name, part in (
+        ("train split has", counts["train"]),
+        ("train and validation splits have", pooled),
+    ):
         for label in (policy.labels.positive, policy.labels.negative):
-            if counts[name][label] < rules.min_items_per_class:
+            if part[label] < rules.min_items_per_class:
                 raise FlywheelError(
-                    f"dataset cannot be trained for {policy.name}: the {name} split has "
-                    f"{counts[name][label]} {label!r} items, the policy asks for at least "
+                    f"dataset cannot be trained for {policy.name}: the {name} "
+                    f"{part[label]} {label!r} items, the policy asks for at least "
                     f"{rules.min_items_per_class} of each label (dataset.min_items_per_class)"
                 )
-    return counts
+    thin = [
+        f"the {name} split has {counts[name][label]} {label!r} items"
+        for name in ("validation", "test")
+        for label in (policy.labels.positive, policy.labels.negative)
+        if counts[name][label] < rules.min_items_per_class
+    ]
+    return counts, thin
+
+
+def _flagged_reviewers(policy: Policy, lake: Lake) -> set[str]:
+    """Reviewers the latest QA report (`labeling.qa`, in the lake) flags: their decisions are
+    left out, since QA showed them below the bar (`dataset.exclude_flagged_reviewers`)."""
+    path = lake.labeling_path(policy.name, "qa.json")
+    if not policy.dataset.exclude_flagged_reviewers or not path.is_file():
+        return set()
+    return set(json.loads(path.read_text()).get("flagged", []))
 
 
 def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
@@ -133,23 +159,45 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
         )
     golden = lake.golden(policy.name)
     golden_ids = set(golden.frame["item_id"]) if golden is not None else set()
-    in_golden = decisions["item_id"].isin(golden_ids)
-    usable = decisions[~in_golden]
+    flagged = _flagged_reviewers(policy, lake)
+    trusted = decisions[~decisions["reviewer_id"].isin(flagged)]
+    if trusted.empty:
+        raise FlywheelError(
+            f"every decision of {policy.name} is by a reviewer flagged by QA "
+            f"({', '.join(sorted(flagged))}): nothing to train on "
+            "(dataset.exclude_flagged_reviewers: false keeps them)"
+        )
+    in_golden = trusted["item_id"].isin(golden_ids)
+    usable = trusted[~in_golden]
     if usable.empty:
         raise FlywheelError(
             f"every decided item of {policy.name} is in its golden set: nothing to train on"
         )
 
-    labels = aggregate_labels(usable, policy)
+    # gold checks (decisions on golden items) pin the reviewers' reliability, then leave
+    known = (
+        golden.frame.set_index("item_id")["label"].eq(policy.labels.positive)
+        if golden is not None
+        else None
+    )
+    labels = aggregate_labels(trusted, policy, known)
+    fallbacks = labels.attrs.get("fallbacks", {})
+    labels = labels[~labels["item_id"].isin(golden_ids)]
     frame = _items(usable, policy).merge(labels, on="item_id", validate="one_to_one")
     frame, split_rule = _split(frame, policy)
     frame = frame[
         ["item_id", "item_time", "split", *labels.columns.drop("item_id"), *policy.feature_columns]
     ]
-    counts = _check_trainable(frame, policy)
+    counts, thin = _check_trainable(frame, policy)
     label_rule = {"method": policy.dataset.aggregation, "tie_label": policy.dataset.tie_label}
     version = "d-" + content_hash(
-        frame, extra={"split": split_rule, "labels": label_rule, "fields": policy.feature_columns}
+        frame,
+        extra={
+            "split": split_rule,
+            "labels": label_rule,
+            "fields": policy.feature_columns,
+            "excluded_reviewers": sorted(flagged),
+        },
     )
     path = lake.dataset_dir(policy.name, version)
     if (path / "manifest.json").is_file():
@@ -163,8 +211,10 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
         "built_at": utc_now().isoformat(),
         "items": len(frame),
         "counts": counts,
+        "thin_splits": thin,
         "labels": {
             **label_rule,
+            **fallbacks,
             "ties": int(frame["tie"].sum()),
             "multi_reviewed_items": int((frame["n_reviews"] > 1).sum()),
             "mean_agreement": round(float(frame["agreement"].mean()), 4),
@@ -172,8 +222,12 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
         "split": split_rule,
         "golden": {
             "version": golden.version if golden is not None else None,
-            "excluded_items": int(decisions.loc[in_golden, "item_id"].nunique()),
+            "excluded_items": int(trusted.loc[in_golden, "item_id"].nunique()),
             "excluded_decisions": int(in_golden.sum()),
+        },
+        "flagged_reviewers": {
+            "excluded": sorted(flagged),
+            "excluded_decisions": int(len(decisions) - len(trusted)),
         },
         "source": {
             "decisions": len(decisions),
