@@ -1,4 +1,7 @@
-"""The retrain flow: build the dataset → train a challenger → gate it for promotion.
+"""The retrain flow: reviewer QA → build the dataset → train a challenger → gate it for promotion.
+
+QA runs first so that the dataset leaves out the decisions of reviewers it flags, imported
+history included.
 
 Each task is a thin wrapper over the plain function of the same name in `training/`, so the
 same step runs from the CLI, a test or a notebook without Prefect.
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.ingest import qa_task
 from flywheel.lake import Lake
 from flywheel.policy import load_policy
 from flywheel.registry import check_reachable
@@ -59,6 +63,7 @@ def promote_task(policy: str, dry_run: bool = False) -> Verdict:
 def retrain(policy: str, dry_run: bool = False) -> RetrainSummary:
     """One policy from its stored decisions to a gated challenger (and maybe a new champion)."""
     check_registry_task()
+    qa_task(policy)
     dataset_version = build_dataset_task(policy)
     trained = train_task(policy, dataset_version)
     verdict = promote_task(policy, dry_run=dry_run)

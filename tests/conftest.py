@@ -97,12 +97,15 @@ def stocked(lake: Lake, spam: Policy, world_files: dict[str, Path]) -> Lake:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, spam: Policy, world_files: dict[str, Path]):
-    """A home where spam has been trained and promoted once; tests only read from it."""
+    """A home where spam has been trained and promoted once, as the retrain flow does it
+    (reviewer QA first, so the dataset leaves flagged reviewers out); tests only read from it."""
+    from labeling.qa import run_qa
     from training.promote import promote
     from training.train import train
 
     settings = Settings(home=tmp_path_factory.mktemp("trained") / "home")
     stock(Lake(settings.lake_dir), spam, world_files)
+    run_qa(spam, Lake(settings.lake_dir))
     result = train(spam, settings)
     verdict = promote(spam, settings)
     return settings, result, verdict
