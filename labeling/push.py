@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from flywheel.audit import audit_plan
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy
@@ -24,7 +25,12 @@ from flywheel.registry import LoadedModel
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.project import choice_result, project_id
-from labeling.sample import audit_sample, gold_sample, latest_per_item, review_queue
+from labeling.sample import (
+    audit_sample,
+    gold_sample,
+    latest_per_item,
+    review_queue,
+)
 
 CHUNK = 1000
 LEDGER_COLUMNS = [
@@ -141,7 +147,8 @@ def plan(
         review = audit = latest.assign(priority=[], sampling_prob=[])
     else:
         review = review_queue(latest, policy, now, pushed["review"])
-        audit = audit_sample(latest, policy, pushed["audit"])
+        rates = audit_plan(latest, policy, now).rates
+        audit = audit_sample(latest, policy, pushed["audit"], rates)
     others = pd.concat(
         [review.assign(queue="review"), audit.assign(queue="audit", priority=np.nan)],
         ignore_index=True,

@@ -5,7 +5,8 @@ Pure functions over DataFrames, so the probabilities can be tested without a ser
 - The *review queue* is every item the model sent to `review`, ordered by a priority that grows
   with the score (likely harm first) and with the time it has waited (nothing starves).
 - The *blind audit* is a Poisson sample stratified by decision: each item is drawn independently
-  with its decision's rate from the policy, and that rate is recorded as its inclusion
+  with its decision's rate, sized to the window's traffic so that its estimates reach the
+  policy's half-widths (`flywheel.audit`, never below `labeling.audit_rates`), and that rate is recorded as its inclusion
   probability, so later estimates weight each audited item by 1/p and stay unbiased. The draw is
   a hash of the item id, so the same item is drawn the same way however often the log is sampled.
 - *Gold checks* are golden items, at the policy's rate per other task, to measure reviewers.
@@ -45,13 +46,20 @@ def review_queue(
     )
 
 
-def audit_rates(policy: Policy) -> dict[str, float]:
-    return policy.labeling.audit_rates.model_dump()
+def audit_sample(
+    predictions: pd.DataFrame,
+    policy: Policy,
+    pushed: set[str],
+    rates: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """Each item drawn with its decision's rate (the policy's `labeling.audit_rates` unless
+    sized rates are given); the rate is kept as its inclusion probability.
 
-
-def audit_sample(predictions: pd.DataFrame, policy: Policy, pushed: set[str]) -> pd.DataFrame:
-    """Each item drawn with its decision's rate; the rate is kept as its inclusion probability."""
-    rates = predictions["decision"].map(audit_rates(policy)).fillna(0.0).to_numpy()
+    The draw compares a fixed hash of the item id with the rate, so an item not drawn at one
+    push is drawn at a later one only if the rate rose past its hash: its inclusion probability
+    is then the higher rate, the one recorded."""
+    rates = rates or policy.labeling.audit_rates.model_dump()
+    rates = predictions["decision"].map(rates).fillna(0.0).to_numpy()
     drawn = uniform_draw(predictions["item_id"], f"audit|{policy.name}") < rates
     keep = drawn & ~predictions["item_id"].isin(pushed).to_numpy()
     return predictions[keep].assign(sampling_prob=rates[keep])

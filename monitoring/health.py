@@ -71,5 +71,11 @@ def operational_health(
         "fallback_share": float(fallback.mean()) if len(fallback) else None,
         "reviewers": reviewer_pace(decisions),
         "flagged_reviewers": qa["flagged"] if qa else [],
+        "flag_evidence": {
+            r["reviewer_id"]: r.get("reason", "")
+            for r in (qa or {}).get("reviewers", [])
+            if r.get("flagged")
+        },
+        "unjudged_reviewers": (qa or {}).get("unjudged", []),
         "qa_computed_at": qa["computed_at"] if qa else None,
     }

@@ -16,11 +16,12 @@ from datetime import timedelta
 
 import pandas as pd
 
+from flywheel.audit import audit_plan
 from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, utc_now, write_parquet_atomic
 from flywheel.policy import Policy
 from flywheel.predictions import read_predictions
-from flywheel.registry import LoadedModel
+from flywheel.registry import TAG_OVERRIDE_REASON, TAG_VERDICT, LoadedModel, ModelVersionRef
 from flywheel.settings import Settings
 from monitoring.alerts import AlertStore, Condition
 from monitoring.drift import SCORE, detect_drift
@@ -45,6 +46,32 @@ def _models(settings: Settings, policy: Policy) -> dict[str, LoadedModel]:
                 else load_model(client, ref, policy)
             )
     return models
+
+
+def promotion_record(ref: ModelVersionRef) -> dict:
+    """How the champion got its alias: the gate's verdict, an override and its reason, or no
+    verdict at all (the alias moved outside `flywheel promote`, e.g. in MLflow's UI)."""
+    verdict = ref.tags.get(TAG_VERDICT)
+    record = {
+        "version": ref.version,
+        "verdict": verdict,
+        "override_reason": ref.tags.get(TAG_OVERRIDE_REASON),
+        "failed_checks": ref.tags.get("promotion_failed_checks"),
+        "note": None,
+    }
+    if verdict is None:
+        record["note"] = (
+            f"champion v{ref.version} carries no promotion verdict: its alias was moved "
+            "outside `flywheel promote` (by hand in MLflow, or a script), so no gate checked it"
+        )
+    elif verdict == "overridden":
+        record["note"] = (
+            f"champion v{ref.version} was promoted over a failed gate "
+            f"({record['failed_checks']}): {record['override_reason']}"
+        )
+    elif verdict != "promoted":
+        record["note"] = f"champion v{ref.version} carries the verdict {verdict!r}"
+    return record
 
 
 def _reference(lake: Lake, policy: Policy, champion: LoadedModel) -> pd.DataFrame | None:
@@ -78,12 +105,34 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
     found: list[Condition] = []
 
     def above(kind: str, subject: str, value, limit, what: str, below: bool = False) -> None:
+        """A count against its limit (no sample behind it: backlog, breaches, shares)."""
         if value is None or limit is None:
             return
         if (value < limit) if below else (value > limit):
             word = "below" if below else "above"
             found.append(
                 Condition(kind, subject, value, limit, f"{what} {value:.3f} {word} {limit:.3f}")
+            )
+
+    def shown(kind, subject, rate: dict | None, limit, what: str, of: str, below=False) -> None:
+        """A rate from a sample: only when its bounds show the bar crossed at the confidence."""
+        if not rate or rate.get("value") is None or limit is None:
+            return
+        low, high = rate.get("low"), rate.get("high")
+        crossed = (
+            (high is not None and high < limit) if below else (low is not None and low > limit)
+        )
+        if crossed:
+            word = "below" if below else "above"
+            found.append(
+                Condition(
+                    kind,
+                    subject,
+                    rate["value"],
+                    limit,
+                    f"{what} {rate['value']:.3f} [{low:.3f}, {high:.3f}] on {rate['n']} {of}: "
+                    f"{word} {limit:.3f} at {confidence}",
+                )
             )
 
     drift = report.get("drift") or {}
@@ -109,40 +158,52 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
                 "the score distribution drifted",
             )
         )
+    confidence = f"{policy.monitoring.confidence:.0%} confidence"
     champion = ((report.get("golden") or {}).get("champion") or {}).get("slices", {}).get("all")
     if champion:
-        precision = champion["auto_action"]["precision"]["value"]
-        recall = champion["review"]["recall"]["value"]
-        above(
+        shown(
             "golden",
             "precision",
-            precision,
+            champion["auto_action"]["precision"],
             rules.min_golden_precision or policy.targets.auto_action_precision,
             "golden-set auto-action precision",
+            "golden items auto-actioned",
             below=True,
         )
-        above(
+        shown(
             "golden",
             "recall",
-            recall,
+            champion["review"]["recall"],
             rules.min_golden_recall or policy.targets.review_recall,
             "golden-set review recall",
+            "violating golden items",
             below=True,
         )
     audit = ((report.get("production") or {}).get("audit") or {}).get("rates", {})
-    above(
+    shown(
         "production",
         "auto_action_fpr",
-        (audit.get("auto_action_fpr") or {}).get("value"),
+        audit.get("auto_action_fpr"),
         rules.max_auto_action_fpr,
         "production FPR of auto_action (audit)",
+        "audited benign items",
     )
-    above(
+    shown(
         "production",
         "allow_fnr",
-        (audit.get("allow_fnr") or {}).get("value"),
+        audit.get("allow_fnr"),
         rules.max_allow_fnr,
         "production FNR of allow (audit)",
+        "audited violating items",
+    )
+    shown(
+        "production",
+        "auto_action_precision",
+        audit.get("auto_action_precision"),
+        rules.min_audit_precision or policy.targets.auto_action_precision,
+        "production auto-action precision (audit)",
+        "audited auto-actioned items",
+        below=True,
     )
     if rules.emerging_growth is not None:
         for cluster in (report.get("emerging") or {}).get("clusters", []):
@@ -176,14 +237,16 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
     open_tasks = (health.get("backlog") or {}).get("open_tasks")
     above("backlog", "open_tasks", open_tasks, rules.max_backlog, "open review tasks")
     if rules.flagged_reviewers:
+        evidence = health.get("flag_evidence") or {}
         for reviewer in health.get("flagged_reviewers", []):
+            why = evidence.get(reviewer)
             found.append(
                 Condition(
                     "reviewer",
                     reviewer,
                     None,
                     None,
-                    f"reviewer {reviewer} is below the quality bar",
+                    f"reviewer {reviewer} is below the quality bar" + (f": {why}" if why else ""),
                 )
             )
     return found
@@ -224,6 +287,10 @@ def run_monitor(
     models = _models(settings, policy)
     if "champion" not in models:
         notes.append("no champion yet: drift and golden-set figures need one")
+    else:
+        report["promotion"] = promotion_record(models["champion"].ref)
+        if report["promotion"]["note"]:
+            notes.append(report["promotion"]["note"])
     report["models"] = {alias: m.ref.version for alias, m in models.items()}
 
     drift = None
@@ -254,9 +321,21 @@ def run_monitor(
             alias: golden_report(m, golden.frame, policy) for alias, m in models.items()
         }
 
+    # the audit speaks for the items scored in the policy's window (`window_days`), the window
+    # its size was planned for, whatever shorter window a cycle looks at for drift
+    audit_since = now - timedelta(days=rules.window_days)
+    in_audit_window = log.loc[(scored_at >= audit_since) & (scored_at <= now), "item_id"]
     labelled = labelled_tasks(lake.pushed_tasks(policy.name), lake.decisions(policy.name), policy)
+    labelled = labelled[labelled["item_id"].isin(set(in_audit_window))]
+    plan = audit_plan(log, policy, now)
+    audit = audit_estimates(labelled, rules.confidence)
+    for name, figure in audit["rates"].items():
+        if name in plan.denominators:
+            figure["needs_items"] = plan.denominators[name]
+            figure["wanted_half_width"] = plan.wanted.get(name)
     report["production"] = {
-        "audit": audit_estimates(labelled, rules.confidence),
+        "audit": audit,
+        "audit_plan": plan.as_dict(),
         "scores": score_estimates(
             window["score"].to_numpy(dtype=float), window["decision"].to_numpy()
         )
@@ -338,7 +417,13 @@ def key_figures(report: dict) -> dict:
         "golden_precision": pick(
             "golden", "champion", "slices", "all", "auto_action", "precision", "value"
         ),
+        "golden_precision_high": pick(
+            "golden", "champion", "slices", "all", "auto_action", "precision", "high"
+        ),
         "golden_recall": pick("golden", "champion", "slices", "all", "review", "recall", "value"),
+        "golden_recall_high": pick(
+            "golden", "champion", "slices", "all", "review", "recall", "high"
+        ),
         "audit_auto_action_fpr": pick("production", "audit", "rates", "auto_action_fpr", "value"),
         "audit_allow_fnr": pick("production", "audit", "rates", "allow_fnr", "value"),
         "open_tasks": pick("health", "backlog", "open_tasks"),
@@ -352,7 +437,9 @@ def _history_row(report: dict) -> pd.DataFrame:
         {
             "drifted_share": "float64",
             "golden_precision": "float64",
+            "golden_precision_high": "float64",
             "golden_recall": "float64",
+            "golden_recall_high": "float64",
             "audit_auto_action_fpr": "float64",
             "audit_allow_fnr": "float64",
             "fallback_share": "float64",

@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
-from statsmodels.stats.proportion import proportion_confint
 
 from flywheel.aggregate import aggregate_labels
 from flywheel.policy import Policy
+from flywheel.stats import lower_bound, upper_bound
 
 RATES = {
     # name: (numerator, denominator), over items with decision d and truth y
@@ -41,11 +41,13 @@ RATES = {
 def ratio_estimate(
     numerator: np.ndarray, denominator: np.ndarray, probability: np.ndarray, confidence: float
 ) -> dict:
-    """Horvitz-Thompson ratio sum(y/p) / sum(x/p) with an interval.
+    """Horvitz-Thompson ratio sum(y/p) / sum(x/p) with its one-sided bounds at `confidence`.
 
-    The linearised interval collapses to a point when the audit saw no (or every) case, the
-    usual situation for rare misses; so the interval is widened to cover a Wilson interval on
-    the effective sample size (Kish) of the weighted denominator as well.
+    The linearised bounds collapse to a point when the audit saw no (or every) case, the usual
+    situation for rare misses; so each bound is widened to cover the exact (Clopper-Pearson)
+    bound on the effective sample size (Kish) of the weighted denominator as well. A bar
+    outside the bounds is crossed at the confidence; an audit that saw no violating allowed
+    item shows an allow FNR of 0 with an upper bound that says how little that means.
     """
     y, x = numerator.astype(float), denominator.astype(float)
     weight = 1.0 / probability
@@ -55,11 +57,10 @@ def ratio_estimate(
     ratio = float((weight * y).sum()) / total
     residual = y - ratio * x
     variance = float(((1 - probability) / probability**2 * residual**2).sum()) / total**2
-    half = norm.ppf(0.5 + confidence / 2) * np.sqrt(variance)
+    half = norm.ppf(confidence) * np.sqrt(variance)
     effective = total**2 / float((weight**2 * x).sum())
-    low, high = proportion_confint(
-        ratio * effective, effective, alpha=1 - confidence, method="wilson"
-    )
+    low = lower_bound(ratio * effective, effective, confidence)
+    high = upper_bound(ratio * effective, effective, confidence)
     return {
         "value": ratio,
         "low": float(max(0.0, min(ratio - half, low))),

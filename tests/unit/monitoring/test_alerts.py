@@ -56,3 +56,40 @@ def test_a_failing_webhook_is_recorded_and_never_blocks(tmp_path):
     [alert] = update.opened
     assert alert.notify_error.startswith("webhook failed after 2 tries")
     assert store.all()[0].open
+
+
+def _report(fnr, golden_precision):
+    """A monitoring report with just an audit FNR and a golden precision, as rates with bounds."""
+    return {
+        "production": {"audit": {"rates": {"allow_fnr": fnr}}},
+        "golden": {
+            "champion": {
+                "slices": {
+                    "all": {
+                        "auto_action": {"precision": golden_precision},
+                        "review": {"recall": {"value": None}},
+                    }
+                }
+            }
+        },
+    }
+
+
+def test_sampled_figures_alert_only_when_their_bounds_cross_the_bar():
+    from flywheel.policy import load_policy
+    from flywheel.stats import Rate
+    from monitoring.monitor import conditions
+
+    policy = load_policy("spam")  # allow FNR at most 0.2; golden precision at least 0.9
+    # 3 of 10 audited violating items allowed: 0.3 on the point, but 0.2 is within its bounds
+    unclear = conditions(policy, _report(Rate(3, 10, 0.95).as_dict(), Rate(17, 20, 0.95).as_dict()))
+    assert unclear == []
+    shown = conditions(policy, _report(Rate(30, 60, 0.95).as_dict(), Rate(30, 40, 0.95).as_dict()))
+    assert [(c.kind, c.subject) for c in shown] == [
+        ("golden", "precision"),
+        ("production", "allow_fnr"),
+    ]
+    fnr = next(c for c in shown if c.subject == "allow_fnr")
+    low, high = Rate(30, 60, 0.95).low, Rate(30, 60, 0.95).high
+    assert f"[{low:.3f}, {high:.3f}] on 60 audited violating items" in fnr.message
+    assert "at 95% confidence" in fnr.message
