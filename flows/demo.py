@@ -93,6 +93,9 @@ class CycleRow:
     annotations: int = 0
     pattern_items: int = 0  # violating items of the new pattern in this cycle's traffic
     pattern_recall: float | None = None  # their share the API sent to review or auto-action
+    champion_verdict: str | None = None  # how the champion got its alias (promoted, overridden…)
+    golden_precision_high: float | None = None  # the upper bounds of the two golden figures
+    golden_recall_high: float | None = None
 
 
 def _prepare(policy: Policy, settings: Settings, config: WorldConfig, console: Console) -> World:
@@ -195,6 +198,9 @@ def _turn(
         annotations=made,
         pattern_items=len(pattern),
         pattern_recall=float(caught.mean()) if len(pattern) else None,
+        champion_verdict=(report.get("promotion") or {}).get("verdict"),
+        golden_precision_high=figures["golden_precision_high"],
+        golden_recall_high=figures["golden_recall_high"],
     )
 
 
@@ -232,6 +238,14 @@ def _cell(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+def _model(row: CycleRow) -> str:
+    """The champion's version, marked when no gate passed it (an override, or a hand move)."""
+    if row.champion is None:
+        return "none"
+    mark = {"overridden": " (override)", None: " (no gate)"}.get(row.champion_verdict, "")
+    return f"v{row.champion}{mark}"
+
+
 def _table(title: str, rows: list[CycleRow]) -> Table:
     table = Table(title=title, title_justify="left")
     headers = [
@@ -259,7 +273,7 @@ def _table(title: str, rows: list[CycleRow]) -> Table:
         table.add_row(
             str(r.cycle),
             r.policy,
-            f"v{r.champion}" if r.champion is not None else "none",
+            _model(r),
             _cell(r.golden_precision),
             _cell(r.golden_recall),
             _cell(r.audit_fpr, 4),

@@ -120,7 +120,7 @@ def _import(kind: str, file: Path, policy: str):
         file, pol, lake
     )
     _report_ignored(report.ignored_columns)
-    return pol, report.result
+    return pol, lake, report.result
 
 
 @decisions_app.command("import")
@@ -128,11 +128,25 @@ def decisions_import(
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON Lines file of decisions.")],
     policy: PolicyOption,
 ) -> None:
-    """Import reviewer decisions; a file with a bad row is refused whole."""
-    pol, result = _import("decisions", file, policy)
+    """Import reviewer decisions; a file with a bad row is refused whole. Reviewer QA then
+    runs on every stored decision, so imported history is judged like Label Studio's."""
+    from labeling.qa import run_qa
+
+    pol, lake, result = _import("decisions", file, policy)
     out.print(
         f"{pol.name}: {result.added:,} decisions imported, {result.already_present:,} already present"
     )
+    if result.added:
+        _print_flags(run_qa(pol, lake))
+
+
+def _print_flags(report: dict) -> None:
+    """One line per flagged reviewer with the evidence, and who could not be judged yet."""
+    for r in report["reviewers"]:
+        if r["flagged"]:
+            out.print(f"flagged {r['reviewer_id']}: {r['reason']}")
+    if report.get("unjudged"):
+        out.print(f"not judged yet (too little evidence): {', '.join(report['unjudged'])}")
 
 
 @golden_app.command("import")
@@ -141,7 +155,7 @@ def golden_import(
     policy: PolicyOption,
 ) -> None:
     """Add items to the policy's golden set (a new version when anything is new)."""
-    pol, result = _import("golden", file, policy)
+    pol, _, result = _import("golden", file, policy)
     out.print(
         f"{pol.name}: golden set {result.version} has {result.total:,} items "
         f"({result.added:,} added, {result.already_present:,} already present)"
@@ -206,24 +220,72 @@ def train(
         f"{pol.name}: {how} version {ref.version} ({role}) from dataset {result.dataset.version}; "
         f"thresholds {ref.thresholds.describe()}"
     )
+    _print_guarantee(ref.tags, pol)
+
+
+def _print_guarantee(tags: dict[str, str], policy) -> None:
+    """What the thresholds promise, on what, and at what staffing cost (the version's tags),
+    wrapped for an 80-column terminal."""
+    import textwrap
+
+    from training.thresholds import NOTE_SEPARATOR
+
+    if "threshold_rule" not in tags:
+        return
+    targets = policy.targets
+
+    def share(key: str) -> str:
+        value = tags.get(key, "none")
+        return "?" if value == "none" else f"{float(value):.1%}"
+
+    lines = [
+        f"guarantee: review recall {targets.review_recall} and auto-action precision "
+        f"{targets.auto_action_precision}, each at {float(tags['threshold_confidence']):.0%} "
+        f"confidence, on {int(tags['threshold_positives']):,} labelled positives of "
+        f"{int(tags['threshold_items']):,} ({tags['threshold_source']})",
+        f"expected: {share('expected_review_share')} of traffic to review, "
+        f"{share('expected_auto_action_share')} to auto-action "
+        f"(on {tags.get('expected_shares_on', 'labelled items')})",
+    ]
+    if tags.get("threshold_notes", "none") != "none":
+        lines += [f"note: {note}" for note in tags["threshold_notes"].split(NOTE_SEPARATOR)]
+    for line in lines:
+        out.print(textwrap.fill(line, width=78, initial_indent="  ", subsequent_indent="    "))
 
 
 @app.command()
 def promote(
     policy: PolicyOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the verdict; change nothing."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote even if the gate rejects (needs --reason; recorded)."
+    ),
+    reason: str = typer.Option(None, "--reason", help="Why the gate is overridden (with --force)."),
     as_json: JsonOption = False,
 ) -> None:
     """Gate the challenger against the champion on the golden set; move `champion` if it passes."""
     from training.promote import promote as run_gate
 
+    if force and not reason:
+        raise FlywheelError("--force needs --reason TEXT: an override is recorded with its reason")
+    if reason and not force:
+        raise FlywheelError("--reason goes with --force (it explains an override)")
     settings, pol, _ = _context(policy)
     with err.status(f"scoring the golden set of {pol.name}…"):
-        verdict = run_gate(pol, settings, dry_run=dry_run)
+        verdict = run_gate(
+            pol, settings, dry_run=dry_run, override_reason=reason if force else None
+        )
     if as_json:
         _print_json(_verdict_payload(verdict))
         return
     render_verdict(verdict)
+
+
+def _rates_payload(rates: dict) -> dict:
+    return {
+        point: {measure: rate.as_dict() for measure, rate in measures.items()}
+        for point, measures in rates.items()
+    }
 
 
 def _verdict_payload(verdict: Verdict) -> dict:
@@ -234,17 +296,30 @@ def _verdict_payload(verdict: Verdict) -> dict:
         "challenger": verdict.challenger.version if verdict.challenger else None,
         "champion": verdict.champion.version if verdict.champion else None,
         "golden_version": verdict.golden_version,
+        "override_reason": verdict.override_reason,
         "checks": [
             {"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks
         ],
         "challenger_metrics": verdict.challenger_metrics,
         "champion_metrics": verdict.champion_metrics,
+        "challenger_rates": _rates_payload(verdict.challenger_rates),
+        "champion_rates": _rates_payload(verdict.champion_rates),
         "paired": [vars(figure) for figure in verdict.paired],
     }
 
 
+def _rate_cell(rate) -> str:
+    """A golden rate as `value [low, high]`, the bounds at the gate's confidence."""
+    if rate is None or rate.value is None:
+        return "–"
+    return f"{rate.value:.3f} [{rate.low:.3f}, {rate.high:.3f}]"
+
+
 def render_verdict(verdict: Verdict) -> None:
-    """Both models side by side on the golden set, then the verdict and its reasons."""
+    """Both models side by side on the golden set, each rate with its bounds, then the verdict
+    and every check."""
+    import textwrap
+
     if verdict.note:
         out.print(f"{verdict.policy}: {verdict.note}; nothing to do")
         return
@@ -255,22 +330,20 @@ def render_verdict(verdict: Verdict) -> None:
     table.add_column("metric")
     table.add_column(champion, justify="right")
     table.add_column(f"challenger v{verdict.challenger.version}", justify="right")
-    rows = [
-        "items",
-        "positives",
-        "auto_action_precision",
-        "auto_action_recall",
-        "auto_action_fpr",
-        "auto_action_fnr",
-        "review_precision",
-        "review_recall",
-        "review_fpr",
-        "review_fnr",
-        "pr_auc",
-        "roc_auc",
-        "ece",
-    ]
-    for key in rows:
+    for key in ("items", "positives"):
+        table.add_row(
+            key,
+            _cell(verdict.champion_metrics.get(key)),
+            _cell(verdict.challenger_metrics.get(key)),
+        )
+    for point in ("auto_action", "review"):
+        for measure in ("precision", "recall", "fpr"):
+            table.add_row(
+                f"{point} {measure}",
+                _rate_cell((verdict.champion_rates.get(point) or {}).get(measure)),
+                _rate_cell((verdict.challenger_rates.get(point) or {}).get(measure)),
+            )
+    for key in ("pr_auc", "roc_auc", "ece"):
         table.add_row(
             key,
             _cell(verdict.champion_metrics.get(key)),
@@ -281,13 +354,19 @@ def render_verdict(verdict: Verdict) -> None:
             f"{figure.name} {figure.where}", _cell(figure.champion), _cell(figure.challenger)
         )
     out.print(table)
+    confidence = verdict.challenger_rates.get("review", {}).get("recall")
+    if confidence is not None:
+        out.print(f"[dim]bounds: one-sided, {confidence.confidence:.0%} confidence each[/]")
     colour = {"promoted": "green", "would be promoted": "green", "rejected": "red"}.get(
-        verdict.outcome, "white"
+        verdict.outcome, "yellow"
     )
     out.print(f"verdict: [bold {colour}]{verdict.outcome}[/]")
     for check in verdict.checks:
         mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
-        out.print(f"  {mark} {check.detail}")
+        lines = textwrap.wrap(check.detail, width=74, subsequent_indent="  ")
+        out.print(f"  {mark} " + "\n    ".join(lines))
+    if verdict.override_reason:
+        out.print(f"override: {verdict.override_reason}")
     if verdict.dry_run:
         out.print("dry run: nothing was recorded and no alias moved")
 
@@ -491,7 +570,7 @@ def label_pull(policy: PolicyOption, as_json: JsonOption = False) -> None:
 
 @label_app.command("qa")
 def label_qa(policy: PolicyOption, as_json: JsonOption = False) -> None:
-    """Reviewer quality: gold accuracy with intervals, agreement, speed; flags below the bar."""
+    """Reviewer quality on gold checks and shared items, with bounds; flags below the bar."""
     from labeling.qa import run_qa
 
     _, pol, lake = _context(policy)
@@ -499,37 +578,43 @@ def label_qa(policy: PolicyOption, as_json: JsonOption = False) -> None:
     if as_json:
         _print_json(report)
         return
-    table = Table(title=f"Reviewers of {pol.name}")
-    for column in (
-        "reviewer",
-        "decisions",
-        "gold",
-        "gold accuracy",
-        "interval",
-        "consensus",
-        "per hour",
-        "median s",
-        "flag",
-    ):
-        table.add_column(column)
+    from rich import box
+
+    table = Table(
+        title=f"Reviewers of {pol.name}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("reviewer", "decided", "gold", "shared", "sens", "spec", "balanced", "bounds"):
+        table.add_column(column, justify="left" if column == "reviewer" else "right")
+    table.add_column("standing")
+
+    def two(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
     for r in report["reviewers"]:
-        low, high = r["gold_accuracy_ci"]
+        low, high = r["balanced_accuracy_ci"]
         table.add_row(
             r["reviewer_id"],
             str(r["decisions"]),
             str(r["gold_checks"]),
-            _cell(r["gold_accuracy"]),
-            f"{_cell(low)}–{_cell(high)}" if low is not None else "",
-            _cell(r["consensus_agreement"]),
-            _cell(r["decisions_per_active_hour"]),
-            _cell(r["median_seconds_per_decision"]),
-            "FLAGGED" if r["flagged"] else "",
+            str(r["overlap_items"]),
+            two(r["sensitivity"]),
+            two(r["specificity"]),
+            two(r["balanced_accuracy"]),
+            f"{two(low)}–{two(high)}" if low is not None else "",
+            "FLAGGED" if r["flagged"] else r["standing"].replace("meets the bar", "meets bar"),
         )
     out.print(table)
-    out.print(f"Krippendorff's alpha: {_cell(report['krippendorff_alpha'])}")
-    for r in report["reviewers"]:
-        if r["flagged"]:
-            out.print(f"flagged {r['reviewer_id']}: {r['reason']}")
+    alpha = report["krippendorff_alpha"]
+    out.print(
+        f"bar: balanced accuracy {report['bar']['min_balanced_accuracy']}, bounds at "
+        f"{report['confidence']:.0%} confidence; Krippendorff's alpha "
+        + ("–" if alpha is None else f"{alpha:.2f}")
+    )
+    _print_flags(report)
 
 
 @label_app.command("listen")
@@ -615,6 +700,11 @@ def render_monitor(report: dict) -> None:
         return f"{entry['value']:.3f}", (f"{low:.3f}–{high:.3f}" if low is not None else "")
 
     table.add_row("predictions in window", f"{report['window']['predictions']:,}", "")
+    promotion = report.get("promotion") or {}
+    if promotion:
+        table.add_row(
+            "champion", f"v{promotion['version']}", promotion.get("verdict") or "no verdict"
+        )
     drift = report.get("drift")
     if drift:
         share = drift["drifted_share"]
@@ -632,10 +722,12 @@ def render_monitor(report: dict) -> None:
         table.add_row("golden precision (auto_action)", *rate(champion["auto_action"]["precision"]))
         table.add_row("golden recall (review)", *rate(champion["review"]["recall"]))
     audit = (report.get("production") or {}).get("audit", {}).get("rates", {})
-    for name in ("auto_action_fpr", "allow_fnr"):
-        value, interval = rate(audit.get(name))
-        naive = (audit.get(name) or {}).get("naive")
-        note = interval + (f" (review-queue naive {naive:.3f})" if naive is not None else "")
+    for name in ("auto_action_fpr", "allow_fnr", "auto_action_precision"):
+        entry = audit.get(name) or {}
+        value, interval = rate(entry)
+        rests = f" on {entry['n']}" if entry.get("n") is not None else ""
+        needs = entry.get("needs_items")
+        note = interval + rests + (f" (needs ~{needs:.0f})" if needs else "")
         table.add_row(f"production {name} (audit)", value, note)
     health = report.get("health") or {}
     table.add_row("open review tasks", str((health.get("backlog") or {}).get("open_tasks", 0)), "")

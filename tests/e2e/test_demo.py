@@ -3,7 +3,7 @@
 The loop-quality figures are measured on the simulator's truth: the cycle that brings the new
 pattern raises a drift or emerging-risk alert, within two cycles the API catches at least 80% of
 the pattern's violations, the unreliable reviewer is flagged from the second cycle on, and no
-champion falls below the policy's auto-action precision on the golden set.
+champion is shown below the policy's targets on the golden set.
 """
 
 import json
@@ -40,8 +40,14 @@ def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path):
         # flagged from the second cycle on (a cycle adds about thirty gold checks per reviewer)
         assert all("rev-fox" in r["flagged_reviewers"] for r in rows[1:]), rows
         assert not {"rev-ana", "rev-bo", "rev-chen"} & set(rows[-1]["flagged_reviewers"])
-        target = load_policy("spam").targets.auto_action_precision
-        assert all(r["golden_precision"] >= target for r in rows), rows
+        # no champion is shown below its targets on the golden set (auto-action may be off)
+        targets = load_policy("spam").targets
+        assert all(
+            r["golden_precision"] is None
+            or r["golden_precision_high"] >= targets.auto_action_precision
+            for r in rows
+        ), rows
+        assert all(r["golden_recall_high"] >= targets.review_recall for r in rows), rows
         assert all(r["annotations"] > 0 and r["pushed"] > 0 for r in rows)
         assert (home / "demo" / "summary.html").read_text().count("<section>") == 1
 

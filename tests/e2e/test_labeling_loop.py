@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
 from flywheel.lake import Lake
+from flywheel.policy import load_policy
 from flywheel.predictions import read_predictions
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
@@ -115,7 +117,11 @@ def test_scored_items_go_round_the_reviewers_into_a_new_dataset(loop, monkeypatc
         else:  # review and gold look alike: the model's score and its reasons
             assert task["data"]["assist"].startswith("Model score")
     audit = ledger[ledger["queue"] == "audit"]
-    assert set(audit["sampling_prob"]) <= set(LABELING["audit_rates"].values())
+    # sized to the window's traffic: never below the policy's rate, never above its cap
+    cap = load_policy(path).monitoring.audit_max_rate
+    floor = audit["decision"].map(LABELING["audit_rates"])
+    assert (audit["sampling_prob"] >= floor).all()
+    assert (audit["sampling_prob"] <= np.maximum(floor, cap)).all()
 
     made = run_cli("label", "simulate", "--policy", path, "--truth", str(truth), home=home, **env)
     assert f"made {len(tasks) * OVERLAP} annotations" in made.stdout

@@ -1,5 +1,7 @@
 """Training against a real MLflow registry (SQLite in the test's home)."""
 
+import math
+
 import mlflow
 import numpy as np
 
@@ -7,7 +9,7 @@ from flywheel.registry import CHALLENGER, CHAMPION, connect, get_version, load_m
 from training.train import train
 
 
-def test_version_carries_design_tags_and_aliases(trained):
+def test_version_carries_design_tags_and_aliases(trained, spam):
     settings, result, verdict = trained
     client = connect(settings)
     ref = get_version(client, "spam", CHAMPION)
@@ -17,8 +19,18 @@ def test_version_carries_design_tags_and_aliases(trained):
     tags = ref.tags
     assert tags["dataset_version"] == result.dataset.version
     thresholds = ref.thresholds
-    assert 0 < thresholds.review <= thresholds.auto_action <= 1
-    for metric in ("precision", "recall", "fpr", "fnr"):
+    assert 0 < thresholds.review <= 1 and thresholds.review <= thresholds.auto_action
+    # the thresholds' evidence: the rule, n, the bounds and the staffing cost
+    assert tags["threshold_confidence"] == "0.95"
+    assert int(tags["threshold_positives"]) > 100
+    assert float(tags["review_recall_bound"]) >= spam.targets.review_recall
+    assert 0 < float(tags["expected_review_share"]) < 1
+    if math.isinf(thresholds.auto_action):  # off: the tags say why, and no golden precision
+        assert tags["threshold_notes"].startswith("auto-action off")
+        assert tags["auto_action_precision_bound"] == "none"
+    else:
+        assert float(tags["auto_action_precision_bound"]) >= spam.targets.auto_action_precision
+    for metric in ("recall", "fpr", "fnr"):
         for point in ("auto_action", "review"):
             assert 0 <= float(tags[f"golden_{point}_{metric}"]) <= 1
     assert float(tags["golden_roc_auc"]) > 0.9, "the simulated world is learnable"
@@ -32,7 +44,7 @@ def test_run_logs_dataset_inputs_and_metrics_per_slice(trained, spam):
     assert set(contexts) == {"train", "validation", "test"}
     assert contexts["train"].digest == f"{result.dataset.version}-train"
     metrics = run.data.metrics
-    for name in ("test/review_recall", "test/pr_auc", "golden/ece", "golden/auto_action_precision"):
+    for name in ("test/review_recall", "test/pr_auc", "golden/ece", "golden/review_precision"):
         assert name in metrics
     for value in spam.simulation.categorical["surface"].values:
         assert f"golden/surface/{value}/review_recall" in metrics
