@@ -84,6 +84,15 @@ DEFAULT_REVIEWERS = (
     # a hundred gold checks tell (balanced ~0.75 with borderline items, ~0.04 standard error)
     Reviewer("rev-fox", 0.60, 0.93, 12.0),
 )
+# a careless reviewer of the kind imported history brings: flips about a third of answers,
+# anywhere, and has never seen a gold check
+CARELESS_REVIEWER = Reviewer("rev-zed", 0.65, 0.65, 15.0)
+# a new team (a vendor, a new queue) whose first decisions share no item with anyone before
+NEW_TEAM = (
+    Reviewer("new-kai", 0.95, 0.99, 40.0),
+    Reviewer("new-lea", 0.93, 0.99, 45.0),
+    Reviewer("new-mo", 0.94, 0.995, 50.0),
+)
 UNRELIABLE_BELOW = 0.9
 CAREFUL_ERROR_ON_CLEAR_ITEMS = 0.4  # share of a careful reviewer's error rate left on clear items
 
@@ -104,6 +113,12 @@ class WorldConfig:
     borderline_accuracy_drop: float = 0.15
     start: str = "2026-01-05"
     reviewers: tuple[Reviewer, ...] = DEFAULT_REVIEWERS
+    # a new team deciding review-queue items (mostly violating) of the history that no other
+    # reviewer decided, `new_team_per_item` of them per item
+    new_team: tuple[Reviewer, ...] = ()
+    new_team_items: int = 0
+    new_team_violating_share: float = 0.9
+    new_team_per_item: int = 2
 
     def validate(self) -> WorldConfig:
         if self.days < 1 or self.items_per_day < 1:
@@ -116,6 +131,8 @@ class WorldConfig:
             raise FlywheelError("simulate: a golden set needs at least 10 items")
         if len(self.reviewers) < 3:
             raise FlywheelError("simulate: at least 3 reviewers are needed")
+        if self.new_team_items and not 1 <= self.new_team_per_item <= len(self.new_team):
+            raise FlywheelError("simulate: a new team needs at least as many reviewers as per item")
         return self
 
     @property
@@ -315,6 +332,49 @@ def _review(
     return pd.concat([decisions, features], axis=1).sort_values("decided_at", ignore_index=True)
 
 
+def _new_team(
+    truth: pd.DataFrame,
+    items: pd.DataFrame,
+    decided: set[str],
+    policy: Policy,
+    config: WorldConfig,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """The new team's decisions: undecided history items, mostly violating (a review queue's
+    mix), each decided by `new_team_per_item` of the team and by nobody else."""
+    free = ~items["item_id"].isin(decided).to_numpy()
+    violating = truth["is_violating"].to_numpy()
+    want_bad = round(config.new_team_items * config.new_team_violating_share)
+    bad = rng.permutation(np.flatnonzero(free & violating))[:want_bad]
+    good = rng.permutation(np.flatnonzero(free & ~violating))[: config.new_team_items - len(bad)]
+    chosen = np.sort(np.concatenate([bad, good]))
+    team, per_item = config.new_team, config.new_team_per_item
+    picks = np.argsort(rng.random((len(chosen), len(team))), axis=1)[:, :per_item]
+    item_idx = np.repeat(chosen, per_item)
+    reviewers = [team[i] for i in picks.ravel()]
+    says, lead = verdicts(
+        reviewers,
+        violating[item_idx],
+        truth["is_borderline"].to_numpy()[item_idx],
+        config.borderline_accuracy_drop,
+        rng,
+    )
+    created = pd.to_datetime(items["created_at"].to_numpy()[item_idx], utc=True)
+    decisions = pd.DataFrame(
+        {
+            "item_id": items["item_id"].to_numpy()[item_idx],
+            "label": np.where(says, policy.labels.positive, policy.labels.negative),
+            "reviewer_id": [r.reviewer_id for r in reviewers],
+            "decided_at": (created + pd.to_timedelta(3600 + lead, unit="s")).floor("s"),
+            "created_at": created,
+            "source": "review",
+            "lead_time_s": lead,
+        }
+    )
+    features = items.iloc[item_idx][policy.feature_columns].reset_index(drop=True)
+    return pd.concat([decisions, features], axis=1)
+
+
 def simulate(policy: Policy, config: WorldConfig | None = None) -> World:
     """Build the world for one policy; the same policy and config always give the same world."""
     config = (config or WorldConfig()).validate()
@@ -347,14 +407,31 @@ def simulate(policy: Policy, config: WorldConfig | None = None) -> World:
     )
 
     golden, golden_truth = _golden(policy, config, start, rng)
+    if config.new_team_items:
+        decisions = pd.concat(
+            [
+                decisions,
+                _new_team(
+                    truth[history].reset_index(drop=True),
+                    items[history].reset_index(drop=True),
+                    set(decisions["item_id"]),
+                    policy,
+                    config,
+                    rng,
+                ),
+            ],
+            ignore_index=True,
+        ).sort_values("decided_at", ignore_index=True)
     truth = pd.concat(
         [truth.assign(set="traffic"), golden_truth.assign(set="golden")], ignore_index=True
     )
-    reviewers = pd.DataFrame([{**asdict(r), "accuracy": r.accuracy} for r in config.reviewers])
+    reviewers = pd.DataFrame(
+        [{**asdict(r), "accuracy": r.accuracy} for r in (*config.reviewers, *config.new_team)]
+    )
     reviewers["unreliable"] = reviewers["accuracy"] < UNRELIABLE_BELOW
     meta = {
         "policy": policy.name,
-        "config": {k: v for k, v in asdict(config).items() if k != "reviewers"},
+        "config": {k: v for k, v in asdict(config).items() if k not in {"reviewers", "new_team"}},
         "items": n,
         "base_rate": round(float(truth.loc[truth["set"] == "traffic", "is_violating"].mean()), 4),
         "decisions": len(decisions),
