@@ -20,6 +20,12 @@ flipped. So the fit here is built so that it cannot flip:
 - the fit may not overturn a unanimous vote of two or more reviewers, and a component whose
   labels would contradict most of its clear majorities falls back to the vote. Both are counted.
 
+crowd-kit's DawidSkene (used here before, and still the benchmark's peer in
+`benchmarks/aggregation.py`) takes known labels and a starting confusion matrix, but has no
+prior on the confusion matrices, no bound on them and one share of violations for all items:
+what lets a disconnected group flip. Hence this short EM of its own, vectorised over all
+components at once.
+
 The majority vote is the rule with `dataset.aggregation: majority`; a vote tie goes to the
 policy's `dataset.tie_label`. Every label records its vote agreement and the method that made it.
 """
