@@ -694,10 +694,12 @@ def render_monitor(report: dict) -> None:
     table.add_column("interval / note")
 
     def rate(entry: dict | None) -> tuple[str, str]:
+        """A sampled figure: its value, and its bounds with the items behind them."""
         if not entry or entry.get("value") is None:
             return "–", ""
-        low, high = entry.get("low"), entry.get("high")
-        return f"{entry['value']:.3f}", (f"{low:.3f}–{high:.3f}" if low is not None else "")
+        low, high, n = entry.get("low"), entry.get("high"), entry.get("n")
+        bounds = f"{low:.3f}–{high:.3f}" if low is not None else ""
+        return f"{entry['value']:.3f}", bounds + (f" on {n}" if n is not None else "")
 
     table.add_row("predictions in window", f"{report['window']['predictions']:,}", "")
     promotion = report.get("promotion") or {}
@@ -725,9 +727,8 @@ def render_monitor(report: dict) -> None:
     for name in ("auto_action_fpr", "allow_fnr", "auto_action_precision"):
         entry = audit.get(name) or {}
         value, interval = rate(entry)
-        rests = f" on {entry['n']}" if entry.get("n") is not None else ""
         needs = entry.get("needs_items")
-        note = interval + rests + (f" (needs ~{needs:.0f})" if needs else "")
+        note = interval + (f" (needs ~{needs:.0f})" if needs and interval else "")
         table.add_row(f"production {name} (audit)", value, note)
     health = report.get("health") or {}
     table.add_row("open review tasks", str((health.get("backlog") or {}).get("open_tasks", 0)), "")
