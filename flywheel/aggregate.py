@@ -32,7 +32,7 @@ policy's `dataset.tie_label`. Every label records its vote agreement and the met
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -101,19 +101,20 @@ class Reliability:
     items: pd.Index  # item ids, sorted
     p_positive: np.ndarray  # per item: P(violating | all votes), 0/1 where known
     component: np.ndarray  # per item: its connected component of the reviewer graph
-    reviewers: pd.DataFrame  # per reviewer: sensitivity, specificity, decisions, component
+    reviewers: pd.DataFrame  # per reviewer: sensitivity, specificity
     votes: pd.DataFrame  # item_id, reviewer_id, says_positive, p_others (leave-one-out), known
-    fallbacks: dict = field(default_factory=dict)  # how often the vote overruled the fit
 
 
-def _components(item_idx: np.ndarray, reviewer_idx: np.ndarray, n_items: int, n_reviewers: int):
-    """Connected components of the bipartite graph of items and the reviewers who decided them."""
+def _components(
+    item_idx: np.ndarray, reviewer_idx: np.ndarray, n_items: int, n_reviewers: int
+) -> np.ndarray:
+    """Each item's connected component of the bipartite graph of items and their reviewers."""
     graph = coo_matrix(
         (np.ones(len(item_idx)), (item_idx, n_items + reviewer_idx)),
         shape=(n_items + n_reviewers, n_items + n_reviewers),
     )
     _, labels = connected_components(graph, directed=False)
-    return labels[:n_items], labels[n_items:]
+    return labels[:n_items]
 
 
 def _better_than_chance(sensitivity: np.ndarray, specificity: np.ndarray):
@@ -139,7 +140,7 @@ def fit_reliability(
     rev_idx = reviewers.get_indexer(votes["reviewer_id"])
     says = votes["label"].eq(policy.labels.positive).to_numpy(dtype=float)
     n_items, n_reviewers = len(items), len(reviewers)
-    item_component, reviewer_component = _components(item_idx, rev_idx, n_items, n_reviewers)
+    item_component = _components(item_idx, rev_idx, n_items, n_reviewers)
     n_components = int(item_component.max()) + 1 if n_items else 0
 
     truth = np.full(n_items, np.nan)
@@ -190,13 +191,7 @@ def fit_reliability(
         }
     )
     reviewer_table = pd.DataFrame(
-        {
-            "sensitivity": sensitivity,
-            "specificity": specificity,
-            "decisions": np.bincount(rev_idx, minlength=n_reviewers),
-            "component": reviewer_component,
-        },
-        index=reviewers,
+        {"sensitivity": sensitivity, "specificity": specificity}, index=reviewers
     )
     return Reliability(items, posterior, item_component, reviewer_table, table)
 
@@ -237,11 +232,6 @@ def reliability_labels(
     )
     fallback = (overruled | np.isin(component, flipped)) & ~pinned
     final = np.where(fallback, vote, is_positive)
-    fitted.fallbacks = {
-        "unanimous_votes_kept": int(overruled.sum()),
-        "components_voted": len(flipped),
-        "components": int(fitted.component.max()) + 1,
-    }
     votes = latest_per_reviewer(decisions)
     label = pd.Series(
         np.where(final, policy.labels.positive, policy.labels.negative), index=majority.index
@@ -261,7 +251,12 @@ def reliability_labels(
         method=np.where(fallback, "majority", "dawid_skene"),
         p_positive=np.where(fallback, majority["p_positive"].to_numpy(), p),
     ).reset_index()[LABEL_COLUMNS]
-    labels.attrs["fallbacks"] = fitted.fallbacks
+    # how often the vote overruled the fit, for the dataset's manifest
+    labels.attrs["fallbacks"] = {
+        "unanimous_votes_kept": int(overruled.sum()),
+        "components_voted": len(flipped),
+        "components": int(fitted.component.max()) + 1,
+    }
     return labels
 
 

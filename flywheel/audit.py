@@ -28,8 +28,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from flywheel.policy import Policy
+from flywheel.predictions import latest_per_item
+from flywheel.registry import DECISIONS
 
-DECISIONS = ("allow", "review", "auto_action")
 FIGURES = ("allow_fnr", "auto_action_fpr", "auto_action_precision")
 
 
@@ -173,13 +174,13 @@ def size_audit(volume: dict[str, int], violating: dict[str, float], policy: Poli
 
 def audit_plan(predictions: pd.DataFrame, policy: Policy, now: pd.Timestamp) -> AuditPlan:
     """Audit rates sized for the monitoring window's traffic (items scored in the last
-    `monitoring.window_days`): its volume per decision, and the calibrated scores' mean as the
+    `monitoring.window_days`, each on its latest prediction): its volume per decision, and the calibrated scores' mean as the
     expected share of violations in each."""
     if predictions.empty:
         return size_audit({}, {}, policy)
     since = now - pd.Timedelta(days=policy.monitoring.window_days)
     scored = pd.to_datetime(predictions["scored_at"], utc=True)
-    window = predictions[(scored >= since) & (scored <= now)]
+    window = latest_per_item(predictions[(scored >= since) & (scored <= now)])
     volume = window["decision"].value_counts().to_dict()
     violating = window.groupby("decision")["score"].mean().dropna().to_dict()
     return size_audit(volume, violating, policy)

@@ -354,9 +354,9 @@ def render_verdict(verdict: Verdict) -> None:
             f"{figure.name} {figure.where}", _cell(figure.champion), _cell(figure.challenger)
         )
     out.print(table)
-    confidence = verdict.challenger_rates.get("review", {}).get("recall")
-    if confidence is not None:
-        out.print(f"[dim]bounds: one-sided, {confidence.confidence:.0%} confidence each[/]")
+    recall = verdict.challenger_rates.get("review", {}).get("recall")
+    if recall is not None:
+        out.print(f"[dim]bounds: one-sided, {recall.confidence:.0%} confidence each[/]")
     colour = {"promoted": "green", "would be promoted": "green", "rejected": "red"}.get(
         verdict.outcome, "yellow"
     )

@@ -205,6 +205,15 @@ def compact_pending(settings: Settings) -> int:
     return done
 
 
+def latest_per_item(predictions: pd.DataFrame) -> pd.DataFrame:
+    """An item scored several times counts once, on its latest prediction (sampling for review
+    and audit, sizing the audit, a new version's expected decision shares)."""
+    if predictions.empty:
+        return predictions
+    ordered = predictions.sort_values("scored_at", kind="stable")
+    return ordered.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+
+
 def read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
     """Every logged prediction of a policy: compacted parts plus segments still pending.
 

@@ -59,10 +59,6 @@ class Rate:
         """The sample shows the rate under `bar` at the confidence (its upper bound is)."""
         return bool(self.n) and upper_bound(self.successes, self.n, self.confidence) < bar
 
-    def surely_above(self, bar: float) -> bool:
-        """The sample shows the rate over `bar` at the confidence (its lower bound is)."""
-        return bool(self.n) and lower_bound(self.successes, self.n, self.confidence) > bar
-
     def as_dict(self) -> dict:
         n = int(self.n) if float(self.n).is_integer() else round(float(self.n), 1)
         return {"value": self.value, "low": self.low, "high": self.high, "n": n}
@@ -117,6 +113,20 @@ def order_statistic_rank(n: int, miss_rate: float, confidence: float) -> int:
 def min_n_for_rank(miss_rate: float, confidence: float) -> int:
     """The fewest scores for which `order_statistic_rank` finds a threshold at all."""
     return math.ceil(math.log(1.0 - confidence) / math.log(1.0 - miss_rate))
+
+
+# what each operating point flags: auto-action its own decision, review everything not allowed
+OPERATING_POINTS = {"auto_action": ("auto_action",), "review": ("review", "auto_action")}
+
+
+def operating_rates(
+    truth: np.ndarray, decisions: np.ndarray, confidence: float
+) -> dict[str, dict[str, Rate]]:
+    """`confusion_rates` at each operating point of a model's decisions: `[point][measure]`."""
+    return {
+        point: confusion_rates(truth, np.isin(decisions, kinds), confidence)
+        for point, kinds in OPERATING_POINTS.items()
+    }
 
 
 def confusion_rates(truth: np.ndarray, flagged: np.ndarray, confidence: float) -> dict[str, Rate]:

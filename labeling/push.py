@@ -20,17 +20,12 @@ from flywheel.audit import audit_plan
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy
-from flywheel.predictions import read_predictions
+from flywheel.predictions import latest_per_item, read_predictions
 from flywheel.registry import LoadedModel
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.project import choice_result, project_id
-from labeling.sample import (
-    audit_sample,
-    gold_sample,
-    latest_per_item,
-    review_queue,
-)
+from labeling.sample import audit_sample, gold_sample, review_queue
 
 CHUNK = 1000
 LEDGER_COLUMNS = [

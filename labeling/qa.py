@@ -145,7 +145,7 @@ def _evidence(fitted: Reliability, iterations: int = 50) -> pd.DataFrame:
 
 
 def judge(
-    sensitivity: Rate, specificity: Rate, bar: float, evidence_items: int, rules, was_flagged: bool
+    sensitivity: Rate, specificity: Rate, evidence_items: int, rules, was_flagged: bool
 ) -> tuple[str, float | None, float | None]:
     """A reviewer's standing from the bounds of their balanced accuracy.
 
@@ -159,6 +159,7 @@ def judge(
     """
     if evidence_items < rules.min_gold_checks or sensitivity.n < 1 or specificity.n < 1:
         return ("flagged" if was_flagged else "unjudged"), None, None
+    bar = rules.min_reviewer_accuracy
     half = 1.0 - (1.0 - rules.confidence) / 2.0
     low = (
         lower_bound(sensitivity.successes, sensitivity.n, half)
@@ -219,9 +220,7 @@ def reviewer_quality(
         sensitivity = Rate(float(e["tp"]), float(e["pos"]), rules.confidence)
         specificity = Rate(float(e["tn"]), float(e["neg"]), rules.confidence)
         items = n_gold + int(e["overlap_items"])
-        standing, low, high = judge(
-            sensitivity, specificity, bar, items, rules, reviewer in was_flagged
-        )
+        standing, low, high = judge(sensitivity, specificity, items, rules, reviewer in was_flagged)
         balanced = (
             (sensitivity.value + specificity.value) / 2 if sensitivity.n and specificity.n else None
         )

@@ -6,9 +6,10 @@ Pure functions over DataFrames, so the probabilities can be tested without a ser
   with the score (likely harm first) and with the time it has waited (nothing starves).
 - The *blind audit* is a Poisson sample stratified by decision: each item is drawn independently
   with its decision's rate, sized to the window's traffic so that its estimates reach the
-  policy's half-widths (`flywheel.audit`, never below `labeling.audit_rates`), and that rate is recorded as its inclusion
-  probability, so later estimates weight each audited item by 1/p and stay unbiased. The draw is
-  a hash of the item id, so the same item is drawn the same way however often the log is sampled.
+  policy's half-widths (`flywheel.audit`, never below `labeling.audit_rates`), and that rate
+  is recorded as its inclusion probability, so later estimates weight each audited item by 1/p
+  and stay unbiased. The draw is a hash of the item id, so the same item is drawn the same way
+  however often the log is sampled.
 - *Gold checks* are golden items, at the policy's rate per other task, to measure reviewers.
 An item already pushed to a queue is never drawn for it again.
 """
@@ -22,14 +23,6 @@ from flywheel.policy import Policy
 
 QUEUES = ("review", "audit", "gold")
 DECISIONS = ("allow", "review", "auto_action")
-
-
-def latest_per_item(predictions: pd.DataFrame) -> pd.DataFrame:
-    """An item scored several times is sampled on its latest prediction."""
-    if predictions.empty:
-        return predictions
-    ordered = predictions.sort_values("scored_at", kind="stable")
-    return ordered.drop_duplicates("item_id", keep="last").reset_index(drop=True)
 
 
 def review_queue(

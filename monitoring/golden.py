@@ -2,8 +2,9 @@
 
 The golden set is expert-labelled and never trained on, so its rates are the closest thing to
 the truth a policy has. Each rate comes with its exact one-sided bounds at the policy's
-confidence (`flywheel.stats`: golden sets are small, and a slice of one country is smaller), and each value of the policy's categorical fields is a slice
-of its own, so a model that fails one surface or one region shows it.
+confidence (`flywheel.stats`: golden sets are small, and a slice of one country is smaller),
+and each value of the policy's categorical fields is a slice of its own, so a model that fails
+one surface or one region shows it.
 """
 
 from __future__ import annotations
@@ -13,24 +14,21 @@ import pandas as pd
 
 from flywheel.policy import Policy
 from flywheel.registry import LoadedModel
-from flywheel.stats import confusion_rates
+from flywheel.stats import Rate, confusion_rates, operating_rates
 
-OPERATING_POINTS = {"auto_action": ("auto_action",), "review": ("review", "auto_action")}
+
+def as_report(rates: dict[str, Rate]) -> dict:
+    """`confusion_rates` as plain data, with the confusion counts they rest on."""
+    tp, fp = rates["precision"].successes, rates["precision"].n - rates["precision"].successes
+    fn, tn = rates["recall"].n - tp, rates["fpr"].n - fp
+    report = {name: rate.as_dict() for name, rate in rates.items()}
+    report["counts"] = {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)}
+    return report
 
 
 def error_rates(truth: np.ndarray, flagged: np.ndarray, confidence: float) -> dict:
     """Precision, recall, FPR and FNR of `flagged` against `truth`, each with its bounds."""
-    truth, flagged = np.asarray(truth, bool), np.asarray(flagged, bool)
-    rates = {
-        name: rate.as_dict() for name, rate in confusion_rates(truth, flagged, confidence).items()
-    }
-    rates["counts"] = {
-        "tp": int((truth & flagged).sum()),
-        "fp": int((~truth & flagged).sum()),
-        "fn": int((truth & ~flagged).sum()),
-        "tn": int((~truth & ~flagged).sum()),
-    }
-    return rates
+    return as_report(confusion_rates(truth, flagged, confidence))
 
 
 def _slices(frame: pd.DataFrame, policy: Policy, min_items: int) -> list[tuple[str, np.ndarray]]:
@@ -51,7 +49,9 @@ def golden_report(model: LoadedModel, golden: pd.DataFrame, policy: Policy) -> d
     report = {"version": model.ref.version, "items": len(golden), "slices": {}}
     for name, mask in _slices(golden, policy, rules.min_slice_items):
         report["slices"][name] = {
-            point: error_rates(truth[mask], np.isin(decisions[mask], kinds), rules.confidence)
-            for point, kinds in OPERATING_POINTS.items()
+            point: as_report(rates)
+            for point, rates in operating_rates(
+                truth[mask], decisions[mask], rules.confidence
+            ).items()
         }
     return report

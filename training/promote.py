@@ -39,7 +39,7 @@ from flywheel.registry import (
     load_model,
 )
 from flywheel.settings import Settings
-from flywheel.stats import Rate, confusion_rates
+from flywheel.stats import Rate, operating_rates
 from training.evaluate import Paired, binary_metrics, compare_where_champion_operates
 
 
@@ -59,7 +59,7 @@ class Verdict:
     challenger_metrics: dict = field(default_factory=dict)
     champion_metrics: dict = field(default_factory=dict)
     paired: list[Paired] = field(default_factory=list)  # where the champion operates
-    challenger_rates: dict = field(default_factory=dict)  # golden_rates: point → measure → Rate
+    challenger_rates: dict = field(default_factory=dict)  # operating_rates: point → measure
     champion_rates: dict = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     promoted: bool = False
@@ -98,15 +98,6 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def golden_rates(truth: np.ndarray, scores: np.ndarray, thresholds, confidence: float) -> dict:
-    """Each operating point's golden-set rates with their bounds: `rates[point][measure]`."""
-    decisions = thresholds.decide(scores)
-    return {
-        "auto_action": confusion_rates(truth, decisions == "auto_action", confidence),
-        "review": confusion_rates(truth, decisions != "allow", confidence),
-    }
-
-
 def _target_check(name: str, rate: Rate, target: float, what: str) -> Check:
     """Fail only when the golden set shows the rate under its target (its upper bound is)."""
     missing = rate.surely_below(target)
@@ -123,12 +114,12 @@ def gate(
     policy: Policy,
     challenger: dict,
     paired: list[Paired] | None,
-    rates: dict | None = None,
+    rates: dict,
     auto_action_off: bool = False,
 ) -> list[Check]:
     """The checks a challenger's golden-set figures must pass (pure: figures in, checks out).
     `paired` compares it with the champion; None for the first model of a policy. `rates` are
-    the challenger's golden rates with bounds (`golden_rates`).
+    the challenger's golden rates with bounds (`flywheel.stats.operating_rates`).
 
     Each target is a one-sided test at `promotion.confidence` whose null is "the model meets
     its target": the thresholds were already chosen to meet it with a guarantee, on more data
@@ -145,7 +136,6 @@ def gate(
             f"(promotion.min_golden_positives {rules.min_golden_positives})",
         )
     ]
-    rates = rates or {}
     precision = (rates.get("auto_action") or {}).get("precision")
     if auto_action_off:
         checks.append(
@@ -230,7 +220,7 @@ def promote(
         scores = load_model(client, ref, policy).score(golden.frame)
         return (
             binary_metrics(truth, scores, ref.thresholds),
-            golden_rates(truth, scores, ref.thresholds, confidence),
+            operating_rates(truth, ref.thresholds.decide(scores), confidence),
             scores,
         )
 

@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, content_hash, utc_now
 from flywheel.policy import Policy
-from flywheel.predictions import read_predictions
+from flywheel.predictions import latest_per_item, read_predictions
 from flywheel.records import feature_frame
 from flywheel.registry import (
     CHALLENGER,
@@ -207,8 +207,7 @@ def recent_traffic(settings: Settings, policy: Policy) -> pd.DataFrame:
     if log.empty:
         return log
     since = pd.Timestamp(utc_now()) - pd.Timedelta(days=policy.monitoring.window_days)
-    recent = log[pd.to_datetime(log["scored_at"], utc=True) >= since]
-    recent = recent.drop_duplicates("item_id", keep="last")
+    recent = latest_per_item(log[pd.to_datetime(log["scored_at"], utc=True) >= since])
     return recent.sample(min(len(recent), TRAFFIC_SAMPLE), random_state=0)
 
 
