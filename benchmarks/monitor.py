@@ -80,6 +80,7 @@ def prepare(home: Path, n: int) -> None:
     audit = audit_sample(log, policy, pushed=set())
     ledger = audit.assign(
         queue="audit",
+        reason="blind audit",
         task_id=[f"t{i}" for i in range(len(audit))],
         project_id=1,
         priority=np.nan,

@@ -27,7 +27,7 @@ from flywheel.lake import Lake
 from flywheel.policy import load_policy
 from flywheel.settings import get_settings
 from labeling.client import LabelStudioAPI
-from labeling.push import push
+from labeling.push import PushReport, push
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class CycleSummary:
     alerts_open: list[str]
     tasks_pushed: int
     flagged_reviewers: list[str]
+    tasks_by_queue: dict[str, int]  # the tasks pushed, per queue
     report: str  # the monitoring run's report.json
 
 
@@ -62,12 +63,11 @@ def one_cycle_at_a_time(policy: str) -> Iterator[None]:
 
 
 @task(name="push-tasks", cache_policy=NO_CACHE, **RETRIES)
-def push_task(policy: str) -> int:
+def push_task(policy: str) -> PushReport:
     settings = get_settings()
-    report = push(
+    return push(
         load_policy(policy, settings), settings, Lake(settings.lake_dir), LabelStudioAPI(settings)
     )
-    return report.total
 
 
 @flow(name="cycle", log_prints=True)
@@ -92,7 +92,8 @@ def cycle(policy: str, since: datetime | None = None) -> CycleSummary:
         reused_model=trained.reused,
         promotion=verdict.note or verdict.outcome,
         alerts_open=monitored["alerts_open"],
-        tasks_pushed=pushed,
+        tasks_pushed=pushed.total,
         flagged_reviewers=flagged,
+        tasks_by_queue=pushed.by_queue,
         report=monitored["report"],
     )

@@ -44,6 +44,8 @@ from monitoring.monitor import key_figures
 from monitoring.page import plots_page
 from serving import process as scoring_api
 
+PATTERNS = ("signals", "hidden")
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -54,16 +56,27 @@ class DemoConfig:
     items_per_day: int = 500
     seed: int = 7
     api_port: int = 8000
+    # "signals": the simulator's emerging pattern, whose signals put it in the review band;
+    # "hidden": a campaign of phrases no item had and benign signals that the first model allows
+    pattern: str = "signals"
+    campaign_share: float = 0.1  # of each day's traffic, for the hidden pattern
 
     def world(self) -> WorldConfig:
         if not 1 <= self.emerging_cycle <= self.cycles:
             raise FlywheelError(f"demo: the emerging cycle must be between 1 and {self.cycles}")
+        if self.pattern not in PATTERNS:
+            raise FlywheelError(f"demo: the pattern is one of {', '.join(PATTERNS)}")
+        days = self.history_days + self.cycles * self.days_per_cycle
+        starts = self.history_days + (self.emerging_cycle - 1) * self.days_per_cycle
+        hidden = self.pattern == "hidden"
         return WorldConfig(
             seed=self.seed,
-            days=self.history_days + self.cycles * self.days_per_cycle,
+            days=days,
             items_per_day=self.items_per_day,
-            emerging_day=self.history_days + (self.emerging_cycle - 1) * self.days_per_cycle,
+            emerging_day=days if hidden else starts,
             history_days=self.history_days,
+            campaign_day=starts if hidden else None,
+            campaign_share=self.campaign_share,
         )
 
     def days(self, turn: int) -> range:
@@ -96,6 +109,9 @@ class CycleRow:
     champion_verdict: str | None = None  # how the champion got its alias (promoted, overridden…)
     golden_precision_high: float | None = None  # the upper bounds of the two golden figures
     golden_recall_high: float | None = None
+    auto_actioned: int = 0  # the cycle's items the API auto-actioned
+    auto_action_violating: int = 0  # of them, violating by the simulator's truth
+    pushed_by_queue: dict[str, int] = field(default_factory=dict)  # review, explore, audit, gold
 
 
 def _prepare(policy: Policy, settings: Settings, config: WorldConfig, console: Console) -> World:
@@ -179,6 +195,7 @@ def _turn(
     ingested = ingest(policy.name)
     pattern = truth.loc[ids][lambda t: t["is_emerging"] & t["is_violating"]].index
     caught = served.reindex(pattern).isin(["review", "auto_action"])
+    auto = served.index[served.eq("auto_action")]
     return CycleRow(
         policy=policy.name,
         cycle=turn,
@@ -201,6 +218,9 @@ def _turn(
         champion_verdict=(report.get("promotion") or {}).get("verdict"),
         golden_precision_high=figures["golden_precision_high"],
         golden_recall_high=figures["golden_recall_high"],
+        auto_actioned=len(auto),
+        auto_action_violating=int(truth.loc[auto, "is_violating"].sum()),
+        pushed_by_queue=summary.tasks_by_queue,
     )
 
 

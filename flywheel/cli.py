@@ -545,7 +545,7 @@ def label_push(policy: PolicyOption, as_json: JsonOption = False) -> None:
     assisted = f", assisted by {report.assisted_by}" if report.assisted_by else ""
     out.print(
         f"pushed {report.total} tasks to project {report.project_id}: {report.review} review, "
-        f"{report.audit} audit, {report.gold} gold{assisted}"
+        f"{report.explore} explore, {report.audit} audit, {report.gold} gold{assisted}"
     )
 
 
@@ -734,6 +734,8 @@ def render_monitor(report: dict) -> None:
     table.add_row("open review tasks", str((health.get("backlog") or {}).get("open_tasks", 0)), "")
     table.add_row("flagged reviewers", ", ".join(health.get("flagged_reviewers", [])) or "none", "")
     out.print(table)
+    render_drift_days((report.get("drift") or {}).get("days") or [])
+    render_clusters((report.get("emerging") or {}).get("clusters") or [])
     for note in report.get("notes", []):
         out.print(f"note: {note}")
     for key in report["alerts"]["opened"]:
@@ -741,6 +743,32 @@ def render_monitor(report: dict) -> None:
     for key in report["alerts"]["resolved"]:
         out.print(f"alert resolved: {key}")
     out.print(f"report: {report['files']['report']}")
+
+
+def render_drift_days(days: list[dict]) -> None:
+    """Drift per day, when a day's change may be diluted in the window's figures."""
+    drifted = [d for d in days if d["drifted"] or d["score_drifted"]]
+    if drifted:
+        out.print("drift per day:")
+    for d in drifted:
+        score = " + score" if d["score_drifted"] else ""
+        out.print(f"  {d['day']} ({d['items']} items): {', '.join(d['drifted']) or '-'}{score}")
+
+
+def render_clusters(clusters: list[dict]) -> None:
+    """Each emerging cluster: its terms, size, allowed share and two examples, within 80
+    columns."""
+    for c in clusters:
+        kind = "emerging cluster" if c["emerging"] else "novel cluster"
+        out.print(
+            f"{kind}: {', '.join(c['top'][:4])}\n"
+            f"  {c['size']} items, {c['allowed_share']:.0%} allowed, "
+            f"{c['bursting_share']:.0%} with bursting terms, growth {c['growth']:.1f}x",
+            soft_wrap=False,
+        )
+        for e in c["examples"][:2]:
+            text = next((v for k, v in e.items() if k not in {"item_id", "score", "decision"}), "")
+            out.print(f"  e.g. {e['item_id']}: {str(text)[:56]}", soft_wrap=False)
 
 
 alerts_app = typer.Typer(help="Alerts raised by monitoring.", no_args_is_help=True)
@@ -786,7 +814,8 @@ def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
     out.print(
         f"{policy}: {summary.decisions_added} decisions pulled; dataset {summary.dataset_version}; "
         f"model v{summary.model_version}{reused}: {summary.promotion}; "
-        f"{len(summary.alerts_open)} open alerts; {summary.tasks_pushed} tasks pushed"
+        f"{len(summary.alerts_open)} open alerts; {summary.tasks_pushed} tasks pushed "
+        f"({summary.tasks_by_queue['explore']} exploring)"
     )
 
 
@@ -873,6 +902,15 @@ def demo(
     history_days: int = typer.Option(20, help="Reviewed days the first model learns from."),
     api_port: int = typer.Option(8000, help="Port of the scoring API the demo starts."),
     policies: str = typer.Option("spam,scam", help="Comma-separated policies to run."),
+    seed: int = typer.Option(7, help="The simulated world's seed."),
+    campaign_share: float = typer.Option(
+        0.1, help="Share of each day's traffic the hidden campaign takes (--pattern hidden)."
+    ),
+    pattern: str = typer.Option(
+        "signals",
+        help="The new pattern: 'signals' (lands in the review band) or 'hidden' (a campaign "
+        "of new words and benign signals that the first model allows).",
+    ),
 ) -> None:
     """The main job: Label Studio and the scoring API on a simulated world, the wheel turning."""
     from flows.demo import DemoConfig, run_demo
@@ -885,6 +923,9 @@ def demo(
         days_per_cycle=days_per_cycle,
         items_per_day=items_per_day,
         api_port=api_port,
+        pattern=pattern,
+        seed=seed,
+        campaign_share=campaign_share,
     )
     run_demo(get_settings(), [p.strip() for p in policies.split(",") if p.strip()], config, out)
 

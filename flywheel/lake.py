@@ -212,6 +212,19 @@ class Lake:
     def labeling_path(self, policy: str, name: str) -> Path:
         return self._dir("labeling", policy) / name
 
+    # monitoring ---------------------------------------------------------------------------
+
+    def monitoring_dir(self, policy: str) -> Path:
+        return self._dir("monitoring", policy)
+
+    def latest_emerging(self, policy: str) -> dict | None:
+        """The latest monitoring run's emerging-risk findings (None before any run)."""
+        path = self.monitoring_dir(policy) / "emerging.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_emerging(self, policy: str, emerging: dict) -> None:
+        write_json_atomic(emerging, self.monitoring_dir(policy) / "emerging.json")
+
     # golden sets -------------------------------------------------------------------------
 
     def golden(self, policy: str) -> GoldenSet | None:

@@ -149,13 +149,33 @@ class AuditRates(_Section):
     auto_action: Probability = 0.05
 
 
+class ExploreSplit(_Section):
+    """How the exploration budget is shared: representatives of emerging clusters, items far
+    from the training data, and allowed items with the highest scores under the review threshold.
+    A share its candidates cannot fill passes to the next, in this order."""
+
+    clusters: Probability = 0.4
+    novel: Probability = 0.4
+    near_threshold: Probability = 0.2
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> ExploreSplit:
+        total = self.clusters + self.novel + self.near_threshold
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the shares must sum to 1 (they sum to {total:g})")
+        return self
+
+
 class Labeling(_Section):
     """What reviewers see in Label Studio, what is sampled to them, and the quality bar."""
 
     project_title: str | None = None  # default: "Flywheel · <policy name>"
     instructions: str = ""
     overlap: int = Field(default=2, ge=1, le=10)  # reviewers asked to decide each task
-    review_batch: int = Field(default=1000, ge=1)  # most review-queue tasks per push
+    review_batch: int = Field(default=1000, ge=1)  # most review + exploration tasks per push
+    # share of review_batch spent on exploration: allowed items the model cannot vouch for
+    explore_budget: Probability = 0.1
+    explore_split: ExploreSplit = ExploreSplit()
     review_age_weight: float = Field(default=0.02, ge=0.0)  # priority per hour waited
     audit_rates: AuditRates = AuditRates()
     gold_rate: Probability = 0.05  # gold checks per other task pushed
@@ -163,6 +183,11 @@ class Labeling(_Section):
     min_gold_checks: int = Field(default=20, ge=1)  # before a reviewer can be flagged
     min_reviewer_accuracy: Probability = 0.90  # balanced, on gold checks; below is flagged
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)  # for the intervals reported
+
+    @property
+    def explore_tasks(self) -> int:
+        """Exploration tasks per push: the budget's share of the review capacity."""
+        return round(self.explore_budget * self.review_batch)
 
 
 class AlertRules(_Section):
@@ -178,7 +203,8 @@ class AlertRules(_Section):
     max_fallback_share: Probability | None = 0.01
     max_backlog: int | None = Field(default=5000, ge=0)
     flagged_reviewers: bool = True
-    emerging_growth: float | None = Field(default=2.0, gt=0)  # a novel cluster grew this much
+    emerging: bool = True  # a cluster of the window's items carrying terms that burst
+    emerging_growth: float | None = Field(default=None, gt=0)  # and grew this much (null: any)
     max_sla_breaches: int | None = Field(default=0, ge=0)  # open tasks older than the SLA
 
 
@@ -199,7 +225,8 @@ class Monitoring(_Section):
     drift_sample: int = Field(default=20000, ge=100)  # rows per side for drift tests
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     min_slice_items: int = Field(default=20, ge=1)  # smaller golden slices are not reported
-    novelty: float = Field(default=0.3, gt=0, lt=1)  # share of an item that is new (emerging.py)
+    novelty: float = Field(default=0.3, gt=0, lt=1)  # share of an item that is new (novelty.py)
+    baseline_days: float = Field(default=28.0, gt=0)  # earlier traffic each day is tested against
     min_cluster_size: int = Field(default=15, ge=2)
     max_clusters: int = Field(default=8, ge=1)
     sla_hours: float = Field(default=24.0, gt=0)  # a review task should be decided within this

@@ -2,9 +2,11 @@
 
 The world has what real trust-and-safety traffic has and a toy would not: a low base rate,
 borderline items whose signals sit between the classes, categorical segments with their own risk,
-reviewers of unequal reliability (one of them poor), and an emerging abuse pattern that starts on a
-given day with new wording and shifted signals. Everything it writes follows DESIGN.md's file
-formats; the ground truth goes to separate files so tests can measure the loop against it.
+reviewers of unequal reliability (one of them poor), an emerging abuse pattern that starts on a
+given day with new wording and shifted signals, and optionally a hidden campaign: violating items
+with phrases no other item uses and benign signals, which a model trained before it scores low
+and allows. Everything it writes follows DESIGN.md's file formats; the ground truth goes to
+separate files so tests can measure the loop against it.
 
 The policy's optional `simulation` section shapes the world; fields it does not describe get
 generic, seeded defaults, so a policy written by someone else simulates too.
@@ -54,6 +56,83 @@ GENERIC_TEXT = TextVocabulary(
     ],
     emerging=["new drop", "secret link", "invite code", "bonus round", "early access"],
 )
+# ordinary words, none in the shipped vocabularies, for hidden campaigns' phrases
+CAMPAIGN_WORDS = [
+    "anchor",
+    "autumn",
+    "basket",
+    "blanket",
+    "bridge",
+    "candle",
+    "canyon",
+    "carpet",
+    "castle",
+    "cement",
+    "chapter",
+    "circus",
+    "cobalt",
+    "copper",
+    "cotton",
+    "crystal",
+    "desert",
+    "diamond",
+    "dolphin",
+    "engine",
+    "falcon",
+    "feather",
+    "forest",
+    "fountain",
+    "gallery",
+    "garden",
+    "glacier",
+    "granite",
+    "harbor",
+    "harvest",
+    "helmet",
+    "island",
+    "ivory",
+    "jacket",
+    "jungle",
+    "kettle",
+    "ladder",
+    "lantern",
+    "lemon",
+    "marble",
+    "meadow",
+    "mirror",
+    "monkey",
+    "needle",
+    "orbit",
+    "orchard",
+    "paddle",
+    "palace",
+    "pepper",
+    "pillow",
+    "planet",
+    "pocket",
+    "quarry",
+    "rabbit",
+    "ribbon",
+    "river",
+    "rocket",
+    "saddle",
+    "silver",
+    "spiral",
+    "summit",
+    "tablet",
+    "temple",
+    "thunder",
+    "timber",
+    "tunnel",
+    "valley",
+    "velvet",
+    "violin",
+    "walnut",
+    "window",
+    "winter",
+    "yellow",
+    "zephyr",
+]
 LEET = str.maketrans({"e": "3", "o": "0", "i": "1", "a": "@", "s": "$"})
 FORMATS = ("csv", "parquet", "jsonl")
 
@@ -119,6 +198,10 @@ class WorldConfig:
     new_team_items: int = 0
     new_team_violating_share: float = 0.9
     new_team_per_item: int = 2
+    # a hidden campaign from this day on: `campaign_share` of each day's items are violating,
+    # with phrases no item had and clean signals, so the first model allows them
+    campaign_day: int | None = None
+    campaign_share: float = 0.1
 
     def validate(self) -> WorldConfig:
         if self.days < 1 or self.items_per_day < 1:
@@ -131,6 +214,10 @@ class WorldConfig:
             raise FlywheelError("simulate: a golden set needs at least 10 items")
         if len(self.reviewers) < 3:
             raise FlywheelError("simulate: at least 3 reviewers are needed")
+        if self.campaign_day is not None and not 0 <= self.campaign_day <= self.days:
+            raise FlywheelError(f"simulate: the campaign day must be between 0 and {self.days}")
+        if not 0 < self.campaign_share < 1:
+            raise FlywheelError("simulate: the campaign share must be in (0, 1)")
         if self.new_team_items and not 1 <= self.new_team_per_item <= len(self.new_team):
             raise FlywheelError("simulate: a new team needs at least as many reviewers as per item")
         return self
@@ -218,16 +305,7 @@ def _draw_items(
         high = np.where(
             emerging, spec.emerging if spec.emerging is not None else spec.violating, spec.violating
         )
-        mean = spec.benign + strength * (high - spec.benign)
-        if spec.kind == "count":
-            fields[name] = rng.poisson(np.maximum(mean, 0.0)).astype(float)
-        elif spec.kind == "positive":
-            sigma = 0.8
-            fields[name] = np.round(
-                rng.lognormal(np.log(np.maximum(mean, 1e-3)) - sigma**2 / 2, sigma), 1
-            )
-        else:
-            fields[name] = np.round(rng.normal(mean, 1.0), 3)
+        fields[name] = _numeric_values(spec, spec.benign + strength * (high - spec.benign), rng)
 
     vocab = sim.text or GENERIC_TEXT
     for name in policy.fields.text:
@@ -241,10 +319,65 @@ def _draw_items(
             "is_violating": violating,
             "is_borderline": borderline,
             "is_emerging": emerging,
+            "is_campaign": np.zeros(n, dtype=bool),
             "strength": strength.round(3),
         }
     )
     return items, truth
+
+
+def _numeric_values(spec: NumericSignal, mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if spec.kind == "count":
+        return rng.poisson(np.maximum(mean, 0.0)).astype(float)
+    if spec.kind == "positive":
+        sigma = 0.8
+        return np.round(rng.lognormal(np.log(np.maximum(mean, 1e-3)) - sigma**2 / 2, sigma), 1)
+    return np.round(rng.normal(mean, 1.0), 3)
+
+
+def campaign_phrases(policy: Policy, seed: int, n: int = 4) -> list[str]:
+    """A campaign's signature phrases: pairs of ordinary English words that no vocabulary of the
+    world uses, drawn per policy and seed, so a detector cannot have been tuned to them and
+    their spelling gives nothing away (made-up syllables did: character n-grams learnt them
+    from a handful of examples)."""
+    vocab = policy.simulation.text or GENERIC_TEXT
+    taken = {
+        w for phrase in [*vocab.benign, *vocab.violating, *vocab.emerging] for w in phrase.split()
+    }
+    free = [w for w in CAMPAIGN_WORDS if w not in taken]
+    words = _rng(policy, seed, "campaign").choice(free, size=2 * n, replace=False)
+    return [f"{a} {b}" for a, b in zip(words[::2], words[1::2], strict=True)]
+
+
+def _campaign(
+    items: pd.DataFrame,
+    truth: pd.DataFrame,
+    chosen: np.ndarray,
+    policy: Policy,
+    config: WorldConfig,
+    rng: np.random.Generator,
+) -> None:
+    """Turn the chosen items into the hidden campaign's (in place): violating, templated
+    messages of its own phrases only, from accounts cleaner than the average benign one (each
+    signal as far again from the violating mean as the benign mean is, within a quarter of
+    it), so the first model scores them below most benign traffic and allows them."""
+    n = int(chosen.sum())
+    truth.loc[chosen, ["is_violating", "is_emerging", "is_campaign"]] = True
+    truth.loc[chosen, "is_borderline"] = False
+    truth.loc[chosen, "strength"] = 1.0
+    for name in policy.fields.numeric:
+        spec = _numeric_spec(policy, name, config.seed)
+        clean = spec.benign - 0.5 * (spec.violating - spec.benign)
+        if spec.kind != "real":
+            clean = max(clean, 0.25 * spec.benign)
+        items.loc[chosen, name] = _numeric_values(spec, np.full(n, clean), rng)
+    phrases = campaign_phrases(policy, config.seed)
+    for name in policy.fields.text:
+        items.loc[chosen, name] = [
+            " ".join(rng.choice(phrases, size=rng.integers(1, 4), replace=False)).capitalize()
+            + str(rng.choice(["", ".", "!", "!!", "?"]))
+            for _ in range(n)
+        ]
 
 
 def _message(
@@ -393,6 +526,9 @@ def simulate(policy: Policy, config: WorldConfig | None = None) -> World:
         truth.iloc[order].reset_index(drop=True),
         day[order],
     )
+    if config.campaign_day is not None:
+        hidden = (day >= config.campaign_day) & (rng.random(n) < config.campaign_share)
+        _campaign(items, truth, hidden, policy, config, rng)
     items.insert(0, "item_id", [f"{policy.name}-{i:07d}" for i in range(n)])
     truth.insert(0, "item_id", items["item_id"])
     truth.insert(1, "day", day)
@@ -439,6 +575,9 @@ def simulate(policy: Policy, config: WorldConfig | None = None) -> World:
         "emerging_starts": (
             pd.Timestamp(start) + pd.Timedelta(days=config.emerging_day)
         ).isoformat(),
+        "campaign_starts": None
+        if config.campaign_day is None
+        else (pd.Timestamp(start) + pd.Timedelta(days=config.campaign_day)).isoformat(),
     }
     return World(policy.name, items, decisions, golden, truth, reviewers, meta)
 

@@ -1,12 +1,15 @@
-"""Push the next tasks to Label Studio: the review queue, the blind audit and gold checks.
+"""Push the next tasks to Label Studio: the review queue, exploration, the blind audit and gold
+checks.
 
-Sampling is `labeling.sample`; this module turns the samples into tasks, imports them and records
-each pushed task in the lake's ledger (queue, task id, inclusion probability, the item's fields),
-chunk by chunk, so a push that fails half-way never pushes the same item to a queue again.
+Sampling is `labeling.sample` and `labeling.explore`; this module turns the samples into tasks,
+imports them and records each pushed task in the lake's ledger (queue, why it was chosen, task
+id, inclusion probability, the item's fields), chunk by chunk, so a push that fails half-way
+never pushes the same item to a queue again.
 
 Review-queue tasks carry the champion's score as a Label Studio prediction and the features that
-pushed the score up; gold checks look the same, so reviewers cannot tell them apart. Audit tasks
-carry neither: the blind audit must not anchor reviewers on the model.
+pushed the score up; exploration tasks and gold checks look the same and are spread among them,
+so reviewers cannot tell them apart. Audit tasks carry neither: the blind audit must not anchor
+reviewers on the model.
 """
 
 from __future__ import annotations
@@ -19,18 +22,21 @@ import pandas as pd
 from flywheel.audit import audit_plan
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, utc_now
+from flywheel.novelty import novelty, training_items
 from flywheel.policy import Policy
 from flywheel.predictions import latest_per_item, read_predictions
 from flywheel.registry import LoadedModel
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
+from labeling.explore import ExploreInputs, exploration_sample
 from labeling.project import choice_result, project_id
-from labeling.sample import audit_sample, gold_sample, review_queue
+from labeling.sample import QUEUES, audit_sample, gold_sample, review_queue
 
 CHUNK = 1000
 LEDGER_COLUMNS = [
     "item_id",
     "queue",
+    "reason",
     "task_id",
     "project_id",
     "sampling_prob",
@@ -49,10 +55,15 @@ class PushReport:
     audit: int
     gold: int
     assisted_by: str | None
+    explore: int = 0
 
     @property
     def total(self) -> int:
-        return self.review + self.audit + self.gold
+        return self.review + self.explore + self.audit + self.gold
+
+    @property
+    def by_queue(self) -> dict[str, int]:
+        return {q: getattr(self, q) for q in QUEUES}
 
 
 def _signals(row: pd.Series, policy: Policy) -> str:
@@ -109,7 +120,8 @@ def _plain(data: dict) -> dict:
 
 
 def _interleave(main: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
-    """Gold checks spread evenly through the other tasks, so they arrive like any other."""
+    """`gold` spread evenly through `main` (gold checks through every task, exploration through
+    the review queue), so they arrive like any other."""
     if gold.empty:
         return main
     if main.empty:
@@ -130,45 +142,97 @@ def champion(settings: Settings, policy: Policy) -> LoadedModel | None:
 
 
 def plan(
-    policy: Policy, predictions: pd.DataFrame, golden: pd.DataFrame, ledger: pd.DataFrame, now
+    policy: Policy,
+    predictions: pd.DataFrame,
+    golden: pd.DataFrame,
+    ledger: pd.DataFrame,
+    now,
+    explore: ExploreInputs | None = None,
 ) -> pd.DataFrame:
-    """The tasks to push next, with their queue, in push order (no Label Studio involved)."""
+    """The tasks to push next, with their queue and why, in push order (no Label Studio)."""
     pushed = {
         q: set(ledger.loc[ledger["queue"] == q, "item_id"]) if not ledger.empty else set()
-        for q in ("review", "audit", "gold")
+        for q in QUEUES
     }
     latest = latest_per_item(predictions)
     if latest.empty:
-        review = audit = latest.assign(priority=[], sampling_prob=[])
+        review = audit = explored = latest.assign(priority=[], sampling_prob=[])
     else:
-        review = review_queue(latest, policy, now, pushed["review"])
         rates = audit_plan(latest, policy, now).rates
         audit = audit_sample(latest, policy, pushed["audit"], rates)
+        # drawn after the audit and apart from it: the audit's sample stays as designed
+        taken = set().union(*pushed.values(), audit["item_id"])
+        explore = explore or ExploreInputs()
+        explored = exploration_sample(_recent_allowed(latest, policy, now), policy, explore, taken)
+        limit = policy.labeling.review_batch - len(explored)
+        review = review_queue(latest, policy, now, pushed["review"], limit)
+    reviewed = _interleave(
+        review.assign(queue="review", reason="scored in the review band"),
+        explored.drop(columns="stratum", errors="ignore").assign(queue="explore", priority=np.nan),
+    )
     others = pd.concat(
-        [review.assign(queue="review"), audit.assign(queue="audit", priority=np.nan)],
+        [reviewed, audit.assign(queue="audit", reason="blind audit", priority=np.nan)],
         ignore_index=True,
     )
     gold = gold_sample(golden, policy, len(others), pushed["gold"])
     gold = gold.drop(columns=["label"], errors="ignore").assign(
-        queue="gold", sampling_prob=1.0, priority=np.nan, decision=None, score=np.nan
+        queue="gold",
+        reason="gold check",
+        sampling_prob=1.0,
+        priority=np.nan,
+        decision=None,
+        score=np.nan,
     )
     return _interleave(others, gold)
+
+
+def _recent_allowed(latest: pd.DataFrame, policy: Policy, now) -> pd.DataFrame:
+    """Allowed items of the monitoring window: what exploration draws from."""
+    since = now - pd.Timedelta(days=policy.monitoring.window_days)
+    scored = pd.to_datetime(latest["scored_at"], utc=True)
+    return latest[latest["decision"].eq("allow") & (scored >= since)]
+
+
+def explore_inputs(
+    policy: Policy, lake: Lake, model: LoadedModel | None, predictions: pd.DataFrame, now
+) -> ExploreInputs:
+    """Novelty of the window's allowed items against the champion's training data, and the
+    latest monitoring run's cluster representatives (empty before a champion or a run)."""
+    if model is None or policy.labeling.explore_budget == 0:
+        return ExploreInputs()
+    allowed = _recent_allowed(latest_per_item(predictions), policy, now)
+    reference = training_items(lake, policy, model.ref, policy.monitoring.drift_sample)
+    far = (
+        pd.Series(novelty(reference, allowed, policy), index=allowed["item_id"].to_numpy())
+        if reference is not None and not allowed.empty
+        else pd.Series(dtype=float)
+    )
+    emerging = lake.latest_emerging(policy.name) or {}
+    representatives = {
+        item: ", ".join(cluster["top"][:3])
+        for cluster in emerging.get("clusters", [])
+        for item in cluster.get("representatives", [])
+    }
+    return ExploreInputs(far, representatives, model.ref.thresholds.review)
 
 
 def push(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) -> PushReport:
     """Sample from the prediction log and the golden set, and push what was not pushed before."""
     project = project_id(policy, lake, api, settings)
     golden = lake.golden(policy.name)
+    model = champion(settings, policy)
+    predictions = read_predictions(settings, policy)
+    now = pd.Timestamp(utc_now())
     tasks = plan(
         policy,
-        read_predictions(settings, policy),
+        predictions,
         golden.frame if golden is not None else pd.DataFrame(columns=["item_id"]),
         lake.pushed_tasks(policy.name),
-        pd.Timestamp(utc_now()),
+        now,
+        explore_inputs(policy, lake, model, predictions, now),
     )
     if tasks.empty:
         return PushReport(project, 0, 0, 0, None)
-    model = champion(settings, policy)
     blind = tasks["queue"].eq("audit")
     assisted = _with_assistance(tasks[~blind], model, policy.labeling.assist_features)
     tasks = pd.concat([assisted, tasks[blind].assign(assist="")]).sort_index()
@@ -189,6 +253,7 @@ def push(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) ->
         int(counts.get("audit", 0)),
         int(counts.get("gold", 0)),
         f"{model.ref.name} v{model.ref.version}" if model is not None else None,
+        int(counts.get("explore", 0)),
     )
 
 
@@ -204,6 +269,6 @@ def _ledger(chunk: pd.DataFrame, task_ids: list[int], project: int, policy: Poli
     )
     for column in ("score", "priority", "sampling_prob"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    for column in ("decision", "model_version"):
+    for column in ("decision", "model_version", "reason"):
         frame[column] = frame.get(column, pd.Series(None, index=frame.index)).astype("string")
     return frame[[*LEDGER_COLUMNS, *policy.feature_columns]]

@@ -1,9 +1,11 @@
-"""What reviewers see: the review queue, the blind audit and gold checks, drawn from the log.
+"""What reviewers see: the review queue, the blind audit and gold checks, drawn from the log
+(exploration, the fourth queue, is `labeling.explore`).
 
 Pure functions over DataFrames, so the probabilities can be tested without a server.
 
 - The *review queue* is every item the model sent to `review`, ordered by a priority that grows
-  with the score (likely harm first) and with the time it has waited (nothing starves).
+  with the score (likely harm first) and with the time it has waited (nothing starves), up to
+  the review capacity that exploration leaves.
 - The *blind audit* is a Poisson sample stratified by decision: each item is drawn independently
   with its decision's rate, sized to the window's traffic so that its estimates reach the
   policy's half-widths (`flywheel.audit`, never below `labeling.audit_rates`), and that rate
@@ -21,21 +23,26 @@ import pandas as pd
 from flywheel.lake import uniform_draw
 from flywheel.policy import Policy
 
-QUEUES = ("review", "audit", "gold")
+QUEUES = ("review", "explore", "audit", "gold")
 DECISIONS = ("allow", "review", "auto_action")
 
 
 def review_queue(
-    predictions: pd.DataFrame, policy: Policy, now: pd.Timestamp, pushed: set[str]
+    predictions: pd.DataFrame,
+    policy: Policy,
+    now: pd.Timestamp,
+    pushed: set[str],
+    limit: int | None = None,
 ) -> pd.DataFrame:
-    """Items the model sent to review and no reviewer has been asked about, highest priority first."""
+    """Items the model sent to review and no reviewer has been asked about, highest priority
+    first, at most `limit` (default `labeling.review_batch`)."""
     queue = predictions[predictions["decision"].eq("review") & ~predictions["item_id"].isin(pushed)]
     age_hours = (now - pd.to_datetime(queue["scored_at"], utc=True)).dt.total_seconds() / 3600.0
     score = queue["score"].astype(float).fillna(0.5)  # a fallback item has no score: mid-queue
     priority = score + policy.labeling.review_age_weight * age_hours.clip(lower=0.0)
     queue = queue.assign(priority=priority.round(6), sampling_prob=1.0)
     return queue.sort_values(["priority", "item_id"], ascending=[False, True]).head(
-        policy.labeling.review_batch
+        policy.labeling.review_batch if limit is None else max(limit, 0)
     )
 
 

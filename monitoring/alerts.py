@@ -32,6 +32,14 @@ class Condition:
     value: float | None
     threshold: float | None
     message: str
+    # a subject named by terms (an emerging cluster's): the ones that identify it, so a condition
+    # of the same kind that shares `SAME_TERMS` of them with an open alert's is that alert (a
+    # cluster's top terms reorder from run to run)
+    terms: tuple[str, ...] = ()
+
+
+SAME_TERMS = 2
+TERM_SEPARATOR = ", "
 
 
 @dataclass
@@ -93,7 +101,7 @@ class AlertStore:
             for alert in alerts:
                 if alert.policy != policy or not alert.open:
                     continue
-                condition = current.pop(alert.key, None)
+                condition = current.pop(alert.key, None) or _same_terms(alert, current)
                 if condition is None:
                     alert.resolved_at = now
                     update.resolved.append(alert)
@@ -137,3 +145,13 @@ class AlertStore:
                 problem = f"{type(exc).__name__}: {exc}"
             time.sleep(0.2 * 2**attempt)
         return f"webhook failed after {self.retries} tries: {problem}"
+
+
+def _same_terms(alert: Alert, current: dict[str, Condition]) -> Condition | None:
+    """The condition (taken out of `current`) that names the open alert's subject by enough of
+    the same terms, if any."""
+    named = set(alert.subject.split(TERM_SEPARATOR))
+    for key, condition in current.items():
+        if condition.kind == alert.kind and len(named & set(condition.terms)) >= SAME_TERMS:
+            return current.pop(key)
+    return None

@@ -19,17 +19,21 @@ import pandas as pd
 from flywheel.audit import audit_plan
 from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, utc_now, write_parquet_atomic
+from flywheel.novelty import training_items
 from flywheel.policy import Policy
 from flywheel.predictions import read_predictions
 from flywheel.registry import TAG_OVERRIDE_REASON, TAG_VERDICT, LoadedModel, ModelVersionRef
 from flywheel.settings import Settings
-from monitoring.alerts import AlertStore, Condition
+from monitoring.alerts import TERM_SEPARATOR, AlertStore, Condition
 from monitoring.drift import SCORE, detect_drift
-from monitoring.emerging import emerging_clusters
+from monitoring.emerging import emerging_risk
 from monitoring.golden import golden_report
 from monitoring.health import operational_health
 from monitoring.page import add_to_workspace, write_health_page
 from monitoring.production import audit_estimates, compare, labelled_tasks, score_estimates
+
+TERMS_IN_ALERT = 5
+MIN_DAY_ITEMS = 200  # a day with fewer scored items is not tested for drift on its own
 
 
 def _models(settings: Settings, policy: Policy) -> dict[str, LoadedModel]:
@@ -76,27 +80,32 @@ def promotion_record(ref: ModelVersionRef) -> dict:
 
 def _reference(lake: Lake, policy: Policy, champion: LoadedModel) -> pd.DataFrame | None:
     """The champion's training split, scored by the champion (None if not in this lake)."""
-    version = champion.ref.tags.get("dataset_version")
-    path = lake.dataset_dir(policy.name, version) / "train.parquet" if version else None
-    if path is None or not path.is_file():
-        return None
-    frame = pd.read_parquet(path, columns=policy.feature_columns)
-    frame = frame.sample(min(len(frame), policy.monitoring.drift_sample), random_state=0)
-    return frame.assign(**{SCORE: champion.score(frame)})
+    frame = training_items(lake, policy, champion.ref, policy.monitoring.drift_sample)
+    return None if frame is None else frame.assign(**{SCORE: champion.score(frame)})
 
 
-def _confirmed(lake: Lake, policy: Policy, window: pd.DataFrame) -> set[str]:
-    """Items of the window that reviewers labelled violating."""
-    from flywheel.aggregate import aggregate_labels
-
-    decisions = lake.decisions(policy.name)
-    if decisions.empty or window.empty:
-        return set()
-    decided = decisions[decisions["item_id"].isin(window["item_id"])]
-    if decided.empty:
-        return set()
-    labels = aggregate_labels(decided, policy)
-    return set(labels.loc[labels["is_positive"], "item_id"])
+def drift_per_day(reference: pd.DataFrame, current: pd.DataFrame, policy: Policy) -> list[dict]:
+    """Drift of each day of a window longer than a day: a change that lasts one day is diluted
+    in a week's figures. Days with fewer than `MIN_DAY_ITEMS` scored items are not tested."""
+    days = pd.to_datetime(current["scored_at"], utc=True).dt.floor("D")
+    if days.nunique() < 2:
+        return []
+    found = []
+    for day, frame in current.groupby(days):
+        if len(frame) < MIN_DAY_ITEMS:
+            continue
+        result = detect_drift(reference, frame, policy)
+        found.append(
+            {
+                "day": day.date().isoformat(),
+                "items": len(frame),
+                "drifted_share": result.drifted_share,
+                "drifted": [n for n, f in result.fields.items() if f.get("drifted")],
+                "score": (result.score or {}).get("value"),
+                "score_drifted": (result.score or {}).get("drifted"),
+            }
+        )
+    return found
 
 
 def conditions(policy: Policy, report: dict) -> list[Condition]:
@@ -205,20 +214,11 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
         "audited auto-actioned items",
         below=True,
     )
-    if rules.emerging_growth is not None:
+    if rules.emerging:
         for cluster in (report.get("emerging") or {}).get("clusters", []):
-            if cluster["growth"] >= rules.emerging_growth:
-                terms = ", ".join(cluster["top"][:3])
-                found.append(
-                    Condition(
-                        "emerging",
-                        " ".join(sorted(cluster["top"][:3])),
-                        cluster["growth"],
-                        rules.emerging_growth,
-                        f"emerging cluster ({terms}): {cluster['size']} items, "
-                        f"grew {cluster['growth']:.1f}x",
-                    )
-                )
+            grew = rules.emerging_growth is None or cluster["growth"] >= rules.emerging_growth
+            if cluster["emerging"] and grew:
+                found.append(emerging_condition(cluster))
     health = report.get("health") or {}
     above(
         "sla",
@@ -250,6 +250,22 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
                 )
             )
     return found
+
+
+def emerging_condition(cluster: dict) -> Condition:
+    """An emerging cluster as an alert whose message (and webhook) names its top terms."""
+    terms = ", ".join(cluster["top"][:TERMS_IN_ALERT])
+    days = ", ".join(f"{d}: {n}" for d, n in cluster["per_day"].items())
+    return Condition(
+        "emerging",
+        TERM_SEPARATOR.join(sorted(cluster["top"][:3])),
+        cluster["size"],
+        None,
+        f"emerging cluster ({terms}): {cluster['size']} items ({days}), "
+        f"{cluster['allowed_share']:.0%} allowed by the champion, "
+        f"{cluster['bursting_share']:.0%} carry terms that burst",
+        terms=tuple(cluster["top"]),
+    )
 
 
 def run_monitor(
@@ -303,14 +319,11 @@ def run_monitor(
             drift = detect_drift(reference, current, policy)
             notes += drift.notes
             report["drift"] = drift.as_dict()
-            report["emerging"] = emerging_clusters(
-                reference,
-                current,
-                policy,
-                models["champion"].ref.thresholds.review,
-                _confirmed(lake, policy, window),
-                since,
-                now,
+            report["drift"]["days"] = drift_per_day(reference, current, policy)
+            report["emerging"] = emerging_risk(log, reference, policy, since, now)
+            lake.write_emerging(
+                policy.name,
+                {"run_id": run_id, "computed_at": now.isoformat(), **report["emerging"]},
             )
 
     golden = lake.golden(policy.name)

@@ -48,9 +48,10 @@ def plots_page(
     series: list[tuple[str, str]],
     summaries: dict[str, str],
     empty: str,
+    extras: dict[str, str] | None = None,
 ) -> str:
     """A self-contained page, a section of stacked plots per frame (plotly's script inlined once,
-    so it opens without a network)."""
+    so it opens without a network), each followed by its HTML in `extras`."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -74,6 +75,7 @@ def plots_page(
         figure.update_layout(height=180 * len(series), showlegend=False, title=name)
         sections.append(
             f"<section><h2>{escape(name)}</h2><p>{escape(summaries.get(name, ''))}</p>"
+            + (extras or {}).get(name, "")
             + figure.to_html(full_html=False, include_plotlyjs=not sections)
             + "</section>"
         )
@@ -84,8 +86,40 @@ def plots_page(
     )
 
 
+def clusters_html(emerging: dict | None, text_limit: int = 160) -> str:
+    """The latest run's emerging clusters as a table: what an operations lead acts on."""
+    clusters = (emerging or {}).get("clusters") or []
+    if not clusters:
+        return "<p>No emerging cluster in the latest run.</p>"
+    rows = []
+    for c in clusters:
+        examples = "<br>".join(
+            escape(
+                str(
+                    next(
+                        (v for k, v in e.items() if k not in {"item_id", "score", "decision"}),
+                        e["item_id"],
+                    )
+                )[:text_limit]
+            )
+            for e in c["examples"]
+        )
+        days = ", ".join(f"{d}: {n}" for d, n in c["per_day"].items())
+        rows.append(
+            f"<tr><td>{'alert' if c['emerging'] else 'novel'}</td><td>{escape(', '.join(c['top']))}</td>"
+            f"<td>{c['size']}</td><td>{escape(days)}</td><td>{c['allowed_share']:.0%}</td>"
+            f"<td>{c['bursting_share']:.0%}</td><td>{examples}</td></tr>"
+        )
+    return (
+        f"<h3>Emerging clusters (run {escape(str(emerging.get('run_id', '')))})</h3>"
+        "<table border='1' cellpadding='4' style='border-collapse:collapse'><tr><th>kind</th>"
+        "<th>top terms</th><th>items</th><th>per day</th><th>allowed by the champion</th>"
+        "<th>carry bursting terms</th><th>examples</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def write_health_page(lake: Lake, histories: dict[str, pd.DataFrame]) -> Path:
-    """Every policy's monitoring history as plots on one page."""
+    """Every policy's monitoring history as plots on one page, with its emerging clusters."""
     summaries = {}
     for policy, frame in histories.items():
         if not frame.empty:
@@ -101,6 +135,7 @@ def write_health_page(lake: Lake, histories: dict[str, pd.DataFrame]) -> Path:
         SERIES,
         summaries,
         "No monitoring runs yet: run flywheel monitor.",
+        {policy: clusters_html(lake.latest_emerging(policy)) for policy in histories},
     )
     path = lake.root / "monitoring" / "health.html"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -59,14 +59,14 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
     reviewer = ["spam:reviewer:rev-fox"]
     assert clean["alerts"]["open"] == reviewer
 
-    assert clean["emerging"]["clusters"] == []
+    assert not [c for c in clean["emerging"]["clusters"] if c["emerging"]]
 
     emerging = run_monitor(spam, settings, lake, now=T0 + pd.Timedelta(days=7))
     assert emerging["drift"]["score"]["drifted"] is True
     opened = set(emerging["alerts"]["opened"])
     assert "spam:drift:score" in opened
     clusters = emerging["emerging"]["clusters"]
-    assert clusters and clusters[0]["growth"] >= spam.monitoring.alerts.emerging_growth
+    assert clusters and clusters[0]["emerging"], clusters
     # its top terms are the emerging pattern's own vocabulary
     vocabulary = " ".join(spam.simulation.text.emerging)
     assert sum(term in vocabulary for term in clusters[0]["top"]) >= 3
@@ -170,6 +170,7 @@ def test_audit_weighted_rates_cover_the_simulators_truth(monitored, tmp_path):
     audit = audit_sample(window, policy, pushed=set()).reset_index(drop=True)
     ledger = audit.assign(
         queue="audit",
+        reason="blind audit",
         task_id=[f"t{i}" for i in range(len(audit))],
         project_id=1,
         priority=float("nan"),
@@ -199,3 +200,27 @@ def test_audit_weighted_rates_cover_the_simulators_truth(monitored, tmp_path):
             rates[name],
         )
     assert "scores_vs_audit" in report["production"]
+
+
+def test_an_emerging_cluster_reaches_the_page_the_alert_and_the_terminal(monitored, capsys):
+    from flywheel.cli import render_monitor
+    from monitoring.alerts import AlertStore
+
+    settings, spam, _ = monitored
+    lake = Lake(settings.lake_dir)
+    report = run_monitor(spam, settings, lake, now=T0 + pd.Timedelta(days=7))
+    [cluster, *_] = [c for c in report["emerging"]["clusters"] if c["emerging"]]
+    assert cluster["examples"] and cluster["representatives"]
+    assert (
+        0 <= cluster["allowed_share"] <= 1 and sum(cluster["per_day"].values()) == cluster["size"]
+    )
+    assert lake.latest_emerging("spam")["run_id"] == report["run_id"]  # what the push reads
+    page = (lake.root / "monitoring" / "health.html").read_text()
+    assert "Emerging clusters" in page and cluster["top"][0] in page
+    messages = [a.message for a in AlertStore(settings.lake_dir).all() if a.open]
+    # the webhook posts this message
+    assert any(", ".join(cluster["top"][:3]) in message for message in messages), messages
+    render_monitor(report)
+    printed = capsys.readouterr().out
+    assert f"emerging cluster: {cluster['top'][0]}" in printed
+    assert all(len(line) <= 80 for line in printed.splitlines() if line.startswith("  e.g."))

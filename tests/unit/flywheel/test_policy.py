@@ -54,6 +54,13 @@ def test_minimal_policy_gets_documented_defaults():
             "labels: positive and negative labels must differ",
         ),
         (("name: fake_accounts", "name: Fake Accounts"), "name: must be lower-case"),
+        (
+            (
+                "  review_recall: 0.9\n",
+                "  review_recall: 0.9\nlabeling:\n  explore_split: {novel: 0.9}\n",
+            ),
+            "labeling.explore_split: the shares must sum to 1 (they sum to 1.5)",
+        ),
     ],
 )
 def test_invalid_policy_names_the_key(change, message):

@@ -89,3 +89,29 @@ def test_a_signals_only_policy_simulates(tmp_path):
 def test_bad_world_config_is_refused():
     with pytest.raises(FlywheelError, match="emerging day must be between 0 and 5"):
         WorldConfig(days=5, emerging_day=9).validate()
+
+
+def test_a_hidden_campaign_has_new_words_and_benign_signals(spam):
+    from flywheel.simulate import campaign_phrases
+
+    config = WorldConfig(days=10, items_per_day=500, emerging_day=10, campaign_day=6)
+    world = simulate(spam, config)
+    truth = world.truth[world.truth["set"] == "traffic"].reset_index(drop=True)
+    campaign = truth["is_campaign"].to_numpy()
+    assert not campaign[truth["day"] < 6].any()
+    share = campaign[truth["day"] >= 6].mean()
+    assert abs(share - config.campaign_share) < 0.03
+    assert truth.loc[campaign, "is_violating"].all() and truth.loc[campaign, "is_emerging"].all()
+    words = {w for phrase in campaign_phrases(spam, config.seed) for w in phrase.split()}
+    text = world.traffic["text"].str.lower()
+    assert text[campaign].map(lambda t: bool(words & set(t.split()))).all()
+    assert not text[~campaign].map(lambda t: bool(words & set(t.split()))).any()
+    vocabulary = " ".join([*spam.simulation.text.violating, *spam.simulation.text.emerging])
+    assert not words & set(vocabulary.split())
+    # its accounts look cleaner than benign ones, unlike the violating ones the first model saw
+    benign = ~truth["is_violating"].to_numpy()
+    for field, cleaner in (("links", np.less), ("account_age_days", np.greater)):
+        values = world.traffic[field]
+        assert cleaner(values[campaign].mean(), values[benign].mean()), field
+    with pytest.raises(FlywheelError, match="campaign"):
+        WorldConfig(days=5, emerging_day=5, campaign_day=9).validate()

@@ -102,7 +102,10 @@ def test_plan_mixes_gold_among_the_other_tasks(policy):
     ledger = pd.DataFrame(columns=["item_id", "queue"])
     tasks = plan(policy, log, golden, ledger, pd.Timestamp("2026-11-05", tz="UTC"))
     positions = np.flatnonzero(tasks["queue"].eq("gold"))
-    assert set(tasks["queue"]) == {"review", "audit", "gold"}
-    assert len(tasks[tasks["queue"] == "review"]) == policy.labeling.review_batch
+    assert set(tasks["queue"]) == {"review", "explore", "audit", "gold"}
+    # exploration is spent within the review capacity, the review queue fills the rest
+    counts = tasks["queue"].value_counts()
+    assert counts["review"] + counts["explore"] == policy.labeling.review_batch
+    assert tasks["reason"].notna().all()
     assert positions.min() > 0 and positions.max() < len(tasks) - 1
     assert "label" not in tasks.columns  # the gold answer never travels with the task

@@ -93,3 +93,15 @@ def test_sampled_figures_alert_only_when_their_bounds_cross_the_bar():
     low, high = Rate(30, 60, 0.95).low, Rate(30, 60, 0.95).high
     assert f"[{low:.3f}, {high:.3f}] on 60 audited violating items" in fnr.message
     assert "at 95% confidence" in fnr.message
+
+
+def test_a_cluster_whose_top_terms_reorder_keeps_its_alert(tmp_path):
+    def cluster(*top):
+        return Condition("emerging", ", ".join(sorted(top[:3])), 30, None, "cluster", terms=top)
+
+    store = AlertStore(tmp_path)
+    [opened] = store.update("spam", [cluster("airdrop", "claim token", "wallet", "mint")]).opened
+    again = store.update("spam", [cluster("wallet", "mint", "airdrop", "presale")])
+    assert not again.opened and [a.key for a in again.still_open] == [opened.key]
+    other = store.update("spam", [cluster("zorvik", "plexa", "mint", "kuna")])  # one term shared
+    assert len(other.opened) == 1 and [a.key for a in other.resolved] == [opened.key]

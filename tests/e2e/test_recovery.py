@@ -1,0 +1,71 @@
+"""A campaign the first champion allows, learnt through the real loop (`flywheel demo --pattern
+hidden` on Label Studio, the scoring API, MLflow and Prefect), with exploration on.
+
+The campaign (templated messages of phrases no other item uses, from accounts cleaner than
+benign ones, about 10% of traffic) starts with the first cycle's traffic, and the first champion
+allows it. With exploration on, monitoring finds it in that cycle, reviewers see it in that
+cycle's push, the second cycle's model learns it, and the third cycle's traffic, two cycles
+after the start, is caught at 0.8 or more, with auto-action precision on that traffic not shown
+below the target and the review load (review + exploration tasks) within
+`labeling.review_batch` at every push. The same world with exploration off is the recovery
+benchmark's peer (`benchmarks/recovery.py`): there the caught share two cycles on is not
+reliably low (the next model's view of all-unknown messages swings), so it is measured over
+seeds, not asserted here.
+"""
+
+import json
+
+import pytest
+import yaml
+
+from flywheel.policy import load_policy
+from flywheel.settings import REPO_ROOT
+from flywheel.stats import Rate
+from tests.conftest import free_port, run_cli
+
+# a thin blind audit, as in the report that asked for exploration: at most 1% of each decision's
+# traffic. The audit sized to the policy's half-widths reaches 10% in a world this small, and
+# sees enough of a 10% campaign to teach it without any exploration
+AUDIT_RATE = 0.01
+ARGS = ["--pattern", "hidden", "--emerging-cycle", "1", "--cycles", "3", "--policies", "spam"]
+
+
+def _demo(tmp_path, explore: bool) -> list[dict]:
+    """The demo's per-cycle rows; `explore=False` runs the same world with a budget of 0."""
+    raw = yaml.safe_load((REPO_ROOT / "policies" / "spam.yaml").read_text())
+    raw["monitoring"] = {"audit_max_rate": AUDIT_RATE}
+    if not explore:
+        raw["labeling"]["explore_budget"] = 0.0
+    policies = tmp_path / "policies"
+    policies.mkdir(parents=True)
+    (policies / "spam.yaml").write_text(yaml.safe_dump(raw))
+    home = tmp_path / "home"
+    env = {
+        "LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}",
+        "FLYWHEEL_POLICIES_DIR": str(policies),
+        "COLUMNS": "200",
+    }
+    try:
+        run_cli("demo", *ARGS, "--api-port", str(free_port()), home=home, **env)
+    finally:
+        run_cli("stop", home=home, **env)
+    return json.loads((home / "demo" / "cycles.json").read_text())["rows"]
+
+
+@pytest.mark.slow
+def test_exploration_learns_a_campaign_the_model_allowed(tmp_path):
+    policy = load_policy("spam")
+    rows = _demo(tmp_path, explore=True)
+    assert rows[0]["pattern_recall"] < 0.3, rows  # the first champion allows the campaign
+    assert any(a.split(":")[1] == "emerging" for a in rows[0]["alerts_opened"]), rows[0]
+    assert rows[0]["pushed_by_queue"]["explore"] > 0
+    assert rows[2]["pattern_recall"] >= 0.8, rows
+    fresh = Rate(
+        rows[2]["auto_action_violating"], rows[2]["auto_actioned"], policy.targets.confidence
+    )
+    assert fresh.n > 0 and not fresh.surely_below(policy.targets.auto_action_precision), fresh
+    budget = policy.labeling.explore_budget * policy.labeling.review_batch
+    for row in rows:
+        queues = row["pushed_by_queue"]
+        assert queues["review"] + queues["explore"] <= policy.labeling.review_batch, row
+        assert queues["explore"] <= 1.5 * budget, row
