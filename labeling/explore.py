@@ -65,12 +65,23 @@ def proportional_probabilities(weights: np.ndarray, n: float) -> np.ndarray:
 
 
 def exploration_sample(
-    allowed: pd.DataFrame, policy: Policy, inputs: ExploreInputs, pushed: set[str]
+    allowed: pd.DataFrame,
+    policy: Policy,
+    inputs: ExploreInputs,
+    pushed: set[str],
+    since: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """The exploration tasks of one push, with `stratum`, `reason` and `sampling_prob`."""
+    """The exploration tasks of one push, with `stratum`, `reason` and `sampling_prob`.
+
+    Novel and near-threshold items are drawn from the traffic scored after `since` (the last
+    exploration push), so each push spends its budget on new traffic and a push repeated with
+    nothing new adds nothing; cluster representatives come from the whole window."""
     budget = policy.labeling.explore_tasks
     split = policy.labeling.explore_split
     pool = allowed[~allowed["item_id"].isin(pushed)].drop_duplicates("item_id")
+    if since is not None:
+        fresh = pd.to_datetime(pool["scored_at"], utc=True) > since
+        pool = pool[fresh | pool["item_id"].isin(inputs.representatives)]
     if budget == 0 or pool.empty:
         return pool.iloc[0:0].assign(stratum=[], reason=[], sampling_prob=[])
     ids = pool["item_id"]

@@ -163,7 +163,9 @@ def plan(
         # drawn after the audit and apart from it: the audit's sample stays as designed
         taken = set().union(*pushed.values(), audit["item_id"])
         explore = explore or ExploreInputs()
-        explored = exploration_sample(_recent_allowed(latest, policy, now), policy, explore, taken)
+        explored = exploration_sample(
+            _recent_allowed(latest, policy, now), policy, explore, taken, _last_push(ledger)
+        )
         limit = policy.labeling.review_batch - len(explored)
         review = review_queue(latest, policy, now, pushed["review"], limit)
     reviewed = _interleave(
@@ -184,6 +186,14 @@ def plan(
         score=np.nan,
     )
     return _interleave(others, gold)
+
+
+def _last_push(ledger: pd.DataFrame) -> pd.Timestamp | None:
+    """When exploration last pushed (None before its first push)."""
+    explored = ledger[ledger["queue"] == "explore"] if not ledger.empty else ledger
+    if explored.empty or "pushed_at" not in explored:
+        return None
+    return pd.to_datetime(explored["pushed_at"], utc=True).max()
 
 
 def _recent_allowed(latest: pd.DataFrame, policy: Policy, now) -> pd.DataFrame:

@@ -86,7 +86,8 @@ def test_scored_items_go_round_the_reviewers_into_a_new_dataset(loop, monkeypatc
     pushed = json.loads(
         run_cli("label", "push", "--policy", path, "--json", home=home, **env).stdout
     )
-    assert pushed["review"] == LABELING["review_batch"]
+    # exploration takes its share of the review capacity, the review queue the rest
+    assert pushed["review"] + pushed["explore"] == LABELING["review_batch"]
     assert pushed["audit"] > 0 and pushed["gold"] > 0
     assert pushed["assisted_by"] == "spam v1"
     # the rest of the queue in later pushes, then nothing: no item goes to a queue twice
@@ -97,10 +98,11 @@ def test_scored_items_go_round_the_reviewers_into_a_new_dataset(loop, monkeypatc
         later.append(json.loads(push.stdout))
     assert later[0]["review"] > 0 and all(p["audit"] == 0 for p in later)
     assert later[-1]["review"] == later[-1]["audit"] == later[-1]["gold"] == 0
+    assert later[-1]["explore"] == 0  # nothing scored since the last push: nothing to explore
     sent_to_review = read_predictions(settings, policy).query("decision == 'review'")
     assert pushed["review"] + sum(p["review"] for p in later) == sent_to_review["item_id"].nunique()
     assert not lake.pushed_tasks("spam").duplicated(["item_id", "queue"]).any()
-    total = sum(p["review"] + p["audit"] + p["gold"] for p in (pushed, *later))
+    total = sum(p["review"] + p["explore"] + p["audit"] + p["gold"] for p in (pushed, *later))
 
     api = LabelStudioAPI(settings)
     project = lake.labeling_state("spam")["project_id"]
@@ -132,7 +134,9 @@ def test_scored_items_go_round_the_reviewers_into_a_new_dataset(loop, monkeypatc
     assert pulled["added"] == len(tasks) * OVERLAP and pulled["problems"] == [], pulled
     decisions = lake.decisions("spam")
     from_ls = decisions[decisions["annotation_id"].fillna("").ne("")]
-    assert set(from_ls["source"]) == {"review", "audit", "gold"}
+    # every queue's decisions keep their queue as source, exploration included
+    assert set(from_ls["source"]) == set(ledger["queue"])
+    assert {"review", "audit", "gold"} <= set(from_ls["source"])
     assert set(from_ls["reviewer_id"]) == set(small_world_reviewers())
 
     nothing = json.loads(

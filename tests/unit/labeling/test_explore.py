@@ -119,3 +119,25 @@ def test_exploration_leaves_the_blind_audit_as_designed(policy):
     assert len(explored) and not set(explored["item_id"]) & audit["on"]
     assert (explored["decision"] == "allow").all()
     assert len(on[on["queue"].isin(["review", "explore"])]) <= policy.labeling.review_batch
+
+
+def test_a_push_explores_only_traffic_scored_since_the_last_one(policy):
+    """Novel and near-threshold items come from new traffic; a cluster's representatives from
+    the whole window, since the cluster may be older than the last push."""
+    policy = _with(policy, review_batch=200, explore_budget=0.5)
+    items = _allowed(2000)
+    ids = items["item_id"]
+    novelty = pd.Series(0.9, index=ids.to_numpy())
+    since = NOW - pd.Timedelta(hours=24)
+    old = pd.to_datetime(items["scored_at"], utc=True) <= since
+    representatives = {i: "zorvik" for i in ids[old][:5]}
+    drawn = exploration_sample(
+        items, policy, ExploreInputs(novelty, representatives, 0.3), set(), since
+    )
+    by_id = items.set_index("item_id")["scored_at"]
+    others = drawn[drawn["stratum"] != "clusters"]
+    assert len(others) and (pd.to_datetime(by_id[others["item_id"]], utc=True) > since).all()
+    assert set(drawn.loc[drawn["stratum"] == "clusters", "item_id"]) == set(representatives)
+    # nothing scored since: only the clusters' representatives are left to explore
+    later = exploration_sample(items, policy, ExploreInputs(novelty, {}, 0.3), set(), NOW)
+    assert later.empty
