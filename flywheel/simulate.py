@@ -4,9 +4,9 @@ The world has what real trust-and-safety traffic has and a toy would not: a low 
 borderline items whose signals sit between the classes, categorical segments with their own risk,
 reviewers of unequal reliability (one of them poor), an emerging abuse pattern that starts on a
 given day with new wording and shifted signals, and optionally a hidden campaign: violating items
-with phrases no other item uses and benign signals, which a model trained before it scores low
-and allows. Everything it writes follows DESIGN.md's file formats; the ground truth goes to
-separate files so tests can measure the loop against it.
+that wrap phrases no other item uses in everyday wording, from ordinary accounts, which a
+model trained before it scores low and allows. Everything it writes follows the README's file
+formats; the ground truth goes to separate files so tests can measure the loop against it.
 
 The policy's optional `simulation` section shapes the world; fields it does not describe get
 generic, seeded defaults, so a policy written by someone else simulates too.
@@ -199,7 +199,7 @@ class WorldConfig:
     new_team_violating_share: float = 0.9
     new_team_per_item: int = 2
     # a hidden campaign from this day on: `campaign_share` of each day's items are violating,
-    # with phrases no item had and clean signals, so the first model allows them
+    # phrases no item had in everyday wording, from ordinary accounts: the first model allows them
     campaign_day: int | None = None
     campaign_share: float = 0.1
 
@@ -335,7 +335,7 @@ def _numeric_values(spec: NumericSignal, mean: np.ndarray, rng: np.random.Genera
     return np.round(rng.normal(mean, 1.0), 3)
 
 
-def campaign_phrases(policy: Policy, seed: int, n: int = 4) -> list[str]:
+def campaign_phrases(policy: Policy, seed: int, n: int = 8) -> list[str]:
     """A campaign's signature phrases: pairs of ordinary English words that no vocabulary of the
     world uses, drawn per policy and seed, so a detector cannot have been tuned to them and
     their spelling gives nothing away (made-up syllables did: character n-grams learnt them
@@ -357,27 +357,31 @@ def _campaign(
     config: WorldConfig,
     rng: np.random.Generator,
 ) -> None:
-    """Turn the chosen items into the hidden campaign's (in place): violating, templated
-    messages of its own phrases only, from accounts cleaner than the average benign one (each
-    signal as far again from the violating mean as the benign mean is, within a quarter of
-    it), so the first model scores them below most benign traffic and allows them."""
+    """Turn the chosen items into the hidden campaign's (in place): violating messages that
+    wrap one or two of its phrases in everyday wording, sent from ordinary accounts (every
+    signal drawn as a benign account's). Nothing the first model learnt marks them: their
+    known words and signals are benign ones, so it allows them, and only reviewing some of
+    them teaches the next."""
     n = int(chosen.sum())
     truth.loc[chosen, ["is_violating", "is_emerging", "is_campaign"]] = True
     truth.loc[chosen, "is_borderline"] = False
     truth.loc[chosen, "strength"] = 1.0
     for name in policy.fields.numeric:
         spec = _numeric_spec(policy, name, config.seed)
-        clean = spec.benign - 0.5 * (spec.violating - spec.benign)
-        if spec.kind != "real":
-            clean = max(clean, 0.25 * spec.benign)
-        items.loc[chosen, name] = _numeric_values(spec, np.full(n, clean), rng)
+        items.loc[chosen, name] = _numeric_values(spec, np.full(n, spec.benign), rng)
+    everyday = (policy.simulation.text or GENERIC_TEXT).benign
     phrases = campaign_phrases(policy, config.seed)
     for name in policy.fields.text:
-        items.loc[chosen, name] = [
-            " ".join(rng.choice(phrases, size=rng.integers(1, 4), replace=False)).capitalize()
-            + str(rng.choice(["", ".", "!", "!!", "?"]))
-            for _ in range(n)
-        ]
+        items.loc[chosen, name] = [_camouflaged(everyday, phrases, rng) for _ in range(n)]
+
+
+def _camouflaged(everyday: list[str], phrases: list[str], rng: np.random.Generator) -> str:
+    words = [
+        *rng.choice(everyday, size=rng.integers(1, 4)),
+        *rng.choice(phrases, size=rng.integers(1, 3), replace=False),
+    ]
+    rng.shuffle(words)
+    return " ".join(words).capitalize() + str(rng.choice(["", ".", "!", "!!", "?"]))
 
 
 def _message(

@@ -1,16 +1,16 @@
 """A campaign the first champion allows, learnt through the real loop (`flywheel demo --pattern
 hidden` on Label Studio, the scoring API, MLflow and Prefect), with exploration on.
 
-The campaign (templated messages of phrases no other item uses, from accounts cleaner than
+The campaign (everyday wording around phrases no other item uses, from accounts drawn like
 benign ones, about 10% of traffic) starts with the first cycle's traffic, and the first champion
 allows it. With exploration on, monitoring finds it in that cycle, reviewers see it in that
 cycle's push, the second cycle's model learns it, and the third cycle's traffic, two cycles
 after the start, is caught at 0.8 or more, with auto-action precision on that traffic not shown
 below the target and the review load (review + exploration tasks) within
 `labeling.review_batch` at every push. The same world with exploration off is the recovery
-benchmark's peer (`benchmarks/recovery.py`): there the caught share two cycles on is not
-reliably low (the next model's view of all-unknown messages swings), so it is measured over
-seeds, not asserted here.
+benchmark's peer (`benchmarks/recovery.py`): there the review band and the blind audit still
+show reviewers a few campaign items, so how much the next models learn varies with the world;
+it is measured over seeds, not asserted here.
 """
 
 import json

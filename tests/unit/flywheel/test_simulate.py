@@ -108,10 +108,15 @@ def test_a_hidden_campaign_has_new_words_and_benign_signals(spam):
     assert not text[~campaign].map(lambda t: bool(words & set(t.split()))).any()
     vocabulary = " ".join([*spam.simulation.text.violating, *spam.simulation.text.emerging])
     assert not words & set(vocabulary.split())
-    # its accounts look cleaner than benign ones, unlike the violating ones the first model saw
+    # everyday wording around its phrases, from accounts like benign ones, unlike the violating
+    # ones the first model saw
+    everyday = " ".join(spam.simulation.text.benign).split()
+    assert text[campaign].str.findall(r"[a-z]+").map(lambda t: bool(set(everyday) & set(t))).all()
     benign = ~truth["is_violating"].to_numpy()
-    for field, cleaner in (("links", np.less), ("account_age_days", np.greater)):
+    violating = truth["is_violating"].to_numpy() & ~campaign
+    for field in ("links", "account_age_days", "messages_last_hour"):
         values = world.traffic[field]
-        assert cleaner(values[campaign].mean(), values[benign].mean()), field
+        to_benign = abs(values[campaign].mean() - values[benign].mean())
+        assert to_benign < 0.25 * abs(values[violating].mean() - values[benign].mean()), field
     with pytest.raises(FlywheelError, match="campaign"):
         WorldConfig(days=5, emerging_day=5, campaign_day=9).validate()
