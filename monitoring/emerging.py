@@ -20,8 +20,11 @@ starts from the model's suspects. Two pieces of evidence:
    set, and one-off oddities stay noise. Each cluster is described with class-based TF-IDF
    (BERTopic's c-TF-IDF, against the rest of the traffic as one more class): its top terms, its
    size per day, its growth, the share the champion allowed, examples, and representatives for
-   the exploration queue. A cluster most of whose items carry a bursting term is *emerging*:
-   that, not its growth, is what opens an alert.
+   the exploration queue (clusters under `monitoring.min_cluster_size` only when they emerge).
+   A cluster is *emerging* when most of its items carry a bursting term, or when its signature
+   bursts: the items of a day carrying any of its most distinctive unusual words, tested
+   against the baseline like one more term (a campaign that varies its wording spreads over
+   many words, none frequent enough alone). That, not its growth, is what opens an alert.
 
 Counts come from samples of at most `monitoring.drift_sample` items per day and per baseline
 (each day states its traffic and the items tested), and each figure states the items behind it.
@@ -65,6 +68,19 @@ class Tokens:
     kinds: np.ndarray  # "text" or "signal"
     fields: np.ndarray  # the field behind a signal ("" for text), so pairs span two fields
     matrix: sparse.csr_matrix  # items × names, 1 where the item carries it
+
+
+@dataclass
+class Bursts:
+    """The window's days over one token space: the items tested, each day's rows, what burst."""
+
+    window: pd.DataFrame  # the window's items tested, with a `_day` column
+    tokens: Tokens  # over the window's items first, then each day's baseline
+    days: list[tuple[pd.Timestamp, np.ndarray, np.ndarray]]  # day, its rows, its baseline's rows
+    dispersion: float
+    tested: int  # terms and days tested, the Bonferroni family
+    significant: pd.DataFrame  # the bursts
+    summary: dict  # for the report
 
 
 def _tokens(items: pd.DataFrame, reference: pd.DataFrame, policy: Policy) -> Tokens:
@@ -196,24 +212,25 @@ def _periods(log: pd.DataFrame, reference: pd.DataFrame, policy: Policy, since, 
             yield day, current, reference, TRAINING
 
 
-def detect_bursts(log: pd.DataFrame, reference: pd.DataFrame, policy: Policy, since, until):
-    """The window's days, their baselines and the significant bursts, over one token space.
-
-    Returns the items tested (window items first, with a `_day` column), their tokens, the
-    significant bursts (a frame) and a summary for the report."""
+def detect_bursts(
+    log: pd.DataFrame, reference: pd.DataFrame, policy: Policy, since, until
+) -> Bursts:
+    """The window's days, their baselines and the significant bursts, over one token space."""
     periods = list(_periods(log, reference, policy, since, until))
     if not periods:
         summary = {"days": [], "tests": 0, "dispersion": 1.0, "level": None, "bursts": []}
-        return log.iloc[0:0], _tokens(log.iloc[0:0], reference, policy), pd.DataFrame(), summary
+        empty = log.iloc[0:0]
+        return Bursts(empty, _tokens(empty, reference, policy), [], 1.0, 0, pd.DataFrame(), summary)
     window = pd.concat([p[1].assign(_day=p[0]) for p in periods], ignore_index=True)
     baselines = [p[2] for p in periods]
     pool = pd.concat([window, *baselines], ignore_index=True)
     tokens = _tokens(pool, reference, policy)
     pair_names, spans = _pair_names(tokens)
     names = np.concatenate([tokens.names, pair_names[spans]]) if len(pair_names) else tokens.names
-    tests = []
+    tests, days = [], []
     for (day, *_), rows_base in zip(periods, _offsets(baselines, len(window)), strict=True):
         rows_cur = np.flatnonzero(window["_day"].to_numpy() == day)
+        days.append((day, rows_cur, rows_base))
         xs, xp = _counts(tokens, rows_cur)
         ys, yp = _counts(tokens, rows_base)
         x = np.concatenate([xs, xp[spans]]) if len(xp) else xs
@@ -269,7 +286,7 @@ def detect_bursts(log: pd.DataFrame, reference: pd.DataFrame, policy: Policy, si
             for row in significant.head(TOP_BURSTS).to_dict("records")
         ],
     }
-    return window, tokens, significant, summary
+    return Bursts(window, tokens, days, dispersion, tested, significant, summary)
 
 
 def _offsets(baselines: list[pd.DataFrame], start: int):
@@ -302,25 +319,27 @@ def emerging_risk(
     report: dict = {"candidates": 0, "novel": 0, "clusters": [], "bursts": [], "days": []}
     if log.empty or reference.empty:
         return report
-    window, tokens, bursts, summary = detect_bursts(log, reference, policy, since, until)
-    report |= summary
+    bursts = detect_bursts(log, reference, policy, since, until)
+    window, tokens = bursts.window, bursts.tokens
+    report |= bursts.summary
     if window.empty:
         return report
     rows = len(window)
     matrix = tokens.matrix[:rows]
     novel = novelty(reference, window, policy) >= rules.novelty
-    burst_terms = set(bursts["term"]) if not bursts.empty else set()
+    burst_terms = set(bursts.significant["term"]) if not bursts.significant.empty else set()
     carries = _carries(window, tokens, matrix, burst_terms)
     candidates = np.flatnonzero(novel | carries)
     report |= {"candidates": len(candidates), "novel": int(novel.sum())}
-    if len(candidates) < rules.min_cluster_size:
+    if len(candidates) < _core_size(rules.min_cluster_size):
         return report
     if len(candidates) > MAX_CLUSTER_ITEMS:
         candidates = np.sort(np.random.default_rng(0).choice(candidates, MAX_CLUSTER_ITEMS, False))
-    space = _space(tokens, matrix[candidates], burst_terms, reference, policy)
+    columns = _unusual(tokens, matrix[candidates], burst_terms, reference, policy)
+    space = matrix[candidates][:, columns].tocsr()
     keep = np.asarray(space.sum(axis=1)).ravel() > 0
     candidates, space = candidates[keep], space[keep]
-    if len(candidates) < rules.min_cluster_size:
+    if len(candidates) < _core_size(rules.min_cluster_size):
         return report
     found = _clusters(space, rules.min_cluster_size)
     labels = np.full(rows, -1)
@@ -328,16 +347,21 @@ def emerging_risk(
     centrality = np.zeros(rows)
     centrality[candidates] = _centrality(space, found)
     sizes = pd.Series(labels[labels >= 0]).value_counts()
-    classes = sorted(sizes.index[sizes >= rules.min_cluster_size])
+    classes = sorted(sizes.index[sizes >= _core_size(rules.min_cluster_size)])
     if not classes:
         return report
     weights = _class_tfidf(matrix, labels, classes)
-    clusters = [
-        _describe(
+    # each cluster's signature, tested on every day: more tests in the family
+    level = (1 - rules.confidence) / (bursts.tested + len(classes) * len(bursts.days))
+    clusters = []
+    for i, c in enumerate(classes):
+        cluster = _describe(
             window, labels == c, weights[i], tokens, carries, centrality, since, until, policy
         )
-        for i, c in enumerate(classes)
-    ]
+        cluster |= _signature_burst(bursts, _signature(weights[i], columns, tokens, policy), level)
+        cluster["emerging"] = cluster["bursting_share"] >= 0.5 or cluster["signature_bursts"]
+        if cluster["emerging"] or cluster["size"] >= rules.min_cluster_size:
+            clusters.append(cluster)
     clusters.sort(key=lambda c: (not c["emerging"], -c["size"]))
     report["clusters"] = clusters[: rules.max_clusters]
     return report
@@ -356,23 +380,61 @@ def _carries(window, tokens: Tokens, matrix, burst_terms: set[str]) -> np.ndarra
     return carries
 
 
-def _space(tokens: Tokens, matrix, burst_terms: set[str], reference, policy: Policy):
-    """What clusters are found on: the terms that burst and the words the training data never
-    had; a policy without text adds all of its signals."""
+def _unusual(tokens: Tokens, matrix, burst_terms: set[str], reference, policy: Policy):
+    """The columns clusters are found on: the terms that burst and the words the training data
+    never had (the most frequent of them, when there are many); a policy without text adds all
+    of its signals."""
     known = known_words(reference, policy) if policy.fields.text else set()
     singles = {t for term in burst_terms for t in term.split(" & ")}
-    unusual = [
-        i
-        for i, (name, kind) in enumerate(zip(tokens.names, tokens.kinds, strict=True))
-        if name in singles
-        or (kind == "text" and " " not in name and name not in known)
-        or (kind == "signal" and not policy.fields.text)
-    ]
-    space = matrix[:, unusual].tocsr()
-    if space.shape[1] > MAX_DIMENSIONS:
-        frequent = np.argsort(-np.asarray(space.sum(axis=0)).ravel(), kind="stable")
-        space = space[:, np.sort(frequent[:MAX_DIMENSIONS])]
-    return space
+    unusual = np.array(
+        [
+            i
+            for i, (name, kind) in enumerate(zip(tokens.names, tokens.kinds, strict=True))
+            if name in singles
+            or (kind == "text" and " " not in name and name not in known)
+            or (kind == "signal" and not policy.fields.text)
+        ],
+        dtype=int,
+    )
+    if len(unusual) > MAX_DIMENSIONS:
+        counts = np.asarray(matrix[:, unusual].sum(axis=0)).ravel()
+        unusual = np.sort(unusual[np.argsort(-counts, kind="stable")[:MAX_DIMENSIONS]])
+    return unusual
+
+
+def _signature(weights: np.ndarray, columns: np.ndarray, tokens: Tokens, policy: Policy):
+    """A cluster's most distinctive unusual words (its signals, for a policy without text)."""
+    kind = "text" if policy.fields.text else "signal"
+    ranked = columns[np.argsort(-weights[columns], kind="stable")]
+    return [i for i in ranked if tokens.kinds[i] == kind and weights[i] > 0][:TOP_TERMS]
+
+
+def _signature_burst(bursts: Bursts, signature: list[int], level: float) -> dict:
+    """The day on which the most items carried any of the signature's terms, against that day's
+    baseline, by the burst test; `signature_bursts` when it passes the family's level."""
+    carried = np.asarray(bursts.tokens.matrix[:, signature].sum(axis=1)).ravel() > 0
+    best = None
+    for day, rows, base in bursts.days:
+        x, y = int(carried[rows].sum()), int(carried[base].sum())
+        if x + y < MIN_COUNT:
+            continue
+        p = float(
+            burst_p_values(np.array([x]), len(rows), np.array([y]), len(base), bursts.dispersion)[0]
+        )
+        if best is None or p < best["p_value"]:
+            best = {
+                "day": day.date().isoformat(),
+                "items": x,
+                "day_items": len(rows),
+                "baseline_items_with": y,
+                "baseline_items": len(base),
+                "p_value": p,
+            }
+    return {
+        "signature": [str(bursts.tokens.names[i]) for i in signature],
+        "signature_burst": best,
+        "signature_bursts": best is not None and best["p_value"] <= level,
+    }
 
 
 def _cooccurrence_space(space: sparse.csr_matrix) -> np.ndarray:
@@ -387,10 +449,9 @@ def _cooccurrence_space(space: sparse.csr_matrix) -> np.ndarray:
 def _clusters(space: sparse.csr_matrix, min_size: int) -> np.ndarray:
     """HDBSCAN cores, then each leftover item joins the core it shares the most distinctive
     unusual terms with, by c-TF-IDF (BERTopic's outlier reduction); -1 for none."""
-    core_size = max(MIN_COUNT, min_size // 2)
     labels = (
         HDBSCAN(
-            min_cluster_size=core_size,
+            min_cluster_size=_core_size(min_size),
             min_samples=MIN_COUNT,
             cluster_selection_epsilon=MERGE_DISTANCE,
             allow_single_cluster=True,
@@ -408,6 +469,13 @@ def _clusters(space: sparse.csr_matrix, min_size: int) -> np.ndarray:
         joined = np.asarray(similarity.max(axis=1)).ravel() > 0
         labels[left[joined]] = np.array(cores)[best[joined]]
     return labels
+
+
+def _core_size(min_size: int) -> int:
+    """The smallest core HDBSCAN keeps. A cluster smaller than `monitoring.min_cluster_size`
+    is reported only when it emerges: one campaign whose wording varies can split into two
+    cores, each too small alone."""
+    return max(MIN_COUNT, min_size // 2)
 
 
 def _centrality(space: sparse.csr_matrix, labels: np.ndarray) -> np.ndarray:
@@ -467,7 +535,6 @@ def _describe(
         "top": _top(weights, tokens, "text" if policy.fields.text else "signal"),
         "top_signals": _top(weights, tokens, "signal") if policy.fields.text else [],
         "bursting_share": round(bursting, 3),
-        "emerging": bursting >= 0.5,
         "examples": examples,
         "representatives": [str(members.iloc[i]["item_id"]) for i in ranked if allowed.iloc[i]][
             :REPRESENTATIVES
@@ -488,3 +555,15 @@ def _signals(row: pd.Series, policy: Policy) -> str:
 
 def _round(value) -> float | None:
     return None if pd.isna(value) else round(float(value), 3)
+
+
+def signature_note(cluster: dict) -> str:
+    """The cluster's own words bursting together, when they do: a camouflaged campaign spreads
+    its wording so that no single term bursts, yet items carrying any of its words do."""
+    burst = cluster.get("signature_burst")
+    if not cluster.get("signature_bursts") or not burst:
+        return ""
+    return (
+        f"; {burst['items']} of {burst['day_items']} items on {burst['day']} carry its words "
+        f"({burst['baseline_items_with']} of {burst['baseline_items']} before)"
+    )

@@ -26,7 +26,7 @@ from flywheel.registry import TAG_OVERRIDE_REASON, TAG_VERDICT, LoadedModel, Mod
 from flywheel.settings import Settings
 from monitoring.alerts import TERM_SEPARATOR, AlertStore, Condition
 from monitoring.drift import SCORE, detect_drift
-from monitoring.emerging import emerging_risk
+from monitoring.emerging import emerging_risk, signature_note
 from monitoring.golden import golden_report
 from monitoring.health import operational_health
 from monitoring.page import add_to_workspace, write_health_page
@@ -263,7 +263,7 @@ def emerging_condition(cluster: dict) -> Condition:
         None,
         f"emerging cluster ({terms}): {cluster['size']} items ({days}), "
         f"{cluster['allowed_share']:.0%} allowed by the champion, "
-        f"{cluster['bursting_share']:.0%} carry terms that burst",
+        f"{cluster['bursting_share']:.0%} carry terms that burst" + signature_note(cluster),
         terms=tuple(cluster["top"]),
     )
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from flywheel.files import atomic_path
 from flywheel.lake import Lake
+from monitoring.emerging import signature_note
 
 SERIES = [
     ("drifted_share", "share of drifted fields"),
@@ -108,7 +109,7 @@ def clusters_html(emerging: dict | None, text_limit: int = 160) -> str:
         rows.append(
             f"<tr><td>{'alert' if c['emerging'] else 'novel'}</td><td>{escape(', '.join(c['top']))}</td>"
             f"<td>{c['size']}</td><td>{escape(days)}</td><td>{c['allowed_share']:.0%}</td>"
-            f"<td>{c['bursting_share']:.0%}</td><td>{examples}</td></tr>"
+            f"<td>{c['bursting_share']:.0%}{escape(signature_note(c))}</td><td>{examples}</td></tr>"
         )
     return (
         f"<h3>Emerging clusters (run {escape(str(emerging.get('run_id', '')))})</h3>"
