@@ -758,6 +758,8 @@ def render_drift_days(days: list[dict]) -> None:
 def render_clusters(clusters: list[dict]) -> None:
     """Each emerging cluster: its terms, size, allowed share and two examples, within 80
     columns."""
+    from monitoring.emerging import signature_note
+
     for c in clusters:
         kind = "emerging cluster" if c["emerging"] else "novel cluster"
         out.print(
@@ -766,13 +768,8 @@ def render_clusters(clusters: list[dict]) -> None:
             f"{c['bursting_share']:.0%} with bursting terms, growth {c['growth']:.1f}x",
             soft_wrap=False,
         )
-        burst = c.get("signature_burst")
-        if c.get("signature_bursts") and burst:
-            out.print(
-                f"  its words: {burst['items']} of {burst['day_items']} items on {burst['day']}, "
-                f"{burst['baseline_items_with']} of {burst['baseline_items']} before",
-                soft_wrap=False,
-            )
+        if note := signature_note(c):
+            out.print(f"  {note}", soft_wrap=False)
         for e in c["examples"][:2]:
             text = next((v for k, v in e.items() if k not in {"item_id", "score", "decision"}), "")
             out.print(f"  e.g. {e['item_id']}: {str(text)[:56]}", soft_wrap=False)

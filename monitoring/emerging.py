@@ -335,8 +335,9 @@ def emerging_risk(
         return report
     if len(candidates) > MAX_CLUSTER_ITEMS:
         candidates = np.sort(np.random.default_rng(0).choice(candidates, MAX_CLUSTER_ITEMS, False))
-    columns = _unusual(tokens, matrix[candidates], burst_terms, reference, policy)
-    space = matrix[candidates][:, columns].tocsr()
+    suspects = matrix[candidates]
+    columns = _unusual(tokens, suspects, burst_terms, reference, policy)
+    space = suspects[:, columns].tocsr()
     keep = np.asarray(space.sum(axis=1)).ravel() > 0
     candidates, space = candidates[keep], space[keep]
     if len(candidates) < _core_size(rules.min_cluster_size):
@@ -564,6 +565,6 @@ def signature_note(cluster: dict) -> str:
     if not cluster.get("signature_bursts") or not burst:
         return ""
     return (
-        f"; {burst['items']} of {burst['day_items']} items on {burst['day']} carry its words "
+        f"{burst['items']} of {burst['day_items']} items on {burst['day']} carry its words "
         f"({burst['baseline_items_with']} of {burst['baseline_items']} before)"
     )

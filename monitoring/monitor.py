@@ -263,7 +263,8 @@ def emerging_condition(cluster: dict) -> Condition:
         None,
         f"emerging cluster ({terms}): {cluster['size']} items ({days}), "
         f"{cluster['allowed_share']:.0%} allowed by the champion, "
-        f"{cluster['bursting_share']:.0%} carry terms that burst" + signature_note(cluster),
+        f"{cluster['bursting_share']:.0%} carry terms that burst"
+        + "".join(f"; {note}" for note in [signature_note(cluster)] if note),
         terms=tuple(cluster["top"]),
     )
 

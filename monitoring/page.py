@@ -106,10 +106,11 @@ def clusters_html(emerging: dict | None, text_limit: int = 160) -> str:
             for e in c["examples"]
         )
         days = ", ".join(f"{d}: {n}" for d, n in c["per_day"].items())
+        note = signature_note(c)
         rows.append(
             f"<tr><td>{'alert' if c['emerging'] else 'novel'}</td><td>{escape(', '.join(c['top']))}</td>"
             f"<td>{c['size']}</td><td>{escape(days)}</td><td>{c['allowed_share']:.0%}</td>"
-            f"<td>{c['bursting_share']:.0%}{escape(signature_note(c))}</td><td>{examples}</td></tr>"
+            f"<td>{c['bursting_share']:.0%}{'<br>' + escape(note) if note else ''}</td><td>{examples}</td></tr>"
         )
     return (
         f"<h3>Emerging clusters (run {escape(str(emerging.get('run_id', '')))})</h3>"
