@@ -16,6 +16,7 @@ never delays a response; compaction unnests both and joins them.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from flywheel.errors import FlywheelError
-from flywheel.files import atomic_path
+from flywheel.files import atomic_path, write_json_atomic
 from flywheel.policy import Policy, load_policy
 from flywheel.settings import Settings
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 OPEN_SUFFIX = ".jsonl.open"  # being written by a live server (which holds a lock on it)
 CLOSED_SUFFIX = ".jsonl"  # rolled: complete, waiting for compaction
+UNFILED_SUFFIX = ".unfiled.json"  # beside a segment compaction kept: why it could not file it
 
 COLUMNS = [
     "request_id",
@@ -167,7 +169,9 @@ def compact_segment(segment: Path, settings: Settings) -> list[Path]:
 
     A segment whose writer still lives, or that another compactor holds, is left alone.
     Idempotent: parts are named after the segment and replaced whole, so a compaction that
-    died half-way is simply run again.
+    died half-way is simply run again. A segment holding a policy that cannot be loaded (a
+    typo in its file, a renamed policy) is kept, with the reason beside it, and tried again by
+    every later compaction: answered predictions are deleted only once filed.
     """
     try:
         handle = segment.open("rb")
@@ -178,18 +182,41 @@ def compact_segment(segment: Path, settings: Settings) -> list[Path]:
             return []
         stem = _stem(segment)
         lines = _lines_sql([segment])
-        written = []
+        written, unfiled = [], {}
         for name in _segment_policies([segment]) if segment.stat().st_size else []:
             try:
                 policy = load_policy(name, settings)
-            except FlywheelError:
-                continue  # a policy no longer configured: nothing to type its fields by
+            except FlywheelError as exc:
+                unfiled[name] = str(exc)
+                continue
             path = policy_dir(settings, name) / f"part-{stem}.parquet"
             with atomic_path(path) as tmp:
                 _copy_to_parquet(_select(lines, policy), tmp)
             written.append(path)
+        if unfiled:
+            write_json_atomic({"segment": segment.name, "policies": unfiled}, _reason(segment))
+            return written
         segment.unlink(missing_ok=True)
+        _reason(segment).unlink(missing_ok=True)
         return written
+
+
+def _reason(segment: Path) -> Path:
+    return segment.with_name(_stem(segment) + UNFILED_SUFFIX)
+
+
+def unfiled_segments(settings: Settings) -> list[dict]:
+    """Segments compaction had to keep, each with the policies it could not load and why."""
+    folder = segments_dir(settings)
+    if not folder.is_dir():
+        return []
+    found = []
+    for reason in sorted(folder.glob(f"*{UNFILED_SUFFIX}")):
+        try:
+            found.append(json.loads(reason.read_text()))
+        except (FileNotFoundError, ValueError):  # filed meanwhile, or being replaced
+            continue
+    return found
 
 
 def _stem(segment: Path) -> str:

@@ -21,7 +21,7 @@ from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, utc_now, write_parquet_atomic
 from flywheel.novelty import training_items
 from flywheel.policy import Policy
-from flywheel.predictions import read_predictions
+from flywheel.predictions import read_predictions, unfiled_segments
 from flywheel.registry import TAG_OVERRIDE_REASON, TAG_VERDICT, LoadedModel, ModelVersionRef
 from flywheel.settings import Settings
 from monitoring.alerts import TERM_SEPARATOR, AlertStore, Condition
@@ -285,6 +285,11 @@ def run_monitor(
     rules = policy.monitoring
     notes: list[str] = []
     log = read_predictions(settings, policy)
+    for kept in unfiled_segments(settings):
+        notes.append(
+            f"prediction-log segment {kept['segment']} is kept unfiled until its policies load: "
+            + "; ".join(f"{name}: {why}" for name, why in kept["policies"].items())
+        )
     since = pd.Timestamp(since) if since is not None else now - timedelta(days=rules.window_days)
     scored_at = pd.to_datetime(log["scored_at"], utc=True)
     window = log[(scored_at >= since) & (scored_at <= now)].reset_index(drop=True)

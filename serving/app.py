@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import Policy, list_policies, load_policy
+from flywheel.predictions import unfiled_segments
 from flywheel.records import ItemError, ItemValidator
 from flywheel.settings import Settings, get_settings
 from serving.batching import Batcher
@@ -355,8 +356,14 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
         """Every policy has a model (503 and the list when some answer on fallback)."""
         status = service.store.status()
         fallback = sorted(name for name, s in status.items() if s["fallback"])
+        log = {"unfiled_segments": unfiled_segments(service.settings)}
         return _json(
-            {"ready": not fallback, "fallback": fallback, "policies": status},
+            {
+                "ready": not fallback,
+                "fallback": fallback,
+                "policies": status,
+                "prediction_log": log,
+            },
             503 if fallback else 200,
         )
 
@@ -364,6 +371,7 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
     async def metrics() -> Response:
         """Prometheus metrics."""
         service.metrics.log_lag.set(service.log.lag_seconds())
+        service.metrics.log_unfiled.set(len(unfiled_segments(service.settings)))
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return ScoringApp(app, service)

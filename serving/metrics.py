@@ -66,6 +66,11 @@ class Metrics:
             "Age of the oldest logged prediction not yet handed to compaction.",
             registry=r,
         )
+        self.log_unfiled = Gauge(
+            "flywheel_prediction_log_unfiled_segments",
+            "Rolled prediction-log segments compaction had to keep (a policy it could not load).",
+            registry=r,
+        )
         self.shadow_skipped = Counter(
             "flywheel_shadow_skipped",
             "Rows not shadow-scored because the shadow backlog was full.",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from flywheel.policy import load_policy
 from flywheel.predictions import read_predictions
 from tests.conftest import (
     copy_trained,
@@ -371,3 +373,48 @@ def test_registry_down_at_start_and_at_reload(stocked, settings, spam, tmp_path)
         server.stop()
         if registry is not None:
             registry.stop()
+
+
+def test_a_segment_the_compactor_cannot_file_is_kept_reported_and_filed_later(trained, tmp_path):
+    """A policy file broken while the server runs: the compactor (a child reading the policies
+    afresh) keeps the segments it cannot file, `/readyz` and `/metrics` say so, and once the
+    file is fixed the next compaction files them: every answered prediction is in the log."""
+    settings = _own_home(trained, tmp_path)
+    policies = tmp_path / "policies"
+    shutil.copytree(settings.policies_dir, policies)
+    good = (policies / "scam.yaml").read_text()
+    server = start_scoring_api(
+        settings.root,
+        tmp_path,
+        FLYWHEEL_POLICIES_DIR=str(policies),
+        FLYWHEEL_LOG_SEGMENT_RECORDS="1",
+    )
+
+    def score(n: int) -> list[str]:
+        item = {**spam_item(), **scam_fields()}
+        return [
+            httpx.post(f"{server.url}/v1/score", headers=KEY, json={"item": item}).json()[
+                "request_id"
+            ]
+            for _ in range(n)
+        ]
+
+    def unfiled() -> list[dict]:
+        return httpx.get(f"{server.url}/readyz").json()["prediction_log"]["unfiled_segments"]
+
+    try:
+        (policies / "scam.yaml").write_text(good.replace("name: scam", "name: [scam"))
+        answered = score(3)
+        wait_until(lambda: unfiled(), 60, "a kept segment on /readyz")
+        assert "scam" in unfiled()[0]["policies"]
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert "flywheel_prediction_log_unfiled_segments 0.0" not in metrics
+        assert "flywheel_prediction_log_unfiled_segments" in metrics
+
+        (policies / "scam.yaml").write_text(good)
+        answered += score(3)
+        wait_until(lambda: not unfiled(), 60, "the kept segments filed")
+    finally:
+        server.stop()
+    logged = set(read_predictions(settings, load_policy("scam", settings))["request_id"])
+    assert set(answered) <= logged, "an answered prediction of the broken policy was lost"

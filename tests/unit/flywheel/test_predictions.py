@@ -2,10 +2,19 @@
 
 import fcntl
 import os
+import shutil
 
 import numpy as np
 
-from flywheel.predictions import compact_pending, pending_segments, policy_dir, read_predictions
+from flywheel.policy import load_policy
+from flywheel.predictions import (
+    compact_pending,
+    pending_segments,
+    policy_dir,
+    read_predictions,
+    unfiled_segments,
+)
+from flywheel.settings import Settings
 from serving.predlog import PredictionLog
 
 ITEM = {
@@ -90,3 +99,30 @@ def test_a_dead_writers_segment_is_compacted_and_a_torn_line_skipped(settings, s
     assert compact_pending(settings) == 1
     frame = read_predictions(settings, spam)
     assert frame["request_id"].tolist() == ["r1", "r2"]
+
+
+def test_a_segment_whose_policy_cannot_load_is_kept_reported_and_filed_later(tmp_path, home, spam):
+    """A typo in one policy's file while its predictions wait: the segment stays (nothing
+    answered is deleted), the reason is reported, and the next compaction after the fix files
+    it, without the other policy's rows read twice meanwhile."""
+    policies = tmp_path / "policies"
+    shutil.copytree(Settings().policies_dir, policies)
+    settings = Settings(home=home, policies_dir=policies)
+    good = (policies / "scam.yaml").read_text()
+    (policies / "scam.yaml").write_text(good.replace("name: scam", "name: [scam"))
+    log = PredictionLog(settings, compact=False)
+    log.write([_record(("r1", 0)), {**_record(("r2", 0)), "policy": "scam"}])
+    log.close()
+
+    assert compact_pending(settings) == 0
+    assert len(pending_segments(settings)) == 1
+    [kept] = unfiled_segments(settings)
+    assert list(kept["policies"]) == ["scam"] and "scam.yaml" in kept["policies"]["scam"]
+    assert read_predictions(settings, spam)["request_id"].tolist() == ["r1"]
+
+    (policies / "scam.yaml").write_text(good)
+    assert compact_pending(settings) == 1
+    assert not pending_segments(settings) and not unfiled_segments(settings)
+    scam = load_policy("scam", settings)
+    assert read_predictions(settings, scam)["request_id"].tolist() == ["r2"]
+    assert read_predictions(settings, spam)["request_id"].tolist() == ["r1"]
