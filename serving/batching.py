@@ -155,10 +155,7 @@ class Batcher:
 
     def flush(self) -> None:
         jobs, self.pending = self.pending, []
-        # Shadow lines are joined to their predictions within a segment: roll between shadow
-        # work, unless the segment has grown to twice its size (then a few shadows are lost).
-        if self.log.due() and (not self.shadow or self.log.overdue()):
-            self.log.roll()
+        self._roll_if_due()
         try:
             results, records, shadows = self._score(jobs, self.store.slots)
             started = time.perf_counter()
@@ -181,6 +178,21 @@ class Batcher:
             work.queued_at = time.monotonic()
             self.shadow.add(work)
         self._schedule_shadow()
+
+    def _roll_if_due(self) -> None:
+        """Shadow lines are joined to their predictions within a segment: roll between shadow
+        work, unless the segment has grown to twice its size (then a few shadows are lost).
+
+        A roll that fails (no file descriptor or process to spare) fails no request: the log
+        keeps a writable segment or opens one at the next write, and only that write's
+        failure stops a batch."""
+        if not (self.log.due() and (not self.shadow or self.log.overdue())):
+            return
+        try:
+            self.log.roll()
+        except Exception:
+            log.exception("rolling the prediction log failed; trying again at the next batch")
+            self.metrics.log_roll_failures.inc()
 
     def _score(
         self, jobs: Sequence[Job], slots: dict[str, Slot]

@@ -71,6 +71,11 @@ class Metrics:
             "Rolled prediction-log segments compaction had to keep (a policy it could not load).",
             registry=r,
         )
+        self.log_roll_failures = Counter(
+            "flywheel_prediction_log_roll_failures",
+            "Prediction-log rolls that failed (retried at the next batch; no request failed).",
+            registry=r,
+        )
         self.shadow_skipped = Counter(
             "flywheel_shadow_skipped",
             "Rows not shadow-scored because the shadow backlog was full.",

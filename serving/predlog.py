@@ -11,7 +11,9 @@ process (`flywheel.predictions.spawn_compaction`).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import socket
 import subprocess
@@ -23,6 +25,8 @@ import orjson
 
 from flywheel.predictions import CLOSED_SUFFIX, OPEN_SUFFIX, segments_dir, spawn_compaction
 from flywheel.settings import Settings
+
+log = logging.getLogger("flywheel.serving")
 
 
 class PredictionLog:
@@ -51,18 +55,38 @@ class PredictionLog:
         self.oldest_unrolled = None
 
     def write(self, records: list[dict]) -> None:
-        """Append records; when this returns they survive the process being killed."""
+        """Append records; when this returns they survive the process being killed.
+
+        All or nothing: a write that fails part-way (a full disk) is cut back to where it
+        began, so the next batch does not land on a torn line that the reader would drop with
+        it. If even the cut fails, the segment is rolled and the torn line stays last in it.
+        """
         if not records:
             return
         data = b"".join(orjson.dumps(record) + b"\n" for record in records)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        if self.settings.log_fsync:
-            os.fsync(self.fd)
+        if self.fd is None:  # a roll closed the segment but could not open the next
+            self._rotate()
+        start = os.lseek(self.fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            if self.settings.log_fsync:
+                os.fsync(self.fd)
+        except OSError:
+            self._cut_back(start)
+            raise
         self.predictions += sum(len(record["rid"]) for record in records)
         if self.oldest_unrolled is None:
             self.oldest_unrolled = time.time()
+
+    def _cut_back(self, start: int) -> None:
+        try:
+            os.ftruncate(self.fd, start)
+        except OSError:
+            log.exception("could not cut a failed write back; rolling the segment")
+            with contextlib.suppress(OSError):
+                self._rotate()
 
     def due(self) -> bool:
         return self.predictions >= self.settings.log_segment_records or (
@@ -74,10 +98,17 @@ class PredictionLog:
         return self.predictions >= 2 * self.settings.log_segment_records
 
     def roll(self) -> None:
-        """Close the open segment for compaction and start a new one."""
+        """Close the open segment for compaction and start a new one.
+
+        A failure part-way leaves a state `write` recovers from: the old segment still open
+        (a failed rename), none open (it opens one), or a closed segment whose compactor did
+        not start (the next roll's compactor takes it)."""
         if self.predictions == 0:
             self.opened_at = time.monotonic()
             return
+        self._rotate()
+
+    def _rotate(self) -> None:
         self._close()
         self._open()
         self._compact()
@@ -86,7 +117,11 @@ class PredictionLog:
         """One compactor at a time; it takes every finished segment, so none is left behind."""
         if not self.compact or (self.compactor is not None and self.compactor.poll() is None):
             return
-        self.compactor = spawn_compaction(self.settings)
+        try:
+            self.compactor = spawn_compaction(self.settings)
+        except OSError:  # too many processes or files: the segment waits for the next roll
+            log.exception("could not start the prediction-log compactor")
+            self.compactor = None
 
     def lag_seconds(self) -> float:
         """Age of the oldest record not yet handed to compaction (monitoring sees it later)."""

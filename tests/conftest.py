@@ -327,6 +327,37 @@ def two_reviewer_votes(
     return policy, votes, pd.Series(truly, index=items)
 
 
+LOGGED_ITEM = {
+    "text": "hello",
+    "account_age_days": None,
+    "links": 2,
+    "prior_reports": 0,
+    "messages_last_hour": 1,
+    "surface": "dm",
+    "country": "US",
+}
+
+
+def log_line(*keys, score=0.2):
+    """One batch's predictions of `spam` for (request id, item index) keys, as the scoring
+    server writes them to its log: one line, its predictions as columns."""
+    return {
+        "k": "p",
+        "policy": "spam",
+        "v": 3,
+        "tr": 0.1,
+        "ta": None,
+        "fb": False,
+        "at": 1_790_000_000.5,
+        "rid": [rid for rid, _ in keys],
+        "i": [i for _, i in keys],
+        "item_id": [f"item-{rid}-{i}" for rid, i in keys],
+        "score": [score] * len(keys),
+        "decision": ["allow"] * len(keys),
+        "item": [LOGGED_ITEM] * len(keys),
+    }
+
+
 def write_prediction_log(
     settings: Settings,
     policy: Policy,

@@ -16,41 +16,12 @@ from flywheel.predictions import (
 )
 from flywheel.settings import Settings
 from serving.predlog import PredictionLog
-
-ITEM = {
-    "text": "hello",
-    "account_age_days": None,
-    "links": 2,
-    "prior_reports": 0,
-    "messages_last_hour": 1,
-    "surface": "dm",
-    "country": "US",
-}
-
-
-def _record(*keys, score=0.2):
-    """One batch's predictions of `spam` for (request id, item index) keys, as the server
-    writes them: one line, its predictions as columns."""
-    return {
-        "k": "p",
-        "policy": "spam",
-        "v": 3,
-        "tr": 0.1,
-        "ta": None,
-        "fb": False,
-        "at": 1_790_000_000.5,
-        "rid": [rid for rid, _ in keys],
-        "i": [i for _, i in keys],
-        "item_id": [f"item-{rid}-{i}" for rid, i in keys],
-        "score": [score] * len(keys),
-        "decision": ["allow"] * len(keys),
-        "item": [ITEM] * len(keys),
-    }
+from tests.conftest import log_line
 
 
 def test_segments_compact_to_typed_parquet_with_shadow_scores(settings, spam):
     log = PredictionLog(settings, compact=False)
-    log.write([_record(("r1", 0), ("r1", 1), ("r2", 0))])
+    log.write([log_line(("r1", 0), ("r1", 1), ("r2", 0))])
     log.write(
         [
             {
@@ -86,14 +57,14 @@ def test_segments_compact_to_typed_parquet_with_shadow_scores(settings, spam):
 
 def test_an_open_segment_is_left_to_its_living_writer(settings, spam):
     log = PredictionLog(settings, compact=False)
-    log.write([_record(("r1", 0))])
+    log.write([log_line(("r1", 0))])
     assert compact_pending(settings) == 0
     assert len(read_predictions(settings, spam)) == 1
 
 
 def test_a_dead_writers_segment_is_compacted_and_a_torn_line_skipped(settings, spam):
     log = PredictionLog(settings, compact=False)
-    log.write([_record(("r1", 0)), _record(("r2", 0))])
+    log.write([log_line(("r1", 0)), log_line(("r2", 0))])
     os.write(log.fd, b'{"k": "p", "policy": "spam", "v": 3, "rid": ["r3"], "i": [0], "ite')
     fcntl.flock(log.fd, fcntl.LOCK_UN)  # as if the server had been killed
     assert compact_pending(settings) == 1
@@ -111,7 +82,7 @@ def test_a_segment_whose_policy_cannot_load_is_kept_reported_and_filed_later(tmp
     good = (policies / "scam.yaml").read_text()
     (policies / "scam.yaml").write_text(good.replace("name: scam", "name: [scam"))
     log = PredictionLog(settings, compact=False)
-    log.write([_record(("r1", 0)), {**_record(("r2", 0)), "policy": "scam"}])
+    log.write([log_line(("r1", 0)), {**log_line(("r2", 0)), "policy": "scam"}])
     log.close()
 
     assert compact_pending(settings) == 0
