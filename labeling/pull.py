@@ -68,32 +68,65 @@ def reviewer_ids(api: LabelStudioAPI) -> dict[int, str]:
 
 
 def _parse(
-    task: dict, annotation: dict, policy: Policy, users: dict[int, str]
+    task: dict, annotation: dict, policy: Policy, users: dict[int, str], notes: list[str]
 ) -> _Annotation | str | None:
-    """A decision, a problem to report, or None for a skip."""
-    where = f"task {task['id']}, annotation {annotation['id']}"
+    """A decision, a problem to report (the annotation is left out), or None for a skip.
+
+    Whatever shape an annotation arrives in, it never stops the pull: one malformed answer
+    would otherwise block every later pull on the same task. A lead time that is not a
+    duration only loses the lead time (noted in `notes`)."""
+    where = f"task {task.get('id')}, annotation {annotation.get('id')}"
     if annotation.get("was_cancelled"):
         return None
     results = annotation.get("result") or []
-    unexpected = sorted({r.get("from_name") for r in results} - {CHOICE, NOTES})
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return f"{where}: result is not a list of objects; skipped"
+    unexpected = sorted({str(r.get("from_name")) for r in results} - {CHOICE, NOTES})
     if unexpected:
-        return f"{where}: unexpected field {', '.join(map(str, unexpected))}; skipped"
-    choices = [
-        c for r in results if r.get("from_name") == CHOICE for c in r["value"].get("choices", [])
-    ]
+        return f"{where}: unexpected field {', '.join(unexpected)}; skipped"
+    choices = []
+    for r in (r for r in results if r.get("from_name") == CHOICE):
+        value = r.get("value")
+        picked = value.get("choices") if isinstance(value, dict) else None
+        if not isinstance(picked, list):
+            return f"{where}: a choice without a list of choices in its value; skipped"
+        choices += picked
     if len(choices) != 1:
         return f"{where}: {len(choices)} choices instead of one; skipped"
     if choices[0] not in (policy.labels.positive, policy.labels.negative):
         return f"{where}: unexpected choice {choices[0]!r}; skipped"
     user = annotator(annotation)
+    if user is None:
+        return f"{where}: no reviewer (completed_by); skipped"
+    stamp = annotation.get("updated_at") or annotation.get("created_at")
+    try:
+        decided_at = _utc(stamp)
+    except (TypeError, ValueError):
+        decided_at = pd.NaT
+    if pd.isna(decided_at):
+        return f"{where}: no valid time (updated_at, created_at: {stamp!r}); skipped"
     return _Annotation(
         annotation_id=str(annotation["id"]),
         task_id=str(task["id"]),
         label=choices[0],
         reviewer_id=users.get(user, f"ls-user-{user}"),
-        decided_at=_utc(annotation.get("updated_at") or annotation["created_at"]),
-        lead_time_s=float(annotation.get("lead_time") or 0.0),
+        decided_at=decided_at,
+        lead_time_s=_lead_time(annotation.get("lead_time"), where, notes),
     )
+
+
+def _lead_time(value: object, where: str, notes: list[str]) -> float:
+    """Seconds the reviewer spent, or NaN (unknown) when Label Studio's figure is not one."""
+    if value is None:
+        return float("nan")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds >= 0 or seconds == float("inf"):
+        notes.append(f"{where}: lead_time {value!r} is not a duration; kept without it")
+        return float("nan")
+    return seconds
 
 
 def pull(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) -> PullReport:
@@ -112,7 +145,10 @@ def pull(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) ->
     decisions: list[_Annotation] = []
     for task in tasks:
         for annotation in task.get("annotations") or []:
-            parsed = _parse(task, annotation, policy, users)
+            if not isinstance(annotation, dict):
+                report.problems.append(f"task {task.get('id')}: an annotation that is no object")
+                continue
+            parsed = _parse(task, annotation, policy, users, report.problems)
             if isinstance(parsed, _Annotation):
                 decisions.append(parsed)
             elif isinstance(parsed, str):

@@ -8,12 +8,15 @@ truth, and a pull is incremental and idempotent.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
 from fastapi import FastAPI, HTTPException
 
 from flywheel.errors import FlywheelError
+
+log = logging.getLogger("flywheel.labeling")
 
 
 class Puller:
@@ -26,6 +29,7 @@ class Puller:
         self._running = False
         self.pulls = 0
         self.last_error: str | None = None
+        self.failures = 0
 
     def request(self) -> None:
         with self._lock:
@@ -42,12 +46,24 @@ class Puller:
                     self._running = False
                     return
                 self._pending = False
-            try:
-                self._pull()
-                self.last_error = None
-            except FlywheelError as exc:
-                self.last_error = str(exc)
-            self.pulls += 1
+            self._pull_once()
+
+    def _pull_once(self) -> None:
+        """Any failure is kept for `/healthz` and the next event pulls again: a thread that
+        died with `busy` set would take no event ever after."""
+        try:
+            self._pull()
+            self.last_error = None
+        except FlywheelError as exc:
+            self._failed(str(exc))
+        except (Exception, SystemExit) as exc:  # a bug, or a CLI helper that exits
+            log.exception("a webhook-triggered pull failed")
+            self._failed(f"{type(exc).__name__}: {exc}")
+        self.pulls += 1
+
+    def _failed(self, error: str) -> None:
+        self.last_error = error
+        self.failures += 1
 
     @property
     def busy(self) -> bool:
@@ -69,7 +85,12 @@ def create_app(pullers: dict[str, Puller]) -> FastAPI:
     @app.get("/healthz")
     def health() -> dict:
         return {
-            name: {"pulls": p.pulls, "busy": p.busy, "last_error": p.last_error}
+            name: {
+                "pulls": p.pulls,
+                "failures": p.failures,
+                "busy": p.busy,
+                "last_error": p.last_error,
+            }
             for name, p in pullers.items()
         }
 

@@ -179,6 +179,32 @@ def test_unexpected_answers_are_reported_and_skipped(settings, lake, pushed):
     assert any("unexpected field mood" in p for p in report.problems)
 
 
+def test_malformed_annotations_are_reported_and_never_block_later_pulls(settings, lake, pushed):
+    """Answers Label Studio 1.23 stores but its labeling interface never makes (from a
+    script or an import; shapes it refuses outright are in tests/unit/labeling/test_pull.py):
+    each is reported with its task and left out, the pull stores the rest and
+    moves the watermark, and the next pull reads a later answer on the same tasks."""
+    policy, api, task_ids = pushed
+    ana = _user(api, "rev-ana")
+    good = choice_result(policy, "violating")
+    one = [{**good[0], "value": {"choices": "violating"}}]
+    api.sdk.annotations.create(id=task_ids[0], result=one, completed_by=ana)
+    api.sdk.annotations.create(id=task_ids[1], result=[{**good[0], "value": {}}], completed_by=ana)
+    api.sdk.annotations.create(id=task_ids[2], result=good, completed_by=ana, lead_time=-5.0)
+    report = pull(policy, settings, lake, api)
+    assert report.added == 1, report.problems
+    assert any(f"task {task_ids[0]}," in p and "skipped" in p for p in report.problems)
+    assert any(f"task {task_ids[1]}," in p and "skipped" in p for p in report.problems)
+    assert any(f"task {task_ids[2]}," in p and "lead_time" in p for p in report.problems)
+    assert np.isnan(lake.decisions("spam")["lead_time_s"]).all()
+    assert lake.labeling_state("spam")["watermark"] == report.watermark is not None
+
+    api.sdk.annotations.create(id=task_ids[0], result=good, completed_by=ana, lead_time=3.0)
+    later = pull(policy, settings, lake, api)
+    assert later.added == 1
+    assert set(lake.decisions("spam")["task_id"]) == {str(task_ids[0]), str(task_ids[2])}
+
+
 def test_a_server_lost_mid_pull_leaves_lake_and_watermark_alone(settings, lake, pushed):
     policy, api, task_ids = pushed
     ana = _user(api, "rev-ana")

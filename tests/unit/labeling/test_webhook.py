@@ -20,15 +20,21 @@ def test_events_during_a_pull_coalesce_into_one_more_pull():
     for _ in range(10):  # a burst of events while the first pull runs
         puller.request()
     release.set()
-    done = threading.Event()
-    threading.Thread(target=lambda: (_wait_idle(puller), done.set())).start()
-    assert done.wait(10)
+    assert _idle_within(puller, 10)
     assert len(calls) == 2
 
 
-def _wait_idle(puller: Puller) -> None:
-    while puller.busy:
-        threading.Event().wait(0.01)
+def _idle_within(puller: Puller, seconds: float) -> bool:
+    """Whether the puller stops being busy within `seconds` (a stuck one never does)."""
+    done = threading.Event()
+
+    def wait() -> None:
+        while puller.busy:
+            threading.Event().wait(0.01)
+        done.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    return done.wait(seconds)
 
 
 def test_the_receiver_answers_at_once_and_knows_its_policies():
@@ -40,3 +46,25 @@ def test_the_receiver_answers_at_once_and_knows_its_policies():
     )
     assert pulled.wait(5)
     assert client.post("/webhooks/labelstudio/nope", json={}).status_code == 404
+
+
+def test_a_pull_that_fails_in_any_way_leaves_the_receiver_ready_for_the_next_event():
+    """A bug in a pull (or Prefect missing under --via-prefect) must not kill the puller:
+    it reports the error, stops being busy, and the next event pulls again."""
+    outcomes = iter([KeyError("value"), SystemExit(2), None])
+    pulled = []
+
+    def pull():
+        pulled.append(1)
+        outcome = next(outcomes)
+        if outcome is not None:
+            raise outcome
+
+    puller = Puller(pull)
+    client = TestClient(create_app({"spam": puller}))
+    for expected in ("KeyError: 'value'", "SystemExit: 2", None):
+        assert client.post("/webhooks/labelstudio/spam", json={}).status_code == 202
+        assert _idle_within(puller, 10), "the puller stayed busy"
+        assert client.get("/healthz").json()["spam"]["last_error"] == expected
+    health = client.get("/healthz").json()["spam"]
+    assert (health["pulls"], health["failures"], len(pulled)) == (3, 2, 3)
