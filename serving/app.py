@@ -111,14 +111,17 @@ class Service:
         self.validators: dict[tuple[str, ...], ItemValidator] = {}
 
     def check_key(self, header: str, admin: bool = False) -> None:
-        """`header` is the request's Authorization value ('' when absent)."""
+        """`header` is the request's Authorization value ('' when absent), as ASGI servers
+        decode it (Latin-1). Keys are compared as bytes, so any byte a client sends is a wrong
+        key (401), never an error."""
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key:
             raise ApiError(
                 401, "unauthorized", "send your API key as `Authorization: Bearer <key>`"
             )
+        sent = _as_sent(key)
         admin_key = self.settings.admin_key
-        is_admin = bool(admin_key) and hmac.compare_digest(key, admin_key)
+        is_admin = bool(admin_key) and hmac.compare_digest(sent, admin_key.encode())
         if admin:
             if not admin_key:
                 raise ApiError(
@@ -127,7 +130,9 @@ class Service:
             if not is_admin:
                 raise ApiError(403, "forbidden", "this route needs the admin key")
             return
-        if not is_admin and not any(hmac.compare_digest(key, k) for k in self.settings.api_keys):
+        if not is_admin and not any(
+            hmac.compare_digest(sent, k.encode()) for k in self.settings.api_keys
+        ):
             raise ApiError(401, "unauthorized", "unknown API key")
 
     def check_length(self, length: int | str | None) -> None:
@@ -181,14 +186,13 @@ class Service:
             )
         return validate
 
-    async def score(
-        self, route: str, batch: bool, authorization: str, body: bytes
-    ) -> tuple[int, bytes]:
-        """Answer a scoring request: its status and JSON body (errors included)."""
+    async def score(self, route: str, batch: bool, body: bytes) -> tuple[int, bytes]:
+        """Answer a scoring request whose key was checked: its status and JSON body (errors
+        included). Callers check the key before reading the body, so an anonymous client
+        cannot make the server read megabytes."""
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         try:
-            self.check_key(authorization)
             payload = self.payload(body)
             names = self.requested(payload)
             rows = self._rows(payload, self.validator(names), batch)
@@ -313,10 +317,9 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
         return _json(body, exc.status)
 
     async def _score(request: Request, route: str, batch: bool) -> Response:
+        service.check_key(request.headers.get("authorization", ""))
         service.check_length(request.headers.get("content-length"))
-        status, body = await service.score(
-            route, batch, request.headers.get("authorization", ""), await request.body()
-        )
+        status, body = await service.score(route, batch, await request.body())
         return _json(body, status)
 
     @app.post("/v1/score", response_model=ScoreResponse, openapi_extra=_body_docs(ScoreRequest))
@@ -377,6 +380,14 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
     return ScoringApp(app, service)
 
 
+def _as_sent(key: str) -> bytes:
+    """A header value's bytes as they came over the wire (ASGI decodes headers as Latin-1)."""
+    try:
+        return key.encode("latin-1")
+    except UnicodeEncodeError:  # not from a server: a caller's own string
+        return key.encode()
+
+
 class _Disconnected(Exception):
     pass
 
@@ -398,11 +409,11 @@ class ScoringApp:
             return
         headers = dict(scope["headers"])
         try:
+            self.service.check_key(headers.get(b"authorization", b"").decode("latin-1"))
             self.service.check_length(headers.get(b"content-length", b"").decode("latin-1"))
             with self.service.batcher.receiving_body():
                 body = await self._body(receive)
-            authorization = headers.get(b"authorization", b"").decode("latin-1")
-            status, answer = await self.service.score(route, batch, authorization, body)
+            status, answer = await self.service.score(route, batch, body)
         except ApiError as exc:
             status, answer = exc.status, self.service.error(route, uuid.uuid4().hex, exc)
         except _Disconnected:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -103,12 +104,31 @@ def test_batches_answer_per_item(api):
         ({}, "/v1/score", 401, "Authorization: Bearer"),
         ({"Authorization": "Bearer wrong"}, "/v1/score", 401, "unknown API key"),
         (KEY, "/v1/admin/reload", 403, "needs the admin key"),
+        ({"Authorization": "Bearer clé-ключ".encode()}, "/v1/score", 401, "unknown API key"),
+        ({"Authorization": b"Bearer \xff\xfe"}, "/v1/score/batch", 401, "unknown API key"),
+        ({"Authorization": "Bearer ключ".encode()}, "/v1/admin/reload", 403, "the admin key"),
     ],
 )
 def test_auth(api, headers, route, status, message):
+    """Any bytes as a key are a wrong key (an anonymous 500 would let anyone flood the log)."""
     answer = httpx.post(f"{api.url}{route}", headers=headers, json={"item": spam_item()})
     assert answer.status_code == status
     assert message in answer.json()["error"]["message"] and answer.json()["request_id"]
+    assert "Traceback" not in api.log.read_text()
+
+
+@pytest.mark.parametrize("route", ["/v1/score", "/v1/score/batch"])
+def test_the_key_is_checked_before_the_body_is_read(api, route):
+    """An anonymous client announcing a body and sending none is refused at once: the server
+    does not wait for (or read) a body from someone without a key."""
+    host, port = api.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(
+            f"POST {route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+            "Content-Type: application/json\r\nContent-Length: 3000\r\n\r\n".encode()
+        )
+        head = conn.recv(65536).decode("latin-1")
+    assert head.startswith("HTTP/1.1 401"), head
 
 
 @pytest.mark.parametrize(
