@@ -10,7 +10,6 @@ meanwhile fails at once instead of racing the first.
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from flows.ingest import RETRIES, pull_task, qa_task
 from flows.monitor import monitor_task
 from flows.retrain import build_dataset_task, check_registry_task, promote_task, train_task
 from flywheel.errors import FlywheelError
+from flywheel.files import file_lock
 from flywheel.lake import Lake
 from flywheel.policy import load_policy
 from flywheel.settings import get_settings
@@ -49,17 +49,10 @@ class CycleSummary:
 def one_cycle_at_a_time(policy: str) -> Iterator[None]:
     """Hold the policy's cycle lock for the whole turn, or fail at once if another holds it."""
     settings = get_settings()
-    path = settings.lake_dir / "locks" / f"cycle-{policy}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FlywheelError(f"a cycle of {policy} is already running") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(settings.lake_dir / "locks" / f"cycle-{policy}.lock", wait=False) as held:
+        if not held:
+            raise FlywheelError(f"a cycle of {policy} is already running")
+        yield
 
 
 @task(name="push-tasks", cache_policy=NO_CACHE, **RETRIES)

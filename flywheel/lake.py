@@ -8,6 +8,7 @@ Layout (one folder per policy):
     golden/<policy>/CURRENT.json                  which golden version is current
     datasets/<policy>/<version>/                  immutable dataset versions (splits + manifest)
     labeling/<policy>/tasks/part-<hash>.parquet   every task pushed to Label Studio (the ledger)
+    labeling/<policy>/pending/<hash>.parquet      tasks being imported (written before, dropped after)
     labeling/<policy>/state.json                  project id and the pull watermark
     labeling/<policy>/qa.json                     the latest reviewer-quality report
 
@@ -18,7 +19,6 @@ policy hold a lock, so two imports at once cannot both decide a row is new.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 from collections.abc import Iterator
@@ -33,18 +33,49 @@ import numpy as np
 import pandas as pd
 
 from flywheel.errors import FlywheelError
-from flywheel.files import atomic_path, write_json_atomic
+from flywheel.files import atomic_path, file_lock, write_json_atomic
 
 
 def content_hash(*frames: pd.DataFrame, extra: Any = None, length: int = 16) -> str:
-    """A stable hash of frames' columns and values (row order included) and of `extra`."""
+    """A hash of frames' columns and values (row order included, index not) and of `extra`.
+
+    Versions of datasets and golden sets and the training key are such hashes, so the same
+    content must keep its id across library releases: values are encoded by a fixed rule of our
+    own (`_column_bytes`), not by pandas' hashing, whose output has changed between releases."""
     digest = hashlib.sha256()
     for frame in frames:
         digest.update(json.dumps([str(c) for c in frame.columns]).encode())
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        for _, column in frame.items():
+            digest.update(_column_bytes(column))
     if extra is not None:
         digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:length]
+
+
+def _column_bytes(column: pd.Series) -> bytes:
+    """One column's values in a canonical encoding: a kind tag, then booleans as bytes, integers
+    as little-endian int64, other numbers as float64 (one NaN pattern for every missing value),
+    timestamps as UTC nanoseconds, everything else as length-prefixed UTF-8 text."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) and not column.isna().any():
+        return b"b" + column.to_numpy(dtype=np.uint8).tobytes()
+    if pd.api.types.is_integer_dtype(dtype) and not column.isna().any():
+        return b"i" + column.to_numpy(dtype="<i8").tobytes()
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        values = column.to_numpy(dtype="<f8", na_value=np.nan)
+        return b"f" + np.where(np.isnan(values), np.nan, values).astype("<f8").tobytes()
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        stamps = pd.to_datetime(column, utc=True)
+        nanos = stamps.dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").view("<i8")
+        return b"t" + np.where(stamps.isna(), np.iinfo(np.int64).min, nanos).tobytes()
+    parts = [b"s"]
+    for value in column.astype(object):
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            parts.append(b"\xff\xff\xff\xff")
+        else:
+            text = str(value).encode()
+            parts += [len(text).to_bytes(4, "little"), text]
+    return b"".join(parts)
 
 
 def uniform_draw(keys: pd.Series, salt: str) -> np.ndarray:
@@ -93,16 +124,13 @@ class Lake:
         return self.root / kind / policy
 
     @contextmanager
-    def lock(self, policy: str) -> Iterator[None]:
-        """Serialise writers of one policy (readers never wait: files are immutable)."""
-        lock_path = self.root / "locks" / f"{policy}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def lock(self, policy: str, what: str = "lake", wait: bool = True) -> Iterator[bool]:
+        """Serialise the writers of one policy's lake (readers never wait: files are
+        immutable), or, by `what`, one policy's pushes or promotions. With `wait=False` it
+        yields False at once when another process holds it."""
+        name = f"{policy}.lock" if what == "lake" else f"{what}-{policy}.lock"
+        with file_lock(self.root / "locks" / name, wait=wait) as held:
+            yield held
 
     @staticmethod
     def query(sql: str, **tables: Any) -> pd.DataFrame:
@@ -133,31 +161,38 @@ class Lake:
         return sorted(self._dir("decisions", policy).glob("part-*.parquet"))
 
     def decisions(self, policy: str) -> pd.DataFrame:
-        """Stored decisions of a policy, less those whose annotation was deleted since."""
+        """Stored decisions of a policy, less those whose annotation was retracted after they
+        were stored (an annotation skipped, then answered again, counts again)."""
         files = self.decision_files(policy)
         if not files:
             return pd.DataFrame()
         frame = self.read_parquet(files)
-        retracted = self.retracted_annotations(policy)
-        if retracted and "annotation_id" in frame:
-            frame = frame[~frame["annotation_id"].isin(retracted)].reset_index(drop=True)
+        retractions = self.retractions(policy)
+        if not retractions.empty and "annotation_id" in frame:
+            last = retractions.groupby("annotation_id")["retracted_at"].max()
+            retracted_at = frame["annotation_id"].map(last)
+            hidden = retracted_at.notna() & (retracted_at >= frame["ingested_at"])
+            frame = frame[~hidden].reset_index(drop=True)
         return frame
 
-    def retracted_annotations(self, policy: str) -> set[str]:
+    def retractions(self, policy: str) -> pd.DataFrame:
+        """Every retraction of an annotation, with when it was noticed."""
         files = sorted(self._dir("decisions", policy).glob("retracted/part-*.parquet"))
-        return set(self.read_parquet(files)["annotation_id"]) if files else set()
+        if not files:
+            return pd.DataFrame({"annotation_id": [], "retracted_at": []})
+        return self.read_parquet(files, ["annotation_id", "retracted_at"])
 
     def retract_annotations(self, policy: str, annotation_ids: list[str]) -> int:
-        """Drop the decisions of annotations deleted (or turned into skips) in Label Studio."""
+        """Retract the decisions stored so far of annotations deleted (or turned into skips) in
+        Label Studio; a decision the same annotation gets later is not retracted by this."""
+        new = sorted(set(annotation_ids))
+        if not new:
+            return 0
         with self.lock(policy):
-            new = sorted(set(annotation_ids) - self.retracted_annotations(policy))
-            if new:
-                frame = pd.DataFrame(
-                    {"annotation_id": new, "retracted_at": pd.Timestamp(utc_now())}
-                )
-                part = f"part-{content_hash(frame[['annotation_id']])}.parquet"
-                write_parquet_atomic(frame, self._dir("decisions", policy) / "retracted" / part)
-            return len(new)
+            frame = pd.DataFrame({"annotation_id": new, "retracted_at": pd.Timestamp(utc_now())})
+            part = f"part-{content_hash(frame)}.parquet"
+            write_parquet_atomic(frame, self._dir("decisions", policy) / "retracted" / part)
+        return len(new)
 
     def append_decisions(self, policy: str, frame: pd.DataFrame, source: str) -> DecisionImport:
         """Store decisions not stored before; a decision stored with other values is refused."""
@@ -165,10 +200,15 @@ class Lake:
         with self.lock(policy):
             files = self.decision_files(policy)
             stored = (
-                self.read_parquet(files, ["decision_id", "label"])
+                self.read_parquet(files, ["item_id", "reviewer_id", "decided_at", "label"])
                 if files
-                else pd.DataFrame({"decision_id": [], "label": []})
+                else frame.iloc[0:0]
             )
+            # ids are derived again from what they identify, so parts written under an
+            # earlier id rule still match
+            stored = stored.assign(decision_id=_decision_ids(policy, stored))[
+                ["decision_id", "label"]
+            ]
             known = frame.merge(stored, on="decision_id", how="inner", suffixes=("", "_stored"))
             changed = known[known["label"] != known["label_stored"]]
             if not changed.empty:
@@ -201,6 +241,20 @@ class Lake:
         part = self._dir("labeling", policy) / "tasks" / f"part-{content_hash(frame)}.parquet"
         write_parquet_atomic(frame, part)
         return part
+
+    def write_push_intent(self, policy: str, frame: pd.DataFrame) -> Path:
+        """Record tasks about to be imported, before the import: if the import's answer is
+        lost or the process dies, the next push or pull finds them in Label Studio by their
+        keys and records them in the ledger."""
+        path = self._dir("labeling", policy) / "pending" / f"{content_hash(frame)}.parquet"
+        write_parquet_atomic(frame, path)
+        return path
+
+    def push_intents(self, policy: str) -> list[tuple[Path, pd.DataFrame]]:
+        """Imports begun and not recorded yet, oldest first."""
+        folder = self._dir("labeling", policy) / "pending"
+        paths = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime)
+        return [(path, pd.read_parquet(path)) for path in paths]
 
     def labeling_state(self, policy: str) -> dict:
         path = self._dir("labeling", policy) / "state.json"
@@ -283,14 +337,15 @@ def _same(a: pd.Series, b: pd.Series) -> pd.Series:
 
 
 def _decision_ids(policy: str, frame: pd.DataFrame) -> pd.Series:
-    """A decision is one reviewer's verdict on one item at one time."""
-    keys = (
-        policy
-        + "|"
-        + frame["item_id"]
-        + "|"
-        + frame["reviewer_id"]
-        + "|"
-        + frame["decided_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    """A decision is one reviewer's verdict on one item at one time. The fields are encoded as
+    a JSON list, so no value can shift into its neighbour (`a|b` + `c` is not `a` + `b|c`)."""
+    stamps = frame["decided_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    keys = [
+        json.dumps([policy, item, reviewer, stamp])
+        for item, reviewer, stamp in zip(
+            frame["item_id"], frame["reviewer_id"], stamps, strict=True
+        )
+    ]
+    return pd.Series(
+        [hashlib.sha1(k.encode()).hexdigest()[:20] for k in keys], index=frame.index, dtype=object
     )
-    return keys.map(lambda k: hashlib.sha1(k.encode()).hexdigest()[:20])

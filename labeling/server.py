@@ -10,7 +10,6 @@ signals the process this home started, identified by its pid file and its comman
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import secrets
@@ -23,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flywheel.errors import FlywheelError
-from flywheel.files import generated_once
+from flywheel.files import file_lock, generated_once
 from flywheel.services import Service, answers, port_taken
 from flywheel.settings import Settings
 
@@ -72,13 +71,8 @@ def _bin(settings: Settings) -> Path:
 @contextmanager
 def _install_lock(venv: Path):
     """Two homes starting at once must not install into the same virtualenv together."""
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with (venv.parent / f"{venv.name}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(venv.parent / f"{venv.name}.lock"):
+        yield
 
 
 def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:

@@ -9,7 +9,6 @@ that fails is retried a few times and recorded on the alert, and never fails the
 
 from __future__ import annotations
 
-import fcntl
 import json
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from flywheel.files import write_json_atomic
+from flywheel.files import file_lock, write_json_atomic
 from flywheel.lake import utc_now
 
 
@@ -78,13 +77,8 @@ class AlertStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with (self.path.parent / "alerts.lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.path.parent / "alerts.lock"):
+            yield
 
     def all(self) -> list[Alert]:
         if not self.path.is_file():

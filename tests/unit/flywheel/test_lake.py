@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,6 +40,37 @@ def test_content_hash_is_stable_and_sensitive():
     assert content_hash(frame) == content_hash(frame.copy())
     assert content_hash(frame) != content_hash(frame.assign(b=["x", "z"]))
     assert content_hash(frame, extra={"rule": 1}) != content_hash(frame, extra={"rule": 2})
+    assert content_hash(frame) != content_hash(frame.iloc[::-1])  # row order counts
+    assert content_hash(frame.assign(b=["xy", ""])) != content_hash(frame.assign(b=["x", "y"]))
+
+
+KNOWN = pd.DataFrame(
+    {
+        "item_id": ["i1", "i|2"],
+        "label": ["violating", None],
+        "score": [0.25, np.nan],
+        "links": [3, 0],
+        "at": pd.to_datetime(
+            ["2026-01-05T10:00:00Z", "2026-01-06T11:30:00.500Z"], format="ISO8601"
+        ),
+        "flag": [True, False],
+    }
+)
+
+
+def test_content_ids_are_pinned_across_releases_and_dtypes():
+    """Dataset and golden versions and the training key are these hashes: the same content
+    keeps its id whatever pandas release or dtype holds it (the ids were computed once with
+    the encoding rule and must never change without a migration)."""
+    assert content_hash(KNOWN) == "e1df6cbe7d1351d2"
+    assert content_hash(KNOWN, extra={"split": {"rule": "time"}}) == "53639571997b9257"
+    other_dtypes = KNOWN.assign(
+        item_id=KNOWN["item_id"].astype("string"),
+        label=KNOWN["label"].astype("category"),
+        links=KNOWN["links"].astype("Int64"),
+        at=KNOWN["at"].dt.tz_convert("Europe/Paris").dt.as_unit("us"),
+    )
+    assert content_hash(other_dtypes) == "e1df6cbe7d1351d2"
 
 
 def _decisions(spam, labels):
@@ -101,3 +133,48 @@ def test_golden_versions_grow_and_refuse_conflicts(tmp_path, spam):
     ):
         lake.import_golden("spam", validate_golden(flipped, spam, "f.csv").frame, "f.csv")
     assert lake.golden("spam").version == grown.version
+
+
+def test_a_retraction_hides_what_was_stored_before_it_not_a_later_answer(tmp_path, spam):
+    """Answered, then skipped (retracted), then answered again under the same annotation id."""
+    lake = Lake(tmp_path)
+    first = _decisions(spam, ["violating", "benign"]).assign(annotation_id=["a1", "a2"])
+    lake.append_decisions("spam", first, "Label Studio")
+    assert lake.retract_annotations("spam", ["a1"]) == 1
+    assert lake.decisions("spam")["annotation_id"].tolist() == ["a2"]
+
+    later = first.iloc[[0]].assign(
+        label="benign", decided_at=first["decided_at"].iloc[0] + pd.Timedelta(hours=1)
+    )
+    assert lake.append_decisions("spam", later, "Label Studio").added == 1
+    stored = lake.decisions("spam").sort_values("annotation_id")
+    assert stored[["annotation_id", "label"]].values.tolist() == [
+        ["a1", "benign"],
+        ["a2", "benign"],
+    ]
+    # deleted again: the answer stored since then goes too, and only it was counted
+    assert lake.retract_annotations("spam", ["a1"]) == 1
+    assert lake.decisions("spam")["annotation_id"].tolist() == ["a2"]
+
+
+def test_decision_keys_do_not_run_into_each_other(tmp_path, spam):
+    """`a|b` by `c` and `a` by `b|c` at the same time are two decisions, each stored once."""
+    lake = Lake(tmp_path)
+    frame = _decisions(spam, ["violating", "benign"]).assign(
+        item_id=["a|b", "a"], reviewer_id=["c", "b|c"]
+    )
+    assert lake.append_decisions("spam", frame, "file.csv").added == 2
+    again = lake.append_decisions("spam", frame, "file.csv")
+    assert (again.added, again.already_present) == (0, 2)
+    assert sorted(lake.decisions("spam")["item_id"]) == ["a", "a|b"]
+
+
+def test_decisions_stored_under_the_earlier_id_rule_are_still_recognised(tmp_path, spam):
+    lake = Lake(tmp_path)
+    frame = _decisions(spam, ["violating", "benign"])
+    lake.append_decisions("spam", frame, "file.csv")
+    part = lake.decision_files("spam")[0]
+    stored = pd.read_parquet(part)
+    write_parquet_atomic(stored.assign(decision_id=["old-1", "old-2"]), part)
+    again = lake.append_decisions("spam", frame, "file.csv")
+    assert (again.added, again.already_present) == (0, 2)
