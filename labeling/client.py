@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -29,6 +29,8 @@ _TRANSIENT = {429, 500, 502, 503, 504}
 # strips annotations to their id anyway); `export_tasks` then reads the tasks in full.
 TASK_FIELDS = "id,updated_at"
 EXPORT_CHUNK = 500  # task ids per export request, well inside a URL's length
+CLOCK_MARGIN = timedelta(seconds=2)  # the Date header has whole seconds
+WATERMARK_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the only form Label Studio's filter accepts
 
 
 class LabelStudioAPI:
@@ -65,6 +67,60 @@ class LabelStudioAPI:
             f"Label Studio at {self.url} did not answer {what} after {self.retries + 1} tries: "
             f"{type(problem).__name__}: {problem}"
         ) from problem
+
+    def import_tasks(
+        self, project: int, tasks: list[dict[str, Any]], key: str, since: datetime
+    ) -> dict[str, int]:
+        """Import tasks exactly once each; their task ids by `data[key]`, a value unique to
+        each task. An import whose answer was lost (a time-out, a dropped connection, a 5xx
+        after the server stored them) may have created some or all of its tasks: before each
+        retry the tasks created after `since` (the server's clock before the first try) are
+        looked up by their key, and only the others are sent again."""
+        wanted = {task["data"][key] for task in tasks}
+        created: dict[str, int] = {}
+        tried = False
+
+        def attempt() -> dict[str, int]:
+            nonlocal tried
+            if tried:
+                created.update(self.created_since(project, since, key, wanted))
+            tried = True
+            todo = [task for task in tasks if task["data"][key] not in created]
+            if todo:
+                response = self.sdk.projects.import_tasks(
+                    id=project, request=todo, return_task_ids=True
+                )
+                if len(response.task_ids or []) != len(todo):
+                    raise FlywheelError(
+                        f"Label Studio returned {len(response.task_ids or [])} task ids for "
+                        f"{len(todo)} tasks"
+                    )
+                created.update(zip((t["data"][key] for t in todo), response.task_ids, strict=True))
+            return created
+
+        return self.call(f"importing {len(tasks)} tasks into project {project}", attempt)
+
+    def created_since(
+        self, project: int, since: datetime, key: str, wanted: set[str] | None = None
+    ) -> dict[str, int]:
+        """Task ids by `data[key]` of the tasks created after `since` (those of `wanted` only)."""
+        found: dict[str, int] = {}
+        query = json.dumps(
+            {
+                "filters": {"conjunction": "and", "items": [created_after(since)]},
+                "ordering": ["tasks:id"],
+            }
+        )
+        page = 1
+        while True:
+            items = self._task_page(project, page, query, include="id,data")
+            for task in items:
+                value = (task.get("data") or {}).get(key)
+                if value is not None and (wanted is None or value in wanted):
+                    found[str(value)] = int(task["id"])
+            if len(items) < self.page_size:
+                return found
+            page += 1
 
     def server_time(self) -> datetime:
         """The server's clock (its `Date` header), so watermarks never depend on ours."""
@@ -109,7 +165,9 @@ class LabelStudioAPI:
             raise ApiError(status_code=response.status_code, body=_body(response))
         return response.json()
 
-    def _task_page(self, project: int, page: int, query: str) -> list[dict[str, Any]]:
+    def _task_page(
+        self, project: int, page: int, query: str, include: str = TASK_FIELDS
+    ) -> list[dict[str, Any]]:
         try:
             pager = self.sdk.tasks.list(
                 project=project,
@@ -117,7 +175,7 @@ class LabelStudioAPI:
                 page_size=self.page_size,
                 query=query,
                 fields="all",
-                include=TASK_FIELDS,
+                include=include,
             )
         except ApiError as exc:
             if exc.status_code == 404 and page > 1:  # the previous page was exactly the last
@@ -133,6 +191,11 @@ def _filter(column: str, operator: str, kind: str, value: Any) -> dict[str, Any]
 def updated_after(stamp: str) -> dict[str, Any]:
     """Filter: tasks touched after a timestamp (an annotation made, changed or deleted)."""
     return _filter("updated_at", "greater", "Datetime", stamp)
+
+
+def created_after(stamp: datetime) -> dict[str, Any]:
+    """Filter: tasks created after a moment of the server's clock."""
+    return _filter("created_at", "greater", "Datetime", stamp.strftime(WATERMARK_FORMAT))
 
 
 def fewer_annotations_than(n: int) -> dict[str, Any]:

@@ -11,13 +11,15 @@ newer decision by the same reviewer and the older one stops counting. Annotation
 with an unexpected choice or field is reported and left out, never crashed on.
 
 The new watermark is the newest update seen, but never later than the server's clock when the
-pull began (less a margin): a task updated while we paged is read again next time.
+pull began (less a margin): a task updated while we paged is read again next time. Tasks a push
+imported but has not recorded in its ledger yet are recorded first (`labeling.push.recover`);
+while a push still runs, its unrecorded tasks hold the watermark back, so their annotations are
+read again once the ledger knows them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import pandas as pd
 
@@ -25,11 +27,9 @@ from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy
 from flywheel.records import validate_decisions
 from flywheel.settings import Settings
-from labeling.client import LabelStudioAPI, updated_after
+from labeling.client import CLOCK_MARGIN, WATERMARK_FORMAT, LabelStudioAPI, updated_after
 from labeling.project import CHOICE, NOTES, annotator, project_id
-
-WATERMARK_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the only form Label Studio's filter accepts
-CLOCK_MARGIN = timedelta(seconds=2)  # the Date header has whole seconds
+from labeling.push import TASK_KEY, recover
 
 
 @dataclass
@@ -155,9 +155,14 @@ def pull(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) ->
                 report.problems.append(parsed)
             else:
                 report.skipped += 1
-    _store(policy, lake, tasks, decisions, project, report)
-    newest = max(_utc(t["updated_at"]) for t in changed)
-    report.watermark = min(newest, began).strftime(WATERMARK_FORMAT)
+    with lake.lock(policy.name, "push", wait=False) as free:
+        if free:
+            recover(policy, lake, api, project)
+    pushing = set() if free else {str(t["id"]) for t in tasks if TASK_KEY in (t.get("data") or {})}
+    held = _store(policy, lake, tasks, decisions, project, report, pushing)
+    stamps = {str(t["id"]): _utc(t["updated_at"]) for t in changed}
+    waiting = [stamps[t] - pd.Timedelta(microseconds=1) for t in held if t in stamps]
+    report.watermark = min([max(stamps.values()), began, *waiting]).strftime(WATERMARK_FORMAT)
     lake.write_labeling_state(
         policy.name,
         {
@@ -176,15 +181,20 @@ def _store(
     decisions: list[_Annotation],
     project: int,
     report: PullReport,
-) -> None:
-    """Append the new decisions, then retract the annotations that are gone from seen tasks."""
+    pushing: set[str],
+) -> set[str]:
+    """Append the new decisions, then retract the annotations that are gone from seen tasks.
+    Returns the tasks of `pushing` (imported by a push still running) the ledger lacks yet."""
     ledger = lake.pushed_tasks(policy.name)
+    held: set[str] = set()
     if decisions:
         frame = pd.DataFrame([d.__dict__ for d in decisions])
         items = ledger.drop_duplicates("task_id", keep="last").set_index("task_id")
         known = frame["task_id"].isin(items.index)
+        held = set(frame.loc[~known, "task_id"]) & pushing
         for task_id in frame.loc[~known, "task_id"]:
-            report.problems.append(f"task {task_id} was not pushed by Flywheel; skipped")
+            if task_id not in held:
+                report.problems.append(f"task {task_id} was not pushed by Flywheel; skipped")
         frame = frame[known].reset_index(drop=True)
         rows = items.loc[frame["task_id"]].reset_index(drop=True)
         frame = pd.concat(
@@ -202,9 +212,10 @@ def _store(
             report.added, report.already_present = result.added, result.already_present
     stored = lake.decisions(policy.name)
     if stored.empty or "annotation_id" not in stored:
-        return
+        return held
     seen = {str(t["id"]) for t in tasks}
     live = {d.annotation_id for d in decisions}
     mine = stored[stored["task_id"].isin(seen) & stored["annotation_id"].ne("")]
     gone = sorted(set(mine["annotation_id"]) - live)
     report.retracted = lake.retract_annotations(policy.name, gone) if gone else 0
+    return held

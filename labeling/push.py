@@ -6,6 +6,11 @@ imports them and records each pushed task in the lake's ledger (queue, why it wa
 id, inclusion probability, the item's fields), chunk by chunk, so a push that fails half-way
 never pushes the same item to a queue again.
 
+Each task carries an opaque key (`data.flywheel_task`), and each chunk is written down as an
+intent before its import: an import whose answer is lost is retried only for the tasks Label
+Studio did not create, and the tasks of a push that died between import and ledger are found by
+their keys and recorded by the next push or pull. One push per policy runs at a time.
+
 Review-queue tasks carry the champion's score as a Label Studio prediction and the features that
 pushed the score up; exploration tasks and gold checks look the same and are spread among them,
 so reviewers cannot tell them apart. Audit tasks carry neither: the blind audit must not anchor
@@ -14,30 +19,32 @@ reviewers on the model.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from flywheel.audit import audit_plan
-from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, utc_now
 from flywheel.novelty import novelty, training_items
 from flywheel.policy import Policy
 from flywheel.predictions import latest_per_item, read_predictions
 from flywheel.registry import LoadedModel
 from flywheel.settings import Settings
-from labeling.client import LabelStudioAPI
+from labeling.client import CLOCK_MARGIN, LabelStudioAPI
 from labeling.explore import ExploreInputs, exploration_sample
 from labeling.project import choice_result, project_id
 from labeling.sample import QUEUES, audit_sample, gold_sample, review_queue
 
 CHUNK = 1000
+TASK_KEY = "flywheel_task"  # the task's own key in its data, unique to each task pushed
 LEDGER_COLUMNS = [
     "item_id",
     "queue",
     "reason",
     "task_id",
+    "task_key",
     "project_id",
     "sampling_prob",
     "priority",
@@ -100,6 +107,7 @@ def _task(row: pd.Series, policy: Policy, model: LoadedModel | None) -> dict:
         "item_id": row["item_id"],
         "signals": _signals(row, policy),
         "assist": row["assist"],
+        TASK_KEY: row["task_key"],
     }
     task: dict = {"data": _plain(data)}
     if row["assist"] and model is not None:
@@ -227,8 +235,17 @@ def explore_inputs(
 
 
 def push(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) -> PushReport:
-    """Sample from the prediction log and the golden set, and push what was not pushed before."""
-    project = project_id(policy, lake, api, settings)
+    """Sample from the prediction log and the golden set, and push what was not pushed before
+    (waiting for another push of the policy to finish first)."""
+    with lake.lock(policy.name, "push"):
+        project = project_id(policy, lake, api, settings)
+        recover(policy, lake, api, project)
+        return _push(policy, settings, lake, api, project)
+
+
+def _push(
+    policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI, project: int
+) -> PushReport:
     golden = lake.golden(policy.name)
     model = champion(settings, policy)
     predictions = read_predictions(settings, policy)
@@ -246,16 +263,16 @@ def push(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) ->
     blind = tasks["queue"].eq("audit")
     assisted = _with_assistance(tasks[~blind], model, policy.labeling.assist_features)
     tasks = pd.concat([assisted, tasks[blind].assign(assist="")]).sort_index()
+    tasks = tasks.assign(task_key=[uuid.uuid4().hex for _ in range(len(tasks))])
+    since = api.server_time() - CLOCK_MARGIN
     for start in range(0, len(tasks), CHUNK):
         chunk = tasks.iloc[start : start + CHUNK]
+        rows = _ledger(chunk, project, policy)
+        intent = lake.write_push_intent(policy.name, rows.assign(since=since))
         payload = [_task(row, policy, model) for _, row in chunk.iterrows()]
-        response = api.call(
-            f"importing {len(payload)} tasks into project {project}",
-            lambda payload=payload: api.sdk.projects.import_tasks(
-                id=project, request=payload, return_task_ids=True
-            ),
-        )
-        lake.record_pushed(policy.name, _ledger(chunk, response.task_ids, project, policy))
+        created = api.import_tasks(project, payload, TASK_KEY, since)
+        lake.record_pushed(policy.name, _created(rows, created))
+        intent.unlink()
     counts = tasks["queue"].value_counts()
     return PushReport(
         project,
@@ -267,13 +284,32 @@ def push(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) ->
     )
 
 
-def _ledger(chunk: pd.DataFrame, task_ids: list[int], project: int, policy: Policy) -> pd.DataFrame:
-    if len(task_ids) != len(chunk):
-        raise FlywheelError(
-            f"Label Studio returned {len(task_ids)} task ids for {len(chunk)} tasks"
-        )
+def recover(policy: Policy, lake: Lake, api: LabelStudioAPI, project: int) -> int:
+    """Record in the ledger the tasks of imports that never got there (the process died, or
+    the import failed for good after creating some): found in Label Studio by their keys. The
+    rest of such an import was never created and is planned again by the next push. Run with
+    the policy's push lock held; returns how many tasks were recorded."""
+    recorded = 0
+    for path, rows in lake.push_intents(policy.name):
+        since = pd.Timestamp(rows["since"].min()).to_pydatetime()
+        found = api.created_since(project, since, TASK_KEY, set(rows["task_key"]))
+        made = rows[rows["task_key"].isin(found)].drop(columns="since")
+        if not made.empty:
+            lake.record_pushed(policy.name, _created(made, found))
+            recorded += len(made)
+        path.unlink()
+    return recorded
+
+
+def _created(rows: pd.DataFrame, task_ids: dict[str, int]) -> pd.DataFrame:
+    """Ledger rows with the task ids Label Studio gave them."""
+    return rows.assign(task_id=[str(task_ids[key]) for key in rows["task_key"]])
+
+
+def _ledger(chunk: pd.DataFrame, project: int, policy: Policy) -> pd.DataFrame:
+    """The ledger's rows for a chunk of tasks, before Label Studio gives them ids."""
     frame = chunk.reset_index(drop=True).assign(
-        task_id=[str(t) for t in task_ids],
+        task_id="",
         project_id=project,
         pushed_at=pd.Timestamp(utc_now()),
     )

@@ -97,19 +97,98 @@ def test_bootstrap_is_idempotent_and_follows_the_policy(settings, lake, tmp_path
 
 
 @pytest.fixture
-def pushed(settings, lake, tmp_path, small_world):
-    """Ten review tasks in a fresh project (no model yet, so no assistance)."""
+def to_review(settings, tmp_path, small_world):
+    """Ten items logged in the review band of a policy with a fresh project (no model yet, so
+    no assistance), not pushed yet."""
     policy = policy_variant(tmp_path, review_batch=10, gold_rate=0.0)
     items = small_world.traffic.tail(10)
     scores = np.random.default_rng(0).random(10)
     write_prediction_log(
         settings, policy, items, scores, ["review"] * 10, pd.Timestamp("2026-11-01", tz="UTC")
     )
+    return policy
+
+
+@pytest.fixture
+def pushed(settings, lake, to_review):
+    """The ten review tasks, pushed."""
     api = LabelStudioAPI(settings)
-    report = push(policy, settings, lake, api)
+    report = push(to_review, settings, lake, api)
     assert report.review == 10 and report.assisted_by is None
     tasks = lake.pushed_tasks("spam")
-    return policy, api, [int(t) for t in tasks["task_id"]]
+    return to_review, api, [int(t) for t in tasks["task_id"]]
+
+
+def _project_tasks(api: LabelStudioAPI, lake: Lake) -> list[dict]:
+    project = lake.labeling_state("spam")["project_id"]
+    return [t.model_dump() for t in api.sdk.tasks.list(project=project, fields="all")]
+
+
+def test_an_import_whose_answer_is_lost_creates_each_task_once(settings, lake, to_review):
+    """The server stores the tasks, then the answer never arrives (a read time-out): the retry
+    finds them by their keys and sends nothing twice."""
+    api = LabelStudioAPI(settings, backoff_s=0.05)
+    real = api.sdk.projects.import_tasks
+    calls = []
+
+    def answer_lost(**kwargs):
+        calls.append(len(kwargs["request"]))
+        answer = real(**kwargs)
+        if len(calls) == 1:
+            raise httpx.ReadTimeout("timed out")
+        return answer
+
+    api.sdk.projects.import_tasks = answer_lost
+    report = push(to_review, settings, lake, api)
+    assert report.review == 10 and calls == [10]
+    tasks = _project_tasks(api, lake)
+    ledger = lake.pushed_tasks("spam")
+    assert len(tasks) == 10 and sorted(ledger["task_id"]) == sorted(str(t["id"]) for t in tasks)
+    assert ledger["item_id"].is_unique and lake.push_intents("spam") == []
+
+
+def test_a_push_that_dies_after_importing_is_recorded_by_the_next_pull(settings, lake, to_review):
+    """The process dies between Label Studio's answer and the ledger: the tasks are found by
+    their keys, so their annotations are stored, and the next push does not push them again."""
+    api = LabelStudioAPI(settings)
+    real = api.sdk.projects.import_tasks
+
+    def dies_after(**kwargs):
+        real(**kwargs)
+        raise KeyboardInterrupt  # nothing but a kill stops between the answer and the ledger
+
+    api.sdk.projects.import_tasks = dies_after
+    with pytest.raises(KeyboardInterrupt):
+        push(to_review, settings, lake, api)
+    assert lake.pushed_tasks("spam").empty and len(lake.push_intents("spam")) == 1
+
+    api = LabelStudioAPI(settings)
+    task = _project_tasks(api, lake)[0]
+    api.sdk.annotations.create(
+        id=task["id"], result=choice_result(to_review, "violating"), completed_by=_user(api, "ana")
+    )
+    report = pull(to_review, settings, lake, api)
+    assert report.added == 1 and report.problems == []
+    assert lake.decisions("spam")["task_id"].tolist() == [str(task["id"])]
+    assert len(lake.pushed_tasks("spam")) == 10 and lake.push_intents("spam") == []
+    assert push(to_review, settings, lake, api).total == 0
+    assert len(_project_tasks(api, lake)) == 10
+
+
+def test_two_pushes_at_once_push_each_task_once(settings, lake, to_review):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(
+                push, to_review, settings, Lake(settings.lake_dir), LabelStudioAPI(settings)
+            )
+            for _ in range(2)
+        ]
+        totals = sorted(run.result().total for run in runs)
+    assert totals == [0, 10]
+    api = LabelStudioAPI(settings)
+    assert len(_project_tasks(api, lake)) == 10 and len(lake.pushed_tasks("spam")) == 10
 
 
 def _user(api: LabelStudioAPI, name: str) -> int:
@@ -158,6 +237,27 @@ def test_pull_follows_updates_deletions_and_skips(settings, lake, pushed):
     deleted = pull(policy, settings, lake, api)
     assert deleted.retracted == 1
     assert set(lake.decisions("spam")["reviewer_id"]) == {"rev-bo"}
+
+
+def test_an_answer_skipped_then_given_again_counts_again(settings, lake, pushed):
+    """A retraction applies to the decisions stored before it, not to a later answer of the
+    same annotation."""
+    policy, api, task_ids = pushed
+    ana = _user(api, "rev-ana")
+    made = api.sdk.annotations.create(
+        id=task_ids[3], result=choice_result(policy, "violating"), completed_by=ana
+    )
+    assert pull(policy, settings, lake, api).added == 1
+    api.sdk.annotations.update(id=made.id, result=[], was_cancelled=True)
+    skipped = pull(policy, settings, lake, api)
+    assert skipped.retracted == 1 and lake.decisions("spam").empty
+    api.sdk.annotations.update(
+        id=made.id, result=choice_result(policy, "benign"), was_cancelled=False
+    )
+    answered = pull(policy, settings, lake, api)
+    assert (answered.added, answered.retracted) == (1, 0)
+    stored = lake.decisions("spam")
+    assert stored[["annotation_id", "label"]].values.tolist() == [[str(made.id), "benign"]]
 
 
 def test_unexpected_answers_are_reported_and_skipped(settings, lake, pushed):
