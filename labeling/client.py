@@ -42,7 +42,8 @@ class LabelStudioAPI:
         self.page_size = settings.labelstudio_page_size
         self.backoff_s = backoff_s
         token = credentials(settings).token
-        self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=120.0)
+        # one retry layer, ours: the SDK would retry each of our tries again
+        self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=120.0, max_retries=0)
         # The SDK sends the export's task filter as `ids`; the server reads `ids[]`.
         self.http = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Token {token}"}, timeout=120.0

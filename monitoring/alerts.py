@@ -112,12 +112,24 @@ class AlertStore:
                 )
                 alerts.append(alert)
                 update.opened.append(alert)
-            for alert in update.opened:
-                alert.notify_error = self._notify("opened", alert)
-            for alert in update.resolved:
-                alert.notify_error = self._notify("resolved", alert)
             write_json_atomic({"alerts": [asdict(a) for a in alerts]}, self.path)
+        self._announce(update)
         return update
+
+    def _announce(self, update: AlertUpdate) -> None:
+        """Post the opened and resolved alerts, outside the store's lock (a slow webhook must
+        not hold up another run's alerts), then record which posts failed."""
+        sent = [("opened", a) for a in update.opened] + [("resolved", a) for a in update.resolved]
+        for what, alert in sent:
+            alert.notify_error = self._notify(what, alert)
+        failed = {(a.key, a.opened_at): a.notify_error for _, a in sent if a.notify_error}
+        if not failed:
+            return
+        with self._locked():
+            alerts = self.all()
+            for alert in alerts:
+                alert.notify_error = failed.get((alert.key, alert.opened_at), alert.notify_error)
+            write_json_atomic({"alerts": [asdict(a) for a in alerts]}, self.path)
 
     def _notify(self, what: str, alert: Alert) -> str | None:
         """Post to the webhook; the error (after retries) is returned, never raised."""
@@ -137,7 +149,8 @@ class AlertStore:
                 problem = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            time.sleep(0.2 * 2**attempt)
+            if attempt + 1 < self.retries:
+                time.sleep(0.2 * 2**attempt)
         return f"webhook failed after {self.retries} tries: {problem}"
 
 

@@ -55,7 +55,43 @@ def test_a_failing_webhook_is_recorded_and_never_blocks(tmp_path):
     update = store.update("spam", [DRIFT])
     [alert] = update.opened
     assert alert.notify_error.startswith("webhook failed after 2 tries")
-    assert store.all()[0].open
+    [stored] = store.all()
+    assert stored.open and stored.notify_error == alert.notify_error
+
+
+def test_a_slow_webhook_holds_up_no_other_run(tmp_path):
+    """The webhook answers only once another policy's run has stored its alerts: a post made
+    inside the store's lock would wait for that run, which waits for the lock, until the post
+    times out."""
+    other_done, posted = threading.Event(), threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            posted.set()
+            other_done.wait(10)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        slow = AlertStore(tmp_path, webhook_url=hook, retries=1)
+        posting = threading.Thread(target=lambda: slow.update("spam", [DRIFT]))
+        posting.start()
+        assert posted.wait(10)  # the spam run is posting now
+        AlertStore(tmp_path).update("scam", [FOX])  # no webhook: only the lock
+        other_done.set()
+        posting.join(10)
+    finally:
+        server.shutdown()
+    stored = {a.policy: a for a in AlertStore(tmp_path).all()}
+    assert set(stored) == {"spam", "scam"}
+    assert stored["spam"].notify_error is None  # posted, not timed out
 
 
 def _report(fnr, golden_precision):
