@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,18 @@ TAG_REVIEW = "threshold_review"
 TAG_DATASET = "dataset_version"
 TAG_VERDICT = "promotion_verdict"  # promoted, rejected or overridden (training.promote)
 TAG_OVERRIDE_REASON = "promotion_override_reason"
+# What skops does not trust by default in the pipelines training builds (either calibration
+# method): the whole trust list, for saving and loading alike. A model's own MLmodel file also
+# names a trust list, but whoever can write the artifact store writes that one too. A test checks
+# this list against skops on real pipelines, so a library upgrade that changes it fails there.
+TRUSTED_TYPES = (
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+)
+PICKLE_FORMATS = ("pickle", "cloudpickle")
 
 
 @dataclass(frozen=True)
@@ -111,14 +121,12 @@ def check_reachable(settings: Settings) -> str:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     elif uri.startswith(("http://", "https://")):
+        import httpx  # user info in the URI (user:password@) is sent as basic auth
+
         try:
-            with urllib.request.urlopen(
-                uri.rstrip("/") + "/health", timeout=settings.mlflow_connect_timeout_s
-            ) as response:
-                response.read()
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise FlywheelError(f"MLflow is unreachable at {uri} ({reason})") from exc
+            httpx.get(uri.rstrip("/") + "/health", timeout=settings.mlflow_connect_timeout_s)
+        except httpx.HTTPError as exc:
+            raise FlywheelError(f"MLflow is unreachable at {uri} ({exc})") from exc
     return uri
 
 
@@ -194,13 +202,51 @@ def find_versions(client: MlflowClient, name: str, **tags: str) -> list[ModelVer
     return sorted(found, key=lambda r: r.version, reverse=True)
 
 
-def load_model(client: MlflowClient, ref: ModelVersionRef, policy: Policy) -> LoadedModel:
-    """Load a version's pipeline; the thresholds come with its tags."""
-    import mlflow.sklearn
+def load_model(
+    client: MlflowClient, ref: ModelVersionRef, policy: Policy, allow_pickle: bool = False
+) -> LoadedModel:
+    """Load a version's pipeline; the thresholds come with its tags.
 
+    The artifact is trusted no further than this code says: skops files are loaded with the
+    project's own trust list (`TRUSTED_TYPES`), whatever the artifact's MLmodel file lists, and
+    pickle, which runs any code at load, only when `allow_pickle` (the setting
+    `FLYWHEEL_ALLOW_PICKLE_MODELS`) says so. MLflow's own loader takes both from the artifact.
+    """
     ref.thresholds  # noqa: B018 - refuse a version without thresholds before the slow load
     try:
-        pipeline = mlflow.sklearn.load_model(ref.uri)
+        pipeline = _load_pipeline(ref.uri, allow_pickle)
+    except FlywheelError:
+        raise
     except Exception as exc:
         raise FlywheelError(f"cannot load {ref.uri}: {_first_line(exc)}") from exc
     return LoadedModel(ref, policy, pipeline)
+
+
+def _load_pipeline(uri: str, allow_pickle: bool) -> Any:
+    import mlflow.artifacts
+    import yaml
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)).resolve()
+    flavor = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {}).get("sklearn")
+    if not isinstance(flavor, dict) or not isinstance(flavor.get("pickled_model"), str):
+        raise FlywheelError(f"cannot load {uri}: it is no scikit-learn model")
+    path = (local / flavor["pickled_model"]).resolve()
+    if not path.is_relative_to(local):
+        raise FlywheelError(f"cannot load {uri}: its model file lies outside the model")
+    kind = flavor.get("serialization_format", "pickle")
+    if kind == "skops":
+        import skops.io
+
+        return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    if kind in PICKLE_FORMATS:
+        if not allow_pickle:
+            raise FlywheelError(
+                f"cannot load {uri}: it is saved with {kind}, which runs code from the "
+                "artifact store as it loads; set FLYWHEEL_ALLOW_PICKLE_MODELS=true to load "
+                "it anyway"
+            )
+        import cloudpickle
+
+        with path.open("rb") as handle:
+            return cloudpickle.load(handle)
+    raise FlywheelError(f"cannot load {uri}: unknown serialisation format {kind!r}")

@@ -64,7 +64,7 @@ def _model(policy_path: str, version: int, tracking_uri: str) -> LoadedModel:
     ref = get_version(client, policy.name, version)
     if ref is None:
         raise FlywheelError(f"{policy.name} version {version} is not in {tracking_uri}")
-    return load_model(client, ref, policy)
+    return load_model(client, ref, policy, settings.allow_pickle_models)
 
 
 def score_chunk(policy_path: str, version: int, staged: Path, chunk: Chunk, out_dir: Path) -> dict:

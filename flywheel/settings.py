@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         description="Comma-separated policies to serve; default: every policy in the policies folder.",
     )
     poll_interval_s: float = Field(default=30.0, gt=0, description="How often aliases are checked.")
+    allow_pickle_models: bool = Field(
+        default=False,
+        description="Load model versions saved with pickle, which runs code from the artifact "
+        "store as they load (skops models load with the project's own trust list).",
+    )
     max_batch_items: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     log_segment_records: int = Field(
@@ -91,6 +96,16 @@ class Settings(BaseSettings):
     webhook_url: str = Field(
         default="",
         description="Where Label Studio posts annotation events (`flywheel label listen`).",
+    )
+    webhook_secret: str = Field(
+        default="",
+        description="The secret Label Studio's webhooks carry and the receiver requires; unset: "
+        "generated once for this home.",
+    )
+    labelstudio_webhook_hosts: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses in reserved networks that Label Studio may still "
+        "reach (the webhook receiver's); every other reserved network stays refused.",
     )
 
     alert_webhook_url: str = Field(

@@ -146,7 +146,9 @@ def champion(settings: Settings, policy: Policy) -> LoadedModel | None:
 
     client = connect(settings)
     ref = get_version(client, policy.name, "champion")
-    return load_model(client, ref, policy) if ref is not None else None
+    return (
+        load_model(client, ref, policy, settings.allow_pickle_models) if ref is not None else None
+    )
 
 
 def plan(

@@ -47,7 +47,7 @@ def _models(settings: Settings, policy: Policy) -> dict[str, LoadedModel]:
             models[alias] = (
                 models["champion"]
                 if "champion" in models and models["champion"].ref.version == ref.version
-                else load_model(client, ref, policy)
+                else load_model(client, ref, policy, settings.allow_pickle_models)
             )
     return models
 

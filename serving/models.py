@@ -14,7 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass, field, replace
 
-from flywheel.errors import FlywheelError
+from flywheel.errors import FlywheelError, redact
 from flywheel.policy import Policy
 from flywheel.registry import (
     CHALLENGER,
@@ -82,7 +82,7 @@ class ModelStore:
                     if moved:
                         report.changed[name] = moved
                 except Exception as exc:  # registry or model trouble: keep serving the old one
-                    report.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    report.errors[name] = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
                     new_slots[name] = replace(slot, error=report.errors[name])
                     log.warning(
                         "refresh of %s failed, keeping version %s: %s",
@@ -128,7 +128,7 @@ class ModelStore:
         for loaded in have:
             if loaded is not None and loaded.version == ref.version:
                 return loaded
-        model = load_model(client, ref, policy)
+        model = load_model(client, ref, policy, self.settings.allow_pickle_models)
         served = ServedModel(ref.version, ref.thresholds, Scorer(model.pipeline, policy))
         log.info(
             "loaded %s version %s (compiled scorer: %s)",

@@ -217,7 +217,7 @@ def promote(
     confidence = policy.promotion.confidence
 
     def figures(ref: ModelVersionRef) -> tuple[dict, dict, np.ndarray]:
-        scores = load_model(client, ref, policy).score(golden.frame)
+        scores = load_model(client, ref, policy, settings.allow_pickle_models).score(golden.frame)
         return (
             binary_metrics(truth, scores, ref.thresholds),
             operating_rates(truth, ref.thresholds.decide(scores), confidence),

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from flywheel.registry import CHALLENGER, TAG_DATASET, ModelVersionRef, experiment_id, get_version
+from flywheel.registry import (
+    CHALLENGER,
+    TAG_DATASET,
+    TRUSTED_TYPES,
+    ModelVersionRef,
+    experiment_id,
+    get_version,
+)
 from flywheel.settings import Settings
 from training.dataset import SPLITS
 from training.evaluate import flatten
@@ -31,18 +38,6 @@ def _requirements() -> list[str]:
     """Pinned from what is installed: MLflow's own inference imports the model in a subprocess
     and costs seconds per training."""
     return [f"{name}=={importlib.metadata.version(name)}" for name in RUNTIME_PACKAGES]
-
-
-# What skops does not trust by default in the pipelines `training.train.fit` builds (either
-# calibration method). A test checks this list against skops on real pipelines, so a library
-# upgrade that changes it fails there rather than here; asking skops at each save costs seconds.
-TRUSTED_TYPES = [
-    "collections.OrderedDict",
-    "lightgbm.basic.Booster",
-    "lightgbm.sklearn.LGBMClassifier",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-]
 
 
 def _dataset_class() -> type:
@@ -144,7 +139,7 @@ def log_run(
             name="model",
             signature=infer_signature(example, fitted.pipeline.predict_proba(example)),
             pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=TRUSTED_TYPES,
+            skops_trusted_types=list(TRUSTED_TYPES),
             pip_requirements=_requirements(),
         )
     return run.info.run_id, info

@@ -1,8 +1,8 @@
 import pytest
 import skops.io
 
+from flywheel.registry import TRUSTED_TYPES
 from training.dataset import build_dataset
-from training.register import TRUSTED_TYPES
 from training.train import fit
 
 
