@@ -15,6 +15,7 @@ from flywheel.lake import Lake
 from flywheel.policy import Policy
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
+from labeling.webhook import SECRET_HEADER, webhook_secret
 
 CHOICE = "label"  # the control whose value is the reviewer's decision
 NOTES = "notes"
@@ -123,7 +124,9 @@ def bootstrap(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Setting
     if state.get("project_id") != project.id:
         lake.write_labeling_state(policy.name, {**state, "project_id": project.id})
     if settings.webhook_url:
-        _ensure_webhook(api, project.id, webhook_address(settings, policy))
+        _ensure_webhook(
+            api, project.id, webhook_address(settings, policy), webhook_secret(settings)
+        )
     return Project(project.id, policy.project_title, created)
 
 
@@ -142,14 +145,25 @@ def webhook_address(settings: Settings, policy: Policy) -> str:
     return f"{settings.webhook_url.rstrip('/')}/{policy.name}"
 
 
-def _ensure_webhook(api: LabelStudioAPI, project: int, url: str) -> None:
+def _ensure_webhook(api: LabelStudioAPI, project: int, url: str, secret: str) -> None:
+    """One webhook to `url` carrying the secret; an older one without it gets it."""
+    headers = {SECRET_HEADER: secret}
     hooks = api.call("listing webhooks", lambda: api.sdk.webhooks.list(project=str(project)))
-    if any(h.url == url and h.project == project for h in hooks):
+    for hook in (h for h in hooks if h.url == url and h.project == project):
+        if (hook.headers or {}) != headers:
+            api.call(
+                "adding the secret to the webhook",
+                lambda hook=hook: api.sdk.webhooks.update(id=hook.id, url=url, headers=headers),
+            )
         return
     api.call(
         "creating the webhook",
         lambda: api.sdk.webhooks.create(
-            url=url, project=project, send_payload=False, actions=WEBHOOK_ACTIONS
+            url=url,
+            project=project,
+            send_payload=False,
+            actions=WEBHOOK_ACTIONS,
+            headers=headers,
         ),
     )
 

@@ -11,6 +11,7 @@ signals the process this home started, identified by its pid file and its comman
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import secrets
 import shutil
@@ -167,6 +168,77 @@ def status(settings: Settings) -> Status:
     return Status(True, url, recorded, detail="answering")
 
 
+# The reserved networks Label Studio refuses to reach (label_studio/core/utils/io.py, 1.23).
+RESERVED_NETWORKS = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "233.252.0.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "::ffff:0:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001:0000::/32",
+    "2001:20::/28",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+)
+
+
+def banned_networks(allowed: list[str]) -> list[str]:
+    """Label Studio's reserved networks less the exact addresses it may reach."""
+    exempt = [ipaddress.ip_network(a.strip()) for a in allowed if a.strip()]
+    banned: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for network in map(ipaddress.ip_network, RESERVED_NETWORKS):
+        pieces = [network]
+        for hole in exempt:
+            pieces = [
+                rest
+                for piece in pieces
+                for rest in (
+                    piece.address_exclude(hole)
+                    if hole.version == piece.version and hole.subnet_of(piece)
+                    else [piece]
+                )
+            ]
+        banned += pieces
+    return [str(n) for n in banned]
+
+
+def ssrf_env(settings: Settings) -> dict[str, str]:
+    """SSRF protection on, with the reserved networks banned but for the webhook receiver's
+    addresses (`labelstudio_webhook_hosts`, loopback's 127.0.0.1 by default): Label Studio may
+    post events there and reach nothing else inside (no cloud metadata, no private network)."""
+    try:
+        banned = banned_networks(settings.labelstudio_webhook_hosts.split(","))
+    except ValueError as exc:
+        raise FlywheelError(f"FLYWHEEL_LABELSTUDIO_WEBHOOK_HOSTS: {exc}") from exc
+    return {
+        "SSRF_PROTECTION_ENABLED": "true",
+        "USE_DEFAULT_BANNED_SUBNETS": "false",
+        "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(banned),
+    }
+
+
 def start(settings: Settings) -> Status:
     """Install if needed, start on 127.0.0.1 and wait until the API answers our token."""
     server = service(settings)
@@ -189,8 +261,7 @@ def start(settings: Settings) -> Status:
             "LABEL_STUDIO_PASSWORD": creds.password,
             "LABEL_STUDIO_USER_TOKEN": creds.token,
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-            # Flywheel's webhook receiver listens on loopback, which Label Studio refuses by default.
-            "SSRF_PROTECTION_ENABLED": "false",
+            **ssrf_env(settings),
         }
         command = [str(_bin(settings)), "start", "--no-browser", "--internal-host", host]
         pid = server.spawn([*command, "--port", str(port)], env, url=settings.labelstudio_url)

@@ -3,20 +3,37 @@
 Label Studio posts events synchronously with a one-second timeout and never retries, so the
 receiver answers at once and pulls in the background; events that arrive during a pull coalesce
 into one more pull. A lost event costs nothing: the periodic pull (polling) stays the source of
-truth, and a pull is incremental and idempotent.
+truth, and a pull is incremental and idempotent. Events must carry the home's webhook secret
+(`label bootstrap` registers it as a header of the webhook): anyone else gets 401.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Header, HTTPException
 
 from flywheel.errors import FlywheelError
+from flywheel.files import generated_once
+from flywheel.settings import Settings
 
 log = logging.getLogger("flywheel.labeling")
+SECRET_HEADER = "X-Flywheel-Webhook-Secret"
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The secret webhooks carry: from the settings, else generated once for this home."""
+    if settings.webhook_secret:
+        return settings.webhook_secret
+    stored = generated_once(
+        settings.root / "labeling" / "webhook-secret.json",
+        lambda: {"secret": secrets.token_urlsafe(24)},
+    )
+    return stored["secret"]
 
 
 class Puller:
@@ -71,12 +88,15 @@ class Puller:
             return self._running
 
 
-def create_app(pullers: dict[str, Puller]) -> FastAPI:
+def create_app(pullers: dict[str, Puller], secret: str) -> FastAPI:
     """The receiver: `POST /webhooks/labelstudio/<policy>`, and its status for operators."""
     app = FastAPI(title="Flywheel: Label Studio webhook receiver")
+    expected = secret.encode()
 
     @app.post("/webhooks/labelstudio/{policy}", status_code=202)
-    def event(policy: str) -> dict:
+    def event(policy: str, given: str | None = Header(default=None, alias=SECRET_HEADER)) -> dict:
+        if not hmac.compare_digest((given or "").encode("utf-8", "replace"), expected):
+            raise HTTPException(401, f"a webhook must carry the {SECRET_HEADER} header")
         if policy not in pullers:
             raise HTTPException(404, f"unknown policy {policy!r}")
         pullers[policy].request()

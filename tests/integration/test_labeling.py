@@ -124,6 +124,22 @@ def _project_tasks(api: LabelStudioAPI, lake: Lake) -> list[dict]:
     return [t.model_dump() for t in api.sdk.tasks.list(project=project, fields="all")]
 
 
+def test_label_studio_reaches_no_reserved_network_but_the_receivers(settings, lake, pushed):
+    """SSRF protection is on: a webhook to cloud metadata, a private network or another
+    loopback address is refused; the receiver's address (127.0.0.1) is not."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    _policy, api, _ = pushed
+    project = lake.labeling_state("spam")["project_id"]
+    for url in ("http://169.254.169.254/latest", "http://10.0.0.1/", "http://127.0.0.2:9/"):
+        with pytest.raises(ApiError) as refused:
+            api.sdk.webhooks.create(url=url, project=project, send_payload=False)
+        assert refused.value.status_code in (400, 403), (url, refused.value.body)
+        assert "reserved network" in str(refused.value.body), refused.value.body
+    made = api.sdk.webhooks.create(url="http://127.0.0.1:9/", project=project, send_payload=False)
+    api.sdk.webhooks.delete(id=made.id)
+
+
 def test_an_import_whose_answer_is_lost_creates_each_task_once(settings, lake, to_review):
     """The server stores the tasks, then the answer never arrives (a read time-out): the retry
     finds them by their keys and sends nothing twice."""
@@ -354,6 +370,10 @@ def test_a_webhook_event_triggers_a_pull(settings, lake, pushed, tmp_path):
         )
         wait_until(lambda: not lake.decisions("spam").empty, 60, "the pull an event starts")
         assert lake.decisions("spam")["task_id"].tolist() == [str(task_ids[7])]
+        # Label Studio sent the secret; anyone else is refused
+        stranger = httpx.post(f"{env['FLYWHEEL_WEBHOOK_URL']}/spam", json={})
+        assert stranger.status_code == 401
+        assert answers(f"http://127.0.0.1:{port}/healthz")
     finally:
         listener.terminate()
         listener.wait(10)

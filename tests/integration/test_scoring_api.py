@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -362,14 +363,17 @@ def test_registry_down_at_start_and_at_reload(stocked, settings, spam, tmp_path)
     server = start_scoring_api(
         settings.root,
         tmp_path,
-        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}",
+        # a password in the URI: no open endpoint, log line or error may show it
+        MLFLOW_TRACKING_URI=f"http://flywheel:hunter2@127.0.0.1:{port}",
         FLYWHEEL_MLFLOW_CONNECT_TIMEOUT_S="1",
         FLYWHEEL_POLL_INTERVAL_S="3600",
         FLYWHEEL_SERVE_POLICIES="spam",
     )
     registry = None
     try:
-        assert httpx.get(f"{server.url}/readyz").json()["fallback"] == ["spam"]
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.json()["fallback"] == ["spam"] and "unreachable" in ready.text
+        assert "hunter2" not in ready.text and "flywheel:***@" in ready.text
         down = httpx.post(f"{server.url}/v1/score", headers=KEY, json={"item": spam_item()}).json()[
             "results"
         ][0]
@@ -383,6 +387,7 @@ def test_registry_down_at_start_and_at_reload(stocked, settings, spam, tmp_path)
         registry.stop()
         again = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN, timeout=60).json()
         assert "unreachable" in again["errors"]["spam"]
+        assert "hunter2" not in json.dumps(again)
         kept = httpx.post(f"{server.url}/v1/score", headers=KEY, json={"item": spam_item()}).json()[
             "results"
         ][0]
@@ -393,6 +398,7 @@ def test_registry_down_at_start_and_at_reload(stocked, settings, spam, tmp_path)
         server.stop()
         if registry is not None:
             registry.stop()
+    assert "hunter2" not in server.log.read_text()
 
 
 def test_a_segment_the_compactor_cannot_file_is_kept_reported_and_filed_later(trained, tmp_path):

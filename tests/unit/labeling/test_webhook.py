@@ -2,7 +2,9 @@ import threading
 
 from fastapi.testclient import TestClient
 
-from labeling.webhook import Puller, create_app
+from labeling.webhook import SECRET_HEADER, Puller, create_app
+
+SECRET = {SECRET_HEADER: "s3cret"}
 
 
 def test_events_during_a_pull_coalesce_into_one_more_pull():
@@ -39,13 +41,20 @@ def _idle_within(puller: Puller, seconds: float) -> bool:
 
 def test_the_receiver_answers_at_once_and_knows_its_policies():
     pulled = threading.Event()
-    client = TestClient(create_app({"spam": Puller(pulled.set)}))
-    assert (
-        client.post("/webhooks/labelstudio/spam", json={"action": "ANNOTATION_CREATED"}).status_code
-        == 202
-    )
+    client = TestClient(create_app({"spam": Puller(pulled.set)}, "s3cret"))
+    event = {"action": "ANNOTATION_CREATED"}
+    assert client.post("/webhooks/labelstudio/spam", json=event, headers=SECRET).status_code == 202
     assert pulled.wait(5)
-    assert client.post("/webhooks/labelstudio/nope", json={}).status_code == 404
+    assert client.post("/webhooks/labelstudio/nope", json={}, headers=SECRET).status_code == 404
+
+
+def test_an_event_without_the_secret_is_refused_and_pulls_nothing():
+    pulled = []
+    client = TestClient(create_app({"spam": Puller(lambda: pulled.append(1))}, "s3cret"))
+    for headers in ({}, {SECRET_HEADER: "guess"}, {SECRET_HEADER: "s3cr\u00e9t".encode("latin-1")}):
+        answer = client.post("/webhooks/labelstudio/spam", json={}, headers=headers)
+        assert answer.status_code == 401 and SECRET_HEADER in answer.json()["detail"]
+    assert client.get("/healthz").json()["spam"]["pulls"] == 0 and pulled == []
 
 
 def test_a_pull_that_fails_in_any_way_leaves_the_receiver_ready_for_the_next_event():
@@ -61,9 +70,9 @@ def test_a_pull_that_fails_in_any_way_leaves_the_receiver_ready_for_the_next_eve
             raise outcome
 
     puller = Puller(pull)
-    client = TestClient(create_app({"spam": puller}))
+    client = TestClient(create_app({"spam": puller}, "s3cret"))
     for expected in ("KeyError: 'value'", "SystemExit: 2", None):
-        assert client.post("/webhooks/labelstudio/spam", json={}).status_code == 202
+        assert client.post("/webhooks/labelstudio/spam", json={}, headers=SECRET).status_code == 202
         assert _idle_within(puller, 10), "the puller stayed busy"
         assert client.get("/healthz").json()["spam"]["last_error"] == expected
     health = client.get("/healthz").json()["spam"]
