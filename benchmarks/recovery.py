@@ -3,7 +3,9 @@
 For each seeded world, `flywheel demo --pattern hidden` runs end to end on real servers (Label
 Studio, the scoring API, MLflow, Prefect): a campaign of phrases no item had and benign signals
 (`flywheel.simulate`, about 10% of traffic) starts with the first cycle's traffic, so the first
-champion allows nearly all of it. The same world runs twice, in separate homes: with the
+champion allows nearly all of it; its operators probe the champion and reword what it would
+not allow (`flywheel demo --evasion-tries`, 3), so a model sees the campaign only through its
+reviewers' labels of it, not by chance. The same world runs twice, in separate homes: with the
 shipped policy (exploration on, `labeling.explore_budget` 0.1) and with a copy whose budget is
 0 (the peer: the review queue, the blind audit and gold checks only). Both run with a thin
 blind audit (`--audit-max-rate`, 1%): in a world this small the audit sized to the policy's
@@ -91,7 +93,8 @@ def line(seed: int, explore: bool, row: dict, capacity: int) -> str:
     reviewed = queues.get("review", 0) + queues.get("explore", 0)
     return (
         f"| {seed} | {'on' if explore else 'off'} | {row['cycle']} | "
-        f"{row['pattern_recall']:.2f} of {row['pattern_items']} | {precision} | "
+        f"{row['pattern_recall']:.2f} of {row['pattern_items']} | "
+        f"{row.get('pattern_reworded', 0)} | {precision} | "
         f"{reviewed} ({capacity}) | {queues.get('explore', 0)} | {row['pushed']} |"
     )
 
@@ -101,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--audit-max-rate", type=float, default=0.01)
+    parser.add_argument("--first-seed", type=int, default=1)
     args = parser.parse_args()
     capacity = load_policy(POLICY).labeling.review_batch
     work = Path(tempfile.mkdtemp(prefix="flywheel-recovery-"))
@@ -111,14 +115,14 @@ def main() -> None:
         f"(1,000 items per cycle; the campaign from cycle 1); blind audit at most "
         f"{args.audit_max_rate:.0%} of each decision's traffic (`monitoring.audit_max_rate`).",
         "",
-        "| seed | exploration | cycle | campaign caught (of its violating items) | auto-action "
-        "precision (truth, 95% interval) | review + exploration tasks (capacity) | of them "
-        "exploration | all tasks pushed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| seed | exploration | cycle | campaign caught (of its violating items) | reworded "
+        "after probing | auto-action precision (truth, 95% interval) | review + exploration "
+        "tasks (capacity) | of them exploration | all tasks pushed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     started = time.time()
     try:
-        for seed in range(1, args.seeds + 1):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for explore in (True, False):
                 rows = run_world(work, seed, args.cycles, explore, args.audit_max_rate)
                 lines += [line(seed, explore, row, capacity) for row in rows]

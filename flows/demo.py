@@ -7,8 +7,10 @@ each cycle sends its traffic through the API, turns the wheel (`flows/cycle.py`:
 train, promote, monitor, push), reloads the API's champion and lets simulated reviewers decide
 the pushed tasks in Label Studio, for the next cycle to learn from.
 
-Only the simulated reviewers and the last column of the table read the simulator's truth: the
-share of the new pattern's violating items the API did not allow, which shows the wheel learning.
+Only the simulated reviewers, the hidden campaign's operators (who probe the champion and reword
+what it would not allow, `--pattern hidden`) and the last column of the table read the
+simulator's truth: the share of the new pattern's violating items the API did not allow, which
+shows the wheel learning.
 Finished cycles are recorded, so a rerun continues where the last one stopped (or only reprints).
 """
 
@@ -28,14 +30,14 @@ from rich.table import Table
 from flows.cycle import cycle
 from flows.ingest import ingest
 from flows.retrain import retrain
-from flywheel.errors import FlywheelError
+from flywheel.errors import FlywheelError, redact
 from flywheel.files import atomic_path, write_json_atomic
 from flywheel.ingest import import_decisions, import_golden
 from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy, load_policy
-from flywheel.registry import check_reachable
+from flywheel.registry import CHAMPION, check_reachable, connect, get_version, load_model
 from flywheel.settings import Settings
-from flywheel.simulate import World, WorldConfig, simulate, write_world
+from flywheel.simulate import World, WorldConfig, evade, simulate, write_world
 from labeling import reviewers
 from labeling import server as labelstudio
 from labeling.client import LabelStudioAPI
@@ -60,6 +62,9 @@ class DemoConfig:
     # "hidden": a campaign of phrases no item had and benign signals that the first model allows
     pattern: str = "signals"
     campaign_share: float = 0.1  # of each day's traffic, for the hidden pattern
+    # the hidden campaign's operators reword each item the champion would not allow this many
+    # times before posting it (0: they post blind)
+    evasion_tries: int = 3
 
     def world(self) -> WorldConfig:
         if not 1 <= self.emerging_cycle <= self.cycles:
@@ -106,6 +111,7 @@ class CycleRow:
     annotations: int = 0
     pattern_items: int = 0  # violating items of the new pattern in this cycle's traffic
     pattern_recall: float | None = None  # their share the API sent to review or auto-action
+    pattern_reworded: int = 0  # campaign items its operators reworded after probing the champion
     champion_verdict: str | None = None  # how the champion got its alias (promoted, overridden…)
     golden_precision_high: float | None = None  # the upper bounds of the two golden figures
     golden_recall_high: float | None = None
@@ -158,6 +164,27 @@ def _score(url: str, key: str, policy: Policy, items: pd.DataFrame, batch: int) 
     return pd.Series(decisions)
 
 
+def _probed(
+    policy: Policy, items: pd.DataFrame, truth: pd.DataFrame, settings: Settings, config: DemoConfig
+) -> tuple[pd.DataFrame, int]:
+    """The cycle's items as the campaign's operators post them, having probed the champion
+    (which the API serves) with each of theirs; and how many they reworded."""
+    client = connect(settings)
+    ref = get_version(client, policy.name, CHAMPION)
+    if ref is None:
+        return items, 0
+    model = load_model(client, ref, policy, settings.allow_pickle_models)
+    campaign = truth.loc[items["item_id"], "is_campaign"].to_numpy()
+    return evade(
+        items,
+        campaign,
+        policy,
+        config.seed,
+        lambda frame: ref.thresholds.decide(model.score(frame)),
+        config.evasion_tries,
+    )
+
+
 def _reload(url: str, admin_key: str) -> None:
     """Have the API load the champion the cycle may have promoted, before the next traffic."""
     answer = httpx.post(
@@ -183,6 +210,9 @@ def _turn(
     items = world.traffic[world.traffic["item_id"].isin(ids)]
     keys = scoring_api.keys(settings)
     since = pd.Timestamp(utc_now())
+    reworded = 0
+    if config.pattern == "hidden" and config.evasion_tries:
+        items, reworded = _probed(policy, items, truth, settings, config)
     served = _score(api_url, keys.api, policy, items, settings.max_batch_items)
     summary = cycle(policy.name, since=since.to_pydatetime())
     _reload(api_url, keys.admin)
@@ -215,6 +245,7 @@ def _turn(
         annotations=made,
         pattern_items=len(pattern),
         pattern_recall=float(caught.mean()) if len(pattern) else None,
+        pattern_reworded=reworded,
         champion_verdict=(report.get("promotion") or {}).get("verdict"),
         golden_precision_high=figures["golden_precision_high"],
         golden_recall_high=figures["golden_recall_high"],
@@ -427,7 +458,7 @@ def _addresses(
     console.print(f"  summary       {summary}")
     console.print(f"  health page   {settings.lake_dir / 'monitoring' / 'health.html'}")
     console.print(
-        f"  MLflow        {bin_dir / 'mlflow'} ui --backend-store-uri {settings.tracking_uri}"
+        f"  MLflow        {bin_dir / 'mlflow'} ui --backend-store-uri {redact(settings.tracking_uri)}"
     )
     console.print(
         f"  Evidently     {bin_dir / 'evidently'} ui --workspace "

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flywheel.errors import FlywheelError
+from flywheel.errors import FlywheelError, redact
 
 if TYPE_CHECKING:
     from training.promote import Verdict
@@ -409,7 +409,7 @@ def serve(
             "no API keys: set FLYWHEEL_API_KEYS=key1,key2 (and FLYWHEEL_ADMIN_KEY for admin routes)"
         )
     err.print(
-        f"scoring API on http://{host}:{port} (docs: /docs); models from {settings.tracking_uri}"
+        f"scoring API on http://{host}:{port} (docs: /docs); models from {redact(settings.tracking_uri)}"
     )
     uvicorn.run(
         create_app(settings),
@@ -635,7 +635,7 @@ def label_listen(
     from flywheel.settings import get_settings
     from labeling.client import LabelStudioAPI
     from labeling.pull import pull
-    from labeling.webhook import Puller, create_app
+    from labeling.webhook import Puller, create_app, webhook_secret
 
     settings = get_settings()
     policies = [load_policy(name, settings) for name in list_policies(settings)]
@@ -646,7 +646,8 @@ def label_listen(
     else:
         lake, api = Lake(settings.lake_dir), LabelStudioAPI(settings)
         pullers = {p.name: Puller(lambda p=p: pull(p, settings, lake, api)) for p in policies}
-    uvicorn.run(create_app(pullers), host=host, port=port, log_level="warning")
+    app = create_app(pullers, webhook_secret(settings))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @label_app.command("simulate")
@@ -910,6 +911,12 @@ def demo(
     campaign_share: float = typer.Option(
         0.1, help="Share of each day's traffic the hidden campaign takes (--pattern hidden)."
     ),
+    evasion_tries: int = typer.Option(
+        3,
+        min=0,
+        help="Times the hidden campaign's operators reword an item the champion would not "
+        "allow before posting it (0: they post blind).",
+    ),
     pattern: str = typer.Option(
         "signals",
         help="The new pattern: 'signals' (lands in the review band) or 'hidden' (a campaign "
@@ -930,6 +937,7 @@ def demo(
         pattern=pattern,
         seed=seed,
         campaign_share=campaign_share,
+        evasion_tries=evasion_tries,
     )
     run_demo(get_settings(), [p.strip() for p in policies.split(",") if p.strip()], config, out)
 

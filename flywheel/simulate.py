@@ -5,7 +5,8 @@ borderline items whose signals sit between the classes, categorical segments wit
 reviewers of unequal reliability (one of them poor), an emerging abuse pattern that starts on a
 given day with new wording and shifted signals, and optionally a hidden campaign: violating items
 that wrap phrases no other item uses in everyday wording, from ordinary accounts, which a
-model trained before it scores low and allows. Everything it writes follows the README's file
+model trained before it scores low and allows; its operators can probe the live model and
+reword what it would not allow (`evade`). Everything it writes follows the README's file
 formats; the ground truth goes to separate files so tests can measure the loop against it.
 
 The policy's optional `simulation` section shapes the world; fields it does not describe get
@@ -15,6 +16,7 @@ generic, seeded defaults, so a policy written by someone else simulates too.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -357,22 +359,64 @@ def _campaign(
     config: WorldConfig,
     rng: np.random.Generator,
 ) -> None:
-    """Turn the chosen items into the hidden campaign's (in place): violating messages that
-    wrap one or two of its phrases in everyday wording, sent from ordinary accounts (every
-    signal drawn as a benign account's). Nothing the first model learnt marks them: their
-    known words and signals are benign ones, so it allows them, and only reviewing some of
-    them teaches the next."""
-    n = int(chosen.sum())
+    """Turn the chosen items into the hidden campaign's (in place)."""
     truth.loc[chosen, ["is_violating", "is_emerging", "is_campaign"]] = True
     truth.loc[chosen, "is_borderline"] = False
     truth.loc[chosen, "strength"] = 1.0
+    fresh = campaign_items(policy, config.seed, int(chosen.sum()), rng)
+    for column in fresh.columns:
+        items.loc[chosen, column] = fresh[column].to_numpy()
+
+
+def campaign_items(policy: Policy, seed: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """`n` messages of the hidden campaign, with their accounts' numeric signals: each wraps one
+    or two of its phrases in everyday wording and comes from an ordinary account (every signal
+    drawn as a benign account's). Nothing the first model learnt marks them: their known words
+    and signals are benign ones, so it allows most of them, and only reviewing some of them
+    teaches the next. Categories are left as drawn."""
+    fields: dict[str, object] = {}
     for name in policy.fields.numeric:
-        spec = _numeric_spec(policy, name, config.seed)
-        items.loc[chosen, name] = _numeric_values(spec, np.full(n, spec.benign), rng)
+        spec = _numeric_spec(policy, name, seed)
+        fields[name] = _numeric_values(spec, np.full(n, spec.benign), rng)
     everyday = (policy.simulation.text or GENERIC_TEXT).benign
-    phrases = campaign_phrases(policy, config.seed)
+    phrases = campaign_phrases(policy, seed)
     for name in policy.fields.text:
-        items.loc[chosen, name] = [_camouflaged(everyday, phrases, rng) for _ in range(n)]
+        fields[name] = [_camouflaged(everyday, phrases, rng) for _ in range(n)]
+    return pd.DataFrame(fields, columns=[*policy.fields.numeric, *policy.fields.text])
+
+
+def evade(
+    items: pd.DataFrame,
+    campaign: np.ndarray,
+    policy: Policy,
+    seed: int,
+    decide: Callable[[pd.DataFrame], np.ndarray],
+    tries: int,
+) -> tuple[pd.DataFrame, int]:
+    """The campaign's operators probe the live model before they post: each of their items it
+    would not allow is reworded (new everyday wording around the same phrases, another
+    ordinary account) up to `tries` times, and the first version it allows is sent (the last
+    one when none is). A model that merely happens to review some ordinary-looking items
+    therefore sees none of the campaign; only one that learnt its phrases catches it.
+
+    Returns the items as posted and how many campaign items were reworded at least once.
+    """
+    items = items.copy()
+    rng = _rng(policy, seed, f"evade:{items['item_id'].iloc[0] if len(items) else ''}")
+    pending = np.flatnonzero(np.asarray(campaign, dtype=bool))
+    reworded: set[int] = set()
+    for _ in range(tries):
+        if not len(pending):
+            break
+        caught = decide(items.iloc[pending]) != "allow"
+        pending = pending[caught]
+        if not len(pending):
+            break
+        reworded.update(pending.tolist())
+        fresh = campaign_items(policy, seed, len(pending), rng)
+        for column in fresh.columns:
+            items.iloc[pending, items.columns.get_loc(column)] = fresh[column].to_numpy()
+    return items, len(reworded)
 
 
 def _camouflaged(everyday: list[str], phrases: list[str], rng: np.random.Generator) -> str:
@@ -531,8 +575,9 @@ def simulate(policy: Policy, config: WorldConfig | None = None) -> World:
         day[order],
     )
     if config.campaign_day is not None:
-        hidden = (day >= config.campaign_day) & (rng.random(n) < config.campaign_share)
-        _campaign(items, truth, hidden, policy, config, rng)
+        own = _rng(policy, config.seed, "campaign-items")  # the history does not depend on it
+        hidden = (day >= config.campaign_day) & (own.random(n) < config.campaign_share)
+        _campaign(items, truth, hidden, policy, config, own)
     items.insert(0, "item_id", [f"{policy.name}-{i:07d}" for i in range(n)])
     truth.insert(0, "item_id", items["item_id"])
     truth.insert(1, "day", day)

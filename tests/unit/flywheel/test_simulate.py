@@ -120,3 +120,38 @@ def test_a_hidden_campaign_has_new_words_and_benign_signals(spam):
         assert to_benign < 0.25 * abs(values[violating].mean() - values[benign].mean()), field
     with pytest.raises(FlywheelError, match="campaign"):
         WorldConfig(days=5, emerging_day=5, campaign_day=9).validate()
+
+
+def test_the_campaign_rewords_what_the_live_model_would_not_allow(spam):
+    from flywheel.simulate import campaign_phrases, evade
+
+    config = WorldConfig(days=4, items_per_day=500, emerging_day=4, campaign_day=2)
+    world = simulate(spam, config)
+    truth = world.truth.set_index("item_id").loc[world.traffic["item_id"]]
+    campaign = truth["is_campaign"].to_numpy()
+    phrases = campaign_phrases(spam, config.seed)
+
+    def wary(frame: pd.DataFrame) -> np.ndarray:
+        """A model that happens to review long messages, and knows nothing else."""
+        return np.where(frame["text"].str.len() > 40, "review", "allow")
+
+    before = wary(world.traffic[campaign])
+    assert (before == "review").sum() > 20
+    posted, reworded = evade(world.traffic, campaign, spam, config.seed, wary, tries=5)
+    assert reworded == (before == "review").sum()
+    assert (wary(posted[campaign]) == "review").sum() <= 2  # 5 tries rarely all fail
+    # the payload stays: every reworded item still carries one of the campaign's phrases
+    texts = posted.loc[campaign, "text"].str.lower()
+    assert texts.map(lambda t: any(p in t for p in phrases)).all()
+    pd.testing.assert_frame_equal(posted[~campaign], world.traffic[~campaign])
+    assert posted["item_id"].equals(world.traffic["item_id"])
+
+    def learnt(frame: pd.DataFrame) -> np.ndarray:
+        """A model that learnt the campaign's phrases: no rewording gets past it."""
+        text = frame["text"].str.lower()
+        return np.where(text.map(lambda t: any(p in t for p in phrases)), "review", "allow")
+
+    posted, reworded = evade(world.traffic, campaign, spam, config.seed, learnt, tries=3)
+    assert reworded == campaign.sum() and (learnt(posted[campaign]) == "review").all()
+    unprobed, reworded = evade(world.traffic, campaign, spam, config.seed, learnt, tries=0)
+    assert reworded == 0 and unprobed.equals(world.traffic)
