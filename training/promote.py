@@ -192,9 +192,20 @@ def promote(
     policy: Policy, settings: Settings, dry_run: bool = False, override_reason: str | None = None
 ) -> Verdict:
     """Gate the challenger against the champion on the golden set; move `champion` if it passes,
-    or, with `override_reason`, even though it failed (the override is recorded on the version)."""
+    or, with `override_reason`, even though it failed (the override is recorded on the version).
+
+    One gate per policy runs at a time in a home (the CLI, the flows and the demo all come
+    here), and `champion` moves only if it still points where the gate read it: a gate never
+    replaces a model it was not compared with, even one moved by hand or from another home."""
     if override_reason is not None and not override_reason.strip():
         raise FlywheelError("an override needs a reason (--reason TEXT): it is recorded")
+    with Lake(settings.lake_dir).lock(policy.name, "promote"):
+        return _gate_and_move(policy, settings, dry_run, override_reason)
+
+
+def _gate_and_move(
+    policy: Policy, settings: Settings, dry_run: bool, override_reason: str | None
+) -> Verdict:
     client = connect(settings)
     challenger = get_version(client, policy.name, CHALLENGER)
     champion = get_version(client, policy.name, CHAMPION)
@@ -245,6 +256,14 @@ def promote(
         verdict.override_reason = override_reason.strip()
     if dry_run:
         return verdict
+    moves = verdict.passed or verdict.override_reason
+    now = get_version(client, policy.name, CHAMPION)
+    if moves and getattr(now, "version", None) != getattr(champion, "version", None):
+        raise FlywheelError(
+            f"{policy.name}: the champion moved from {_named(champion)} to {_named(now)} while "
+            f"the gate compared version {challenger.version} with it; nothing was recorded or "
+            "promoted (run the gate again)"
+        )
     tags = {
         "promotion_reasons": "; ".join(verdict.reasons),
         "promotion_checked_at": utc_now().isoformat(),
@@ -260,7 +279,11 @@ def promote(
         }
     for key, value in tags.items():
         client.set_model_version_tag(policy.name, str(challenger.version), key, value[:5000])
-    if verdict.passed or verdict.override_reason:
+    if moves:
         client.set_registered_model_alias(policy.name, CHAMPION, str(challenger.version))
         verdict.promoted = True
     return verdict
+
+
+def _named(ref: ModelVersionRef | None) -> str:
+    return f"version {ref.version}" if ref is not None else "none"

@@ -83,3 +83,41 @@ def test_promote_needs_a_challenger_and_a_golden_set(settings, spam, lake, world
     with pytest.raises(FlywheelError, match="no golden set for spam"):
         promote(spam, settings)
     assert _aliases(settings)[CHAMPION] is None
+
+
+def test_the_champion_moves_only_from_where_the_gate_read_it(stocked, settings, spam, monkeypatch):
+    """Another writer moves `champion` while the gate scores (by hand, or a gate of another
+    home): the gate refuses to replace a model it was not compared with, and records nothing."""
+    import training.promote as gate
+
+    first = train(spam, settings).model
+    assert promote(spam, settings).promoted
+    second = train(spam, settings, force=True).model
+    third = train(spam, settings, force=True).model  # the challenger now
+    scored = gate.load_model
+
+    def meanwhile(client, ref, *args, **kwargs):
+        if ref.version == first.version:  # the gate is reading the champion it will compare with
+            client.set_registered_model_alias("spam", CHAMPION, str(second.version))
+        return scored(client, ref, *args, **kwargs)
+
+    monkeypatch.setattr(gate, "load_model", meanwhile)
+    with pytest.raises(FlywheelError, match="champion moved from version 1 to version 2"):
+        promote(spam, settings)
+    assert _aliases(settings) == {CHAMPION: second.version, CHALLENGER: third.version}
+    assert "promotion_verdict" not in get_version(connect(settings), "spam", third.version).tags
+
+    monkeypatch.setattr(gate, "load_model", scored)
+    again = promote(spam, settings)  # against the champion that serves now
+    assert again.champion.version == second.version and again.promoted
+
+
+def test_two_gates_at_once_take_turns(stocked, settings, spam):
+    """Both would promote the same challenger: the second waits and finds it promoted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = train(spam, settings).model
+    with ThreadPoolExecutor(2) as pool:
+        verdicts = [v.result() for v in [pool.submit(promote, spam, settings) for _ in range(2)]]
+    assert sorted(v.promoted for v in verdicts) == [False, True]
+    assert any(v.note == f"version {first.version} is already the champion" for v in verdicts)
