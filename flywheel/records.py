@@ -326,11 +326,14 @@ class ItemValidator:
 
     Every field of every requested policy must be present (a triage system that forgot one
     should hear so, not get a score computed without it); `null` means unknown. Text and
-    categories become strings (unknown: ''), numbers floats (unknown: NaN). The fields are read
+    categories become strings (unknown: ''), numbers floats (unknown: NaN), text no longer than
+    `max_text_chars` when given (the API's `FLYWHEEL_MAX_TEXT_CHARS`: a megabyte of one field
+    costs the scorer for nothing). The fields are read
     off the policies once, not per item: a batch checks thousands of items.
     """
 
-    def __init__(self, policies: list[Policy]) -> None:
+    def __init__(self, policies: list[Policy], max_text_chars: int | None = None) -> None:
+        self.max_text_chars = max_text_chars if max_text_chars is not None else float("inf")
         fields: dict[str, tuple[bool, str]] = {}  # name -> (numeric, first policy asking)
         for policy in policies:
             numeric = set(policy.fields.numeric)
@@ -360,6 +363,10 @@ class ItemValidator:
                 expected = "a number" if numeric else "a string"
                 raise ItemError(f"{where}.{name}", f"expected {expected}, got {value!r}")
             row[name] = self._typed(value, numeric)
+            if not numeric and len(row[name]) > self.max_text_chars:
+                raise ItemError(
+                    f"{where}.{name}", f"longer than {self.max_text_chars:,} characters"
+                )
         return row
 
     def many(self, items: list, where: str = "items") -> list[dict]:
@@ -391,6 +398,8 @@ class ItemValidator:
                         return None
                     values = [self._typed(v, numeric) for v in values]
                     typed.append((name, values))
+                if not numeric and max(map(len, values), default=0) > self.max_text_chars:
+                    return None  # the item by item check names the first one too long
                 columns.append(values)
         except KeyError:
             return None

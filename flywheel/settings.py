@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_text_chars: int = Field(
+        default=100_000, ge=100, description="Longest text field an item to score may have."
+    )
     log_segment_records: int = Field(
         default=50_000, ge=1, description="Prediction-log records per segment before it rolls."
     )

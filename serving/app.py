@@ -182,7 +182,7 @@ class Service:
         validate = self.validators.get(tuple(names))
         if validate is None:
             validate = self.validators[tuple(names)] = ItemValidator(
-                [self.policies[n] for n in names]
+                [self.policies[n] for n in names], self.settings.max_text_chars
             )
         return validate
 

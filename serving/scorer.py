@@ -316,7 +316,7 @@ class FastTfidf:
     `searchsorted`.
     """
 
-    CACHE_WORDS = 200_000
+    CACHE_BYTES = 64 * 1024 * 1024  # words and what they contribute, kept between batches
     DEFAULT_TOKENS = r"(?u)\b\w\w+\b"
 
     def __init__(self, vectorizer: object) -> None:
@@ -424,7 +424,7 @@ class FastTfidf:
 
     def _contributions(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The words' cached contributions end to end, and how many values each word gave."""
-        if len(self.words) > self.CACHE_WORDS:
+        if self.words.bytes > self.CACHE_BYTES:
             self.words.clear()
         pieces = list(map(self.words.__getitem__, words))
         values = np.frombuffer(b"".join(pieces), dtype=self.packed)
@@ -487,12 +487,20 @@ class FastTfidf:
 
 
 class _PerWord(dict):
-    """word -> what it contributes, packed, computed on first sight."""
+    """word -> what it contributes, packed, computed on first sight; `bytes` counts what the
+    entries hold (words and values), so the cache is bounded by memory, not by count: one long
+    word can weigh as much as a hundred thousand short ones."""
 
     def __init__(self, compute: Callable[[str], bytes]) -> None:
         super().__init__()
         self.compute = compute
+        self.bytes = 0
 
     def __missing__(self, word: str) -> bytes:
         grams = self[word] = self.compute(word)
+        self.bytes += len(word) + len(grams) + 100  # the key, the value, their overhead
         return grams
+
+    def clear(self) -> None:
+        super().clear()
+        self.bytes = 0

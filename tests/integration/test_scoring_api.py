@@ -53,6 +53,7 @@ def api(trained, tmp_path_factory):
         tmp_path_factory.mktemp("api"),
         FLYWHEEL_MAX_BODY_BYTES="4096",
         FLYWHEEL_MAX_BATCH_ITEMS="5",
+        FLYWHEEL_MAX_TEXT_CHARS="1000",
     )
     yield server
     server.stop()
@@ -155,6 +156,13 @@ def test_the_key_is_checked_before_the_body_is_read(api, route):
             422,
             "item.text",
             "required by policy spam",
+        ),
+        (
+            {"items": [spam_item(), spam_item(text="x" * 1001)], "policies": ["spam"]},
+            "/v1/score/batch",
+            422,
+            "items[1].text",
+            "longer than 1,000 characters",
         ),
         (
             {"items": [spam_item()] * 6, "policies": ["spam"]},

@@ -246,3 +246,14 @@ def test_a_missing_field_is_named_with_its_policy(spam):
         )
     with pytest.raises(ItemError, match="item: expected a JSON object"):
         validate_item(["not", "an", "object"], [spam])
+
+
+def test_a_text_over_the_limit_is_refused_naming_item_and_field(spam):
+    from flywheel.records import ItemError, ItemValidator
+
+    item = {"item_id": "m1", **{f: 1 for f in spam.fields.numeric}}
+    item |= {f: "dm" for f in spam.fields.categorical} | {"text": "x" * 101}
+    validate = ItemValidator([spam], max_text_chars=100)
+    with pytest.raises(ItemError, match=r"items\[1\]\.text: longer than 100 characters"):
+        validate.many([{**item, "text": "short"}, item])
+    assert validate.many([{**item, "text": "x" * 100}])[0]["text"] == "x" * 100

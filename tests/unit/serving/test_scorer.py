@@ -142,3 +142,20 @@ def test_other_pipelines_score_through_predict_proba(spam):
     scorer = Scorer(pipeline, spam)
     assert not scorer.compiled
     assert scorer.score(frame.to_dict("records")).tolist() == [0.5, 0.5]
+
+
+def test_the_word_cache_is_bounded_by_memory_not_by_count(monkeypatch):
+    """A few huge words weigh as much as many short ones: the cache empties by bytes and keeps
+    scoring exactly."""
+    monkeypatch.setattr(FastTfidf, "CACHE_BYTES", 1_000_000)
+    docs = _docs(2, 400)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4)).fit(docs)
+    fast = FastTfidf.of(vectorizer)
+    huge = ["".join(random.Random(i).choices("abcdefgh", k=200_000)) for i in range(4)]
+    for doc in huge:
+        fast.transform([doc])
+        assert fast.words.bytes <= FastTfidf.CACHE_BYTES + 2_000_000  # at most one batch over
+    got = fast.transform(huge[:1] + docs[:5])
+    expected = vectorizer.transform(huge[:1] + docs[:5])
+    expected.sort_indices()
+    assert np.array_equal(got.indices, expected.indices) and np.allclose(got.data, expected.data)
