@@ -75,7 +75,10 @@ def run_world(work: Path, seed: int, cycles: int, explore: bool, audit_rate: flo
     args = ["demo", "--pattern", "hidden", "--emerging-cycle", "1", "--cycles", str(cycles)]
     args += ["--policies", POLICY, "--seed", str(seed), "--api-port", str(_port())]
     try:
-        subprocess.run([*cli, *args], env=env, check=True, capture_output=True, text=True)
+        done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            raise SystemExit(f"the demo of seed {seed} failed (exit {done.returncode}):\n{tail}")
     finally:
         subprocess.run([*cli, "stop"], env=env, capture_output=True)
     return json.loads((home / "demo" / "cycles.json").read_text())["rows"]
