@@ -1,11 +1,10 @@
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from monitoring.alerts import AlertStore, Condition
-from tests.conftest import free_port
+from tests.conftest import free_port, http_stub
 
 DRIFT = Condition("drift", "score", 0.2, 0.1, "the score distribution drifted")
 FOX = Condition("reviewer", "rev-fox", None, None, "reviewer rev-fox is below the quality bar")
@@ -16,19 +15,12 @@ def receiver():
     """A real HTTP endpoint that records what is posted to it."""
     posted = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
+    def answer(_handler, body: bytes) -> int:
+        posted.append(json.loads(body))
+        return 200
 
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", posted
-    server.shutdown()
+    with http_stub(answer) as url:
+        yield f"{url}/hook", posted
 
 
 def test_alerts_open_once_stay_open_and_resolve(tmp_path, receiver):
@@ -65,30 +57,19 @@ def test_a_slow_webhook_holds_up_no_other_run(tmp_path):
     times out."""
     other_done, posted = threading.Event(), threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            posted.set()
-            other_done.wait(10)
-            self.send_response(200)
-            self.end_headers()
+    def answer(_handler, _body) -> int:
+        posted.set()
+        other_done.wait(10)
+        return 200
 
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    hook = f"http://127.0.0.1:{server.server_port}/hook"
-    try:
-        slow = AlertStore(tmp_path, webhook_url=hook, retries=1)
+    with http_stub(answer) as url:
+        slow = AlertStore(tmp_path, webhook_url=f"{url}/hook", retries=1)
         posting = threading.Thread(target=lambda: slow.update("spam", [DRIFT]))
         posting.start()
         assert posted.wait(10)  # the spam run is posting now
         AlertStore(tmp_path).update("scam", [FOX])  # no webhook: only the lock
         other_done.set()
         posting.join(10)
-    finally:
-        server.shutdown()
     stored = {a.policy: a for a in AlertStore(tmp_path).all()}
     assert set(stored) == {"spam", "scam"}
     assert stored["spam"].notify_error is None  # posted, not timed out
