@@ -1,16 +1,16 @@
 """A campaign the first champion allows, learnt through the real loop (`flywheel demo --pattern
-hidden` on Label Studio, the scoring API, MLflow and Prefect), with exploration on.
+hidden` on Label Studio, the scoring API, MLflow and Prefect) with exploration, and not without.
 
 The campaign (everyday wording around phrases no other item uses, from accounts drawn like
-benign ones, about 10% of traffic) starts with the first cycle's traffic, and the first champion
-allows it. With exploration on, monitoring finds it in that cycle, reviewers see it in that
-cycle's push, the second cycle's model learns it, and the third cycle's traffic, two cycles
-after the start, is caught at 0.8 or more, with auto-action precision on that traffic not shown
-below the target and the review load (review + exploration tasks) within
-`labeling.review_batch` at every push. The same world with exploration off is the recovery
-benchmark's peer (`benchmarks/recovery.py`): there the review band and the blind audit still
-show reviewers a few campaign items, so how much the next models learn varies with the world;
-it is measured over seeds, not asserted here.
+benign ones, about 10% of traffic) starts with the first cycle's traffic. Its operators probe
+the champion and reword what it would not allow (`--evasion-tries`), so no model sees it merely
+because its review band happens to reach a few ordinary-looking items. With exploration on,
+monitoring finds it in that cycle, reviewers see it in that cycle's push, the second cycle's
+model learns it, and the third cycle's traffic, two cycles after the start, is caught at 0.8 or
+more, with auto-action precision on each cycle's traffic not shown below the target and the
+review load (review + exploration tasks) within `labeling.review_batch` at every push. The same
+world with exploration off (a budget of 0: the review queue, a thin blind audit and gold
+checks) stays below 0.3.
 """
 
 import json
@@ -53,19 +53,27 @@ def _demo(tmp_path, explore: bool) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_exploration_learns_a_campaign_the_model_allowed(tmp_path):
+def test_exploration_learns_a_campaign_the_model_allowed_and_nothing_else_does(tmp_path):
     policy = load_policy("spam")
-    rows = _demo(tmp_path, explore=True)
+    rows = _demo(tmp_path / "on", explore=True)
     assert rows[0]["pattern_recall"] < 0.3, rows  # the first champion allows the campaign
     assert any(a.split(":")[1] == "emerging" for a in rows[0]["alerts_opened"]), rows[0]
     assert rows[0]["pushed_by_queue"]["explore"] > 0
     assert rows[2]["pattern_recall"] >= 0.8, rows
-    fresh = Rate(
-        rows[2]["auto_action_violating"], rows[2]["auto_actioned"], policy.targets.confidence
-    )
-    assert fresh.n > 0 and not fresh.surely_below(policy.targets.auto_action_precision), fresh
+    # auto-action on each cycle's fresh traffic, wherever the champion acted (a model whose
+    # labelled evidence cannot show the target keeps auto-action off and reviews instead)
+    acted = [r for r in rows if r["auto_actioned"]]
+    assert acted, rows
+    for row in acted:
+        fresh = Rate(row["auto_action_violating"], row["auto_actioned"], policy.targets.confidence)
+        assert not fresh.surely_below(policy.targets.auto_action_precision), (row["cycle"], fresh)
     budget = policy.labeling.explore_budget * policy.labeling.review_batch
     for row in rows:
         queues = row["pushed_by_queue"]
         assert queues["review"] + queues["explore"] <= policy.labeling.review_batch, row
         assert queues["explore"] <= 1.5 * budget, row
+
+    without = _demo(tmp_path / "off", explore=False)
+    assert [r["pattern_items"] for r in without] == [r["pattern_items"] for r in rows]
+    assert all(r["pushed_by_queue"]["explore"] == 0 for r in without)
+    assert all(r["pattern_recall"] < 0.3 for r in without), without
