@@ -172,6 +172,7 @@ def test_audit_weighted_rates_cover_the_simulators_truth(monitored, tmp_path):
         queue="audit",
         reason="blind audit",
         task_id=[f"t{i}" for i in range(len(audit))],
+        task_key=[f"k{i}" for i in range(len(audit))],
         project_id=1,
         priority=float("nan"),
         model_version="1",
