@@ -34,7 +34,8 @@ def prepare(home: Path, n: int) -> None:
     from flywheel.lake import Lake, write_parquet_atomic
     from flywheel.policy import load_policy
     from flywheel.predictions import COLUMNS, policy_dir
-    from flywheel.registry import connect, get_version, load_model
+    from flywheel.registry import connect, get_version
+    from flywheel.runtime import load_model
     from flywheel.settings import Settings
     from flywheel.simulate import WorldConfig, simulate, write_world
     from labeling.push import LEDGER_COLUMNS
@@ -82,6 +83,7 @@ def prepare(home: Path, n: int) -> None:
         queue="audit",
         reason="blind audit",
         task_id=[f"t{i}" for i in range(len(audit))],
+        task_key=[f"k{i}" for i in range(len(audit))],
         project_id=1,
         priority=np.nan,
         pushed_at=now,

@@ -35,7 +35,8 @@ from flywheel.files import atomic_path, write_json_atomic
 from flywheel.ingest import import_decisions, import_golden
 from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy, load_policy
-from flywheel.registry import CHAMPION, check_reachable, connect, get_version, load_model
+from flywheel.registry import CHAMPION, check_reachable
+from flywheel.runtime import load
 from flywheel.settings import Settings
 from flywheel.simulate import World, WorldConfig, evade, simulate, write_world
 from labeling import reviewers
@@ -169,18 +170,16 @@ def _probed(
 ) -> tuple[pd.DataFrame, int]:
     """The cycle's items as the campaign's operators post them, having probed the champion
     (which the API serves) with each of theirs; and how many they reworded."""
-    client = connect(settings)
-    ref = get_version(client, policy.name, CHAMPION)
-    if ref is None:
+    model = load(settings, policy, CHAMPION)
+    if model is None:
         return items, 0
-    model = load_model(client, ref, policy, settings.allow_pickle_models)
     campaign = truth.loc[items["item_id"], "is_campaign"].to_numpy()
     return evade(
         items,
         campaign,
         policy,
         config.seed,
-        lambda frame: ref.thresholds.decide(model.score(frame)),
+        lambda frame: model.decide(model.score(frame)),
         config.evasion_tries,
     )
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.records import feature_frame
-from flywheel.registry import LoadedModel
+from flywheel.runtime import Model
 
 
 def _booster(classifier: Any) -> Any | None:
@@ -39,7 +39,7 @@ def _readable(name: str, row: pd.Series, categorical: list[str]) -> str:
     return feature
 
 
-def top_contributions(model: LoadedModel, items: pd.DataFrame, k: int) -> list[list[dict]]:
+def top_contributions(model: Model, items: pd.DataFrame, k: int) -> list[list[dict]]:
     """For each item, up to `k` features with the largest positive contribution, largest first."""
     booster = _booster(model.pipeline[-1])
     if booster is None or k <= 0 or items.empty:

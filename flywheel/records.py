@@ -145,7 +145,13 @@ def _blank(values: pd.Series) -> np.ndarray:
 
 
 def _as_text(values: pd.Series) -> pd.Series:
+    """The one typing rule of text and categories, for a column (`_text` for one value)."""
     return values.where(values.notna(), "").astype(str).str.strip()
+
+
+def _text(value: object) -> str:
+    """The one typing rule of text and categories, for one value: as `_as_text` types it."""
+    return "" if value is None else str(value).strip()
 
 
 def _as_timestamps(
@@ -326,7 +332,8 @@ class ItemValidator:
 
     Every field of every requested policy must be present (a triage system that forgot one
     should hear so, not get a score computed without it); `null` means unknown. Text and
-    categories become strings (unknown: ''), numbers floats (unknown: NaN), text no longer than
+    categories become strings without surrounding blanks (unknown: ''), as a file's do (one
+    rule: `_text`, `_as_text`), numbers floats (unknown: NaN), text no longer than
     `max_text_chars` when given (the API's `FLYWHEEL_MAX_TEXT_CHARS`: a megabyte of one field
     costs the scorer for nothing). The fields are read
     off the policies once, not per item: a batch checks thousands of items.
@@ -398,6 +405,11 @@ class ItemValidator:
                         return None
                     values = [self._typed(v, numeric) for v in values]
                     typed.append((name, values))
+                elif not numeric:
+                    stripped = list(map(str.strip, values))
+                    if stripped != values:
+                        values = stripped
+                        typed.append((name, values))
                 if not numeric and max(map(len, values), default=0) > self.max_text_chars:
                     return None  # the item by item check names the first one too long
                 columns.append(values)
@@ -413,7 +425,8 @@ class ItemValidator:
 
     @staticmethod
     def _typed(value: object, numeric: bool) -> float | str:
-        """An accepted value as the scorer reads it; one rule for single items and batches."""
+        """An accepted value as the scorer reads it; one rule for single items, batches and
+        files."""
         if numeric:
             return float("nan") if value is None else float(value)
-        return "" if value is None else str(value)
+        return _text(value)

@@ -1,23 +1,22 @@
-"""The MLflow registry as Flywheel sees it: alias → version → pipeline + thresholds.
+"""The MLflow registry as Flywheel sees it: names, aliases, versions, their tags and thresholds,
+and the trusted loading of a version's pipeline.
 
-Serving, monitoring and promotion all load "the champion of policy P with its thresholds";
-this module is the one place that knows how, so they agree on names, tags and the decision rule.
+Every consumer reaches a model through `flywheel.runtime`, which builds on this module, so they
+agree on names, tags, the decision rule and what an artifact is trusted to contain.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import Policy
-from flywheel.records import feature_frame
 from flywheel.settings import Settings
 
 if TYPE_CHECKING:
@@ -96,19 +95,6 @@ class ModelVersionRef:
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
-
-
-@dataclass
-class LoadedModel:
-    """A version's scikit-learn pipeline, ready to score a policy's items."""
-
-    ref: ModelVersionRef
-    policy: Policy
-    pipeline: Any = field(repr=False)
-
-    def score(self, items: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability that each item violates the policy."""
-        return self.pipeline.predict_proba(feature_frame(items, self.policy))[:, 1]
 
 
 def check_reachable(settings: Settings) -> str:
@@ -202,27 +188,23 @@ def find_versions(client: MlflowClient, name: str, **tags: str) -> list[ModelVer
     return sorted(found, key=lambda r: r.version, reverse=True)
 
 
-def load_model(
-    client: MlflowClient, ref: ModelVersionRef, policy: Policy, allow_pickle: bool = False
-) -> LoadedModel:
-    """Load a version's pipeline; the thresholds come with its tags.
+def load_pipeline(uri: str, allow_pickle: bool = False) -> Any:
+    """A version's scikit-learn pipeline, trusted no further than this code says.
 
-    The artifact is trusted no further than this code says: skops files are loaded with the
-    project's own trust list (`TRUSTED_TYPES`), whatever the artifact's MLmodel file lists, and
-    pickle, which runs any code at load, only when `allow_pickle` (the setting
-    `FLYWHEEL_ALLOW_PICKLE_MODELS`) says so. MLflow's own loader takes both from the artifact.
+    skops files are loaded with the project's own trust list (`TRUSTED_TYPES`), whatever the
+    artifact's MLmodel file lists, and pickle, which runs any code at load, only when
+    `allow_pickle` (the setting `FLYWHEEL_ALLOW_PICKLE_MODELS`) says so. MLflow's own loader
+    takes both from the artifact, so whoever can write the artifact store could run code here.
     """
-    ref.thresholds  # noqa: B018 - refuse a version without thresholds before the slow load
     try:
-        pipeline = _load_pipeline(ref.uri, allow_pickle)
+        return _trusted_pipeline(uri, allow_pickle)
     except FlywheelError:
         raise
     except Exception as exc:
-        raise FlywheelError(f"cannot load {ref.uri}: {_first_line(exc)}") from exc
-    return LoadedModel(ref, policy, pipeline)
+        raise FlywheelError(f"cannot load {uri}: {_first_line(exc)}") from exc
 
 
-def _load_pipeline(uri: str, allow_pickle: bool) -> Any:
+def _trusted_pipeline(uri: str, allow_pickle: bool) -> Any:
     import mlflow.artifacts
     import yaml
 

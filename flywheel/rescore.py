@@ -20,7 +20,8 @@ from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, write_parquet_atomic
 from flywheel.policy import Policy, load_policy
 from flywheel.records import read_table, validate_items
-from flywheel.registry import LoadedModel, connect, get_version, load_model
+from flywheel.registry import connect, get_version
+from flywheel.runtime import Model, load_model
 from flywheel.settings import Settings
 
 
@@ -55,7 +56,7 @@ def pin_version(policy: Policy, settings: Settings, alias: str) -> int:
 
 
 @lru_cache(maxsize=4)
-def _model(policy_path: str, version: int, tracking_uri: str) -> LoadedModel:
+def _model(policy_path: str, version: int, tracking_uri: str) -> Model:
     """One load per worker process and version, however many chunks it scores (the registry's
     address is part of the key, so two registries never share a cached model)."""
     settings = Settings()

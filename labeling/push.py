@@ -30,7 +30,7 @@ from flywheel.lake import Lake, utc_now
 from flywheel.novelty import novelty, training_items
 from flywheel.policy import Policy
 from flywheel.predictions import latest_per_item, read_predictions
-from flywheel.registry import LoadedModel
+from flywheel.runtime import Model, load
 from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, LabelStudioAPI
 from labeling.explore import ExploreInputs, exploration_sample
@@ -83,7 +83,7 @@ def _assist(score: float, decision: str, reasons: list[dict]) -> str:
     return f"Model score {score:.2f} ({decision})" + (f". Pushed up by: {why}" if why else "")
 
 
-def _with_assistance(frame: pd.DataFrame, model: LoadedModel | None, k: int) -> pd.DataFrame:
+def _with_assistance(frame: pd.DataFrame, model: Model | None, k: int) -> pd.DataFrame:
     """Score and explain items for reviewers (gold items get scored here, like any other)."""
     if model is None or frame.empty:
         return frame.assign(assist="")
@@ -101,7 +101,7 @@ def _with_assistance(frame: pd.DataFrame, model: LoadedModel | None, k: int) -> 
     )
 
 
-def _task(row: pd.Series, policy: Policy, model: LoadedModel | None) -> dict:
+def _task(row: pd.Series, policy: Policy, model: Model | None) -> dict:
     data = {name: (None if pd.isna(row[name]) else row[name]) for name in policy.feature_columns}
     data |= {
         "item_id": row["item_id"],
@@ -140,15 +140,9 @@ def _interleave(main: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
     return both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
 
-def champion(settings: Settings, policy: Policy) -> LoadedModel | None:
+def champion(settings: Settings, policy: Policy) -> Model | None:
     """The serving model, to score and explain tasks; None before the first promotion."""
-    from flywheel.registry import connect, get_version, load_model
-
-    client = connect(settings)
-    ref = get_version(client, policy.name, "champion")
-    return (
-        load_model(client, ref, policy, settings.allow_pickle_models) if ref is not None else None
-    )
+    return load(settings, policy, "champion")
 
 
 def plan(
@@ -214,7 +208,7 @@ def _recent_allowed(latest: pd.DataFrame, policy: Policy, now) -> pd.DataFrame:
 
 
 def explore_inputs(
-    policy: Policy, lake: Lake, model: LoadedModel | None, predictions: pd.DataFrame, now
+    policy: Policy, lake: Lake, model: Model | None, predictions: pd.DataFrame, now
 ) -> ExploreInputs:
     """Novelty of the window's allowed items against the champion's training data, and the
     latest monitoring run's cluster representatives (empty before a champion or a run)."""

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.policy import Policy
-from flywheel.registry import LoadedModel
+from flywheel.runtime import Model
 from flywheel.stats import Rate, confusion_rates, operating_rates
 
 
@@ -41,7 +41,7 @@ def _slices(frame: pd.DataFrame, policy: Policy, min_items: int) -> list[tuple[s
     return slices
 
 
-def golden_report(model: LoadedModel, golden: pd.DataFrame, policy: Policy) -> dict:
+def golden_report(model: Model, golden: pd.DataFrame, policy: Policy) -> dict:
     """One model's rates on the golden set at each operating point, overall and per slice."""
     rules = policy.monitoring
     truth = golden["label"].eq(policy.labels.positive).to_numpy()

@@ -22,7 +22,8 @@ from flywheel.lake import Lake, utc_now, write_parquet_atomic
 from flywheel.novelty import training_items
 from flywheel.policy import Policy
 from flywheel.predictions import read_predictions, unfiled_segments
-from flywheel.registry import TAG_OVERRIDE_REASON, TAG_VERDICT, LoadedModel, ModelVersionRef
+from flywheel.registry import TAG_OVERRIDE_REASON, TAG_VERDICT, ModelVersionRef
+from flywheel.runtime import Model
 from flywheel.settings import Settings
 from monitoring.alerts import TERM_SEPARATOR, AlertStore, Condition
 from monitoring.drift import SCORE, detect_drift
@@ -36,8 +37,9 @@ TERMS_IN_ALERT = 5
 MIN_DAY_ITEMS = 200  # a day with fewer scored items is not tested for drift on its own
 
 
-def _models(settings: Settings, policy: Policy) -> dict[str, LoadedModel]:
-    from flywheel.registry import connect, get_version, load_model
+def _models(settings: Settings, policy: Policy) -> dict[str, Model]:
+    from flywheel.registry import connect, get_version
+    from flywheel.runtime import load_model
 
     client = connect(settings)
     models = {}
@@ -78,7 +80,7 @@ def promotion_record(ref: ModelVersionRef) -> dict:
     return record
 
 
-def _reference(lake: Lake, policy: Policy, champion: LoadedModel) -> pd.DataFrame | None:
+def _reference(lake: Lake, policy: Policy, champion: Model) -> pd.DataFrame | None:
     """The champion's training split, scored by the champion (None if not in this lake)."""
     frame = training_items(lake, policy, champion.ref, policy.monitoring.drift_sample)
     return None if frame is None else frame.assign(**{SCORE: champion.score(frame)})
@@ -314,6 +316,12 @@ def run_monitor(
         if report["promotion"]["note"]:
             notes.append(report["promotion"]["note"])
     report["models"] = {alias: m.ref.version for alias, m in models.items()}
+    report["scoring"] = {alias: m.describe() for alias, m in models.items()}
+    notes += [
+        f"{alias} v{m.version} scores on the reference path: {m.note}"
+        for alias, m in models.items()
+        if m.note
+    ]
 
     drift = None
     if "champion" in models:

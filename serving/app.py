@@ -34,6 +34,7 @@ from flywheel.errors import FlywheelError
 from flywheel.policy import Policy, list_policies, load_policy
 from flywheel.predictions import unfiled_segments
 from flywheel.records import ItemError, ItemValidator
+from flywheel.runtime import COMPILED
 from flywheel.settings import Settings, get_settings
 from serving.batching import Batcher
 from serving.metrics import Metrics
@@ -269,6 +270,9 @@ class Service:
             self.metrics.serving_version.labels(name).set(
                 slot.champion.version if slot.champion else 0
             )
+            for alias, model in (("champion", slot.champion), ("challenger", slot.challenger)):
+                if model is not None:
+                    self.metrics.compiled.labels(name, alias).set(model.path == COMPILED)
             if name in report.changed:
                 log.warning("policy %s now serves %s", name, report.changed[name])
         return report

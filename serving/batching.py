@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flywheel.runtime import Model
 from serving.metrics import Metrics
-from serving.models import ModelStore, ServedModel, Slot
+from serving.models import ModelStore, Slot
 from serving.predlog import PredictionLog
 
 log = logging.getLogger("flywheel.serving")
@@ -39,7 +40,7 @@ class Job:
 @dataclass
 class ShadowWork:
     policy: str
-    challenger: ServedModel
+    challenger: Model
     keys: list[tuple[str, int]]  # (request id, item index) of each row
     rows: list[dict]
     queued_at: float = 0.0  # time.monotonic()
@@ -251,7 +252,7 @@ class Batcher:
             return Scored.on_fallback(len(rows))
         champion = slot.champion
         try:
-            scores = champion.scorer.score(rows)
+            scores = champion.score(rows)
         except Exception:
             log.exception(
                 "scoring %s with version %s failed; answering on fallback", name, champion.version
@@ -259,7 +260,7 @@ class Batcher:
             self.metrics.fallbacks.labels(name).inc(len(rows))
             return Scored.on_fallback(len(rows))
         self.metrics.batch_items.observe(len(rows))
-        decisions = champion.thresholds.decide(scores)
+        decisions = champion.decide(scores)
         version = champion.version
         for decision in ("allow", "review", "auto_action"):
             count = int(np.count_nonzero(decisions == decision))
@@ -301,8 +302,8 @@ class Batcher:
             return  # their flush (or the body's arrival) reschedules us
         work = self.shadow.take(self.SHADOW_CHUNK)
         try:
-            scores = work.challenger.scorer.score(work.rows)
-            decisions = work.challenger.thresholds.decide(scores)
+            scores = work.challenger.score(work.rows)
+            decisions = work.challenger.decide(scores)
             self.log.write(
                 [
                     {

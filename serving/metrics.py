@@ -49,6 +49,13 @@ class Metrics:
             ["policy"],
             registry=r,
         )
+        self.compiled = Gauge(
+            "flywheel_model_compiled",
+            "1 when the model scores on the compiled path, 0 on the reference path "
+            "(predict_proba: its shape is unknown, or the load check found a difference).",
+            ["policy", "alias"],
+            registry=r,
+        )
         self.batch_items = Histogram(
             "flywheel_batch_items",
             "Items scored together in one model call.",

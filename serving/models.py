@@ -1,7 +1,7 @@
 """Which model serves each policy, and how a new one replaces it without a failed request.
 
-The store holds, per policy, the champion and (when it differs) the challenger, each with its
-thresholds and a compiled scorer. A refresh reads the aliases from the registry; a version that
+The store holds, per policy, the champion and (when it differs) the challenger, each a
+`flywheel.runtime.Model` (its thresholds, and its compiled or reference scoring path). A refresh reads the aliases from the registry; a version that
 changed is loaded beside the old one, and only then is the whole table replaced in one
 assignment, so a request in flight keeps the table it started with. Anything that goes wrong while
 refreshing (registry down, a model that does not load) leaves the last good model in place and is
@@ -16,26 +16,11 @@ from dataclasses import dataclass, field, replace
 
 from flywheel.errors import FlywheelError, redact
 from flywheel.policy import Policy
-from flywheel.registry import (
-    CHALLENGER,
-    CHAMPION,
-    ModelVersionRef,
-    Thresholds,
-    connect,
-    get_version,
-    load_model,
-)
+from flywheel.registry import CHALLENGER, CHAMPION, ModelVersionRef, connect, get_version
+from flywheel.runtime import Model, load_model
 from flywheel.settings import Settings
-from serving.scorer import Scorer
 
 log = logging.getLogger("flywheel.serving")
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    version: int
-    thresholds: Thresholds
-    scorer: Scorer
 
 
 @dataclass(frozen=True)
@@ -43,8 +28,8 @@ class Slot:
     """What serves one policy right now."""
 
     policy: Policy
-    champion: ServedModel | None = None
-    challenger: ServedModel | None = None  # only when it differs from the champion
+    champion: Model | None = None
+    challenger: Model | None = None  # only when it differs from the champion
     error: str | None = None  # the last refresh's problem, if any
 
     @property
@@ -123,26 +108,28 @@ class ModelStore:
         return Slot(policy, champion, challenger), ", ".join(moved)
 
     def _load(
-        self, client: object, ref: ModelVersionRef, *have: ServedModel | None, policy: Policy
-    ) -> ServedModel:
+        self, client: object, ref: ModelVersionRef, *have: Model | None, policy: Policy
+    ) -> Model:
         for loaded in have:
             if loaded is not None and loaded.version == ref.version:
                 return loaded
         model = load_model(client, ref, policy, self.settings.allow_pickle_models)
-        served = ServedModel(ref.version, ref.thresholds, Scorer(model.pipeline, policy))
-        log.info(
-            "loaded %s version %s (compiled scorer: %s)",
-            policy.name,
-            ref.version,
-            served.scorer.compiled,
-        )
-        return served
+        log.info("loaded %s version %s (%s path)", policy.name, ref.version, model.path)
+        return model
 
     def status(self) -> dict[str, dict]:
         return {
             name: {
                 "champion": slot.champion.version if slot.champion else None,
                 "challenger": slot.challenger.version if slot.challenger else None,
+                "scoring": {
+                    alias: model.describe()
+                    for alias, model in (
+                        ("champion", slot.champion),
+                        ("challenger", slot.challenger),
+                    )
+                    if model is not None
+                },
                 "fallback": slot.fallback,
                 "error": slot.error,
             }

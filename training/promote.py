@@ -36,8 +36,8 @@ from flywheel.registry import (
     ModelVersionRef,
     connect,
     get_version,
-    load_model,
 )
+from flywheel.runtime import load_model
 from flywheel.settings import Settings
 from flywheel.stats import Rate, operating_rates
 from training.evaluate import Paired, binary_metrics, compare_where_champion_operates

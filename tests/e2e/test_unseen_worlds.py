@@ -15,7 +15,8 @@ import yaml
 
 from flywheel.aggregate import majority_labels
 from flywheel.policy import Policy, load_policy
-from flywheel.registry import CHAMPION, connect, get_version, load_model
+from flywheel.registry import CHAMPION, connect, get_version
+from flywheel.runtime import load_model
 from flywheel.settings import REPO_ROOT, Settings
 from flywheel.simulate import (
     CARELESS_REVIEWER,

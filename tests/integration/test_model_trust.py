@@ -16,7 +16,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from flywheel.errors import FlywheelError
-from flywheel.registry import Thresholds, connect, get_version, load_model
+from flywheel.registry import Thresholds, connect, get_version
+from flywheel.runtime import load_model
 from flywheel.settings import Settings
 
 FIELDS = ["links"]

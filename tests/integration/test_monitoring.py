@@ -16,7 +16,8 @@ import pytest
 
 from flywheel.lake import Lake
 from flywheel.predictions import read_predictions
-from flywheel.registry import connect, get_version, load_model
+from flywheel.registry import connect, get_version
+from flywheel.runtime import load_model
 from flywheel.settings import Settings
 from flywheel.simulate import WorldConfig, simulate
 from monitoring.monitor import history, run_monitor
@@ -54,6 +55,7 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
     lake = Lake(settings.lake_dir)
     clean = run_monitor(spam, settings, lake, now=T0)
     assert clean["window"]["predictions"] == 3500
+    assert clean["scoring"]["champion"] == {"version": 1, "path": "compiled", "note": None}
     assert clean["drift"]["score"]["drifted"] is False
     # the one alert of clean traffic: QA flagged the history's careless reviewer on evidence
     reviewer = ["spam:reviewer:rev-fox"]

@@ -10,7 +10,8 @@ import pytest
 
 from flows.rescore import dask_runner, rescore
 from flywheel.errors import FlywheelError
-from flywheel.registry import connect, get_version, load_model
+from flywheel.registry import connect, get_version
+from flywheel.runtime import load_model
 from tests.conftest import run_cli
 
 

@@ -76,6 +76,8 @@ def test_a_policy_without_a_model_answers_review_on_fallback(api):
     assert readiness.status_code == 503
     assert readiness.json()["fallback"] == ["scam"]
     assert readiness.json()["policies"]["spam"]["champion"] == 1
+    scoring = readiness.json()["policies"]["spam"]["scoring"]["champion"]
+    assert scoring == {"version": 1, "path": "compiled", "note": None}
     answer = httpx.post(
         f"{api.url}/v1/score", headers=KEY, json={"item": {**spam_item(), **scam_fields()}}
     )
@@ -231,6 +233,7 @@ def test_open_endpoints_and_metrics(api):
         and "flywheel_prediction_log_lag_seconds" in metrics
     )
     assert 'flywheel_model_version{policy="spam"} 1.0' in metrics
+    assert 'flywheel_model_compiled{alias="champion",policy="spam"} 1.0' in metrics
 
 
 def test_answered_predictions_are_exported(api, trained, tmp_path):

@@ -5,7 +5,8 @@ import math
 import mlflow
 import numpy as np
 
-from flywheel.registry import CHALLENGER, CHAMPION, connect, get_version, load_model
+from flywheel.registry import CHALLENGER, CHAMPION, connect, get_version
+from flywheel.runtime import load_model
 from training.train import train
 
 

@@ -6,10 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from flywheel.registry import Thresholds
+from flywheel.policy import load_policy
+from flywheel.registry import ModelVersionRef, Thresholds
+from flywheel.runtime import Model
 from serving.batching import Batcher
 from serving.metrics import Metrics
-from serving.models import ServedModel, Slot
+from serving.models import Slot
 
 
 class FakeScorer:
@@ -61,7 +63,9 @@ class FakeStore:
 
 
 def _served(version, scorer, review=0.3, auto=0.8):
-    return ServedModel(version, Thresholds(auto, review), scorer)
+    """A runtime model whose scoring path is the fake scorer."""
+    ref = ModelVersionRef("spam", version, None, Thresholds(auto, review).as_tags())
+    return Model(ref, load_policy("spam"), pipeline=None, fast=scorer.score)
 
 
 def _row(i, links):

@@ -1,16 +1,17 @@
 """Score items with a registered pipeline, without the per-call DataFrame and validation work.
 
 `pipeline.predict_proba(DataFrame)` spends most of a small call in pandas handling and input
-validation inside the ColumnTransformer (STACK_NOTES: ~3 ms of 4 ms for one item), and a large
-call in scikit-learn's n-gram analysers, which build every n-gram as a Python string. A `Scorer`
-takes Flywheel's pipeline shape apart once, at load time, into blocks that encode a whole batch
-with array operations: TF-IDF from cached per-word character n-grams and token-id word n-grams,
-one-hot codes from a lookup table, numbers as they are. Python touches each document, word and
-field once; everything after that is numpy. The blocks' (row, column, value) triples become one
-CSR matrix, then the LightGBM booster and the calibrator score it. The arithmetic repeats
-scikit-learn's step by step, rounding to the vectorizer's dtype where it does, so the scores are
-the same numbers (tests compare them bit for bit). Any other pipeline shape is scored through
-`predict_proba`.
+validation inside the ColumnTransformer (about 3 ms of 4 ms for one item, measured in
+`benchmarks/serving.py`), and a large call in scikit-learn's n-gram analysers, which build
+every n-gram as a Python string. `compile_pipeline` takes Flywheel's pipeline shape apart once,
+at load time, into blocks that encode a whole batch with array operations: TF-IDF from cached
+per-word character n-grams and token-id word n-grams, one-hot codes from a lookup table, numbers
+as they are. Python touches each document, word and field once; everything after that is numpy.
+The blocks' (row, column, value) triples become one CSR matrix, then the LightGBM booster and
+the calibrator score it. The arithmetic repeats scikit-learn's step by step, rounding to the
+vectorizer's dtype where it does, so the scores are the same numbers (tests compare them bit for
+bit). Any other pipeline shape compiles to None: the runtime (`flywheel.runtime`) scores it
+through `predict_proba` and says so.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from flywheel.policy import Policy
+from flywheel.compat import booster_predictor, row_normalizer, sigmoid_calibration_type
 
 Rows = Sequence[dict]
 # A block's non-zero entries for a batch: row, column and value arrays, rows ascending and
@@ -34,32 +34,13 @@ Triples = tuple[np.ndarray, np.ndarray, np.ndarray]
 Block = Callable[[Rows], Triples]
 
 
-class Scorer:
-    """Calibrated violation probability for typed rows (see `flywheel.records.validate_item`)."""
-
-    def __init__(self, pipeline: object, policy: Policy) -> None:
-        self.pipeline = pipeline
-        self.columns = policy.feature_columns
-        self._fast = _compile(pipeline)
-
-    @property
-    def compiled(self) -> bool:
-        return self._fast is not None
-
-    def score(self, rows: Rows) -> np.ndarray:
-        if not rows:
-            return np.empty(0)
-        if self._fast is not None:
-            return self._fast(rows)
-        frame = pd.DataFrame.from_records(rows, columns=self.columns)
-        return self.pipeline.predict_proba(frame)[:, 1]
-
-
-def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
-    """The fast path for Flywheel's own pipeline shape, or None for anything else."""
+def compile_pipeline(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
+    """The fast path for Flywheel's own pipeline shape, `typed rows -> scores`, or None for
+    anything else. Rows are typed as `flywheel.records` types items (text and categories as
+    strings, numbers as floats)."""
     from lightgbm import LGBMClassifier
     from scipy.special import expit
-    from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.compose import ColumnTransformer
     from sklearn.frozen import FrozenEstimator
     from sklearn.pipeline import Pipeline
@@ -103,12 +84,12 @@ def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
     if offset != model.n_features_in_:
         return None
     n_features = offset
-    predict = _predictor(model.booster_, model.best_iteration_)
+    predict = booster_predictor(model.booster_, model.best_iteration_)
     # the calibrator was fitted on what CalibratedClassifierCV asked the model for: the raw
     # margin when the model has `decision_function` (LightGBM >= 4.7), else the probability
     margin = hasattr(model, "decision_function")
     calibrator = calibrated.calibrators[0]
-    sigmoid = isinstance(calibrator, _SigmoidCalibration)
+    sigmoid = isinstance(calibrator, sigmoid_calibration_type())
 
     def score(rows: Rows) -> np.ndarray:
         parts = [block(rows) for block in blocks]
@@ -132,27 +113,6 @@ def _compile(pipeline: object) -> Callable[[Rows], np.ndarray] | None:
         return calibrator.predict(raw)
 
     return score
-
-
-def _predictor(
-    booster: object, best_iteration: int | None
-) -> Callable[[sp.csr_matrix, bool], np.ndarray]:
-    """LightGBM prediction on one thread. `Booster.predict` builds a new inner predictor (and
-    asks the library for its shape) on every call, a tenth of a millisecond that small batches
-    feel; the inner predictor is built once here instead. Should a LightGBM release rename it,
-    `Booster.predict` is used as it is."""
-    num_iteration = best_iteration or -1
-    try:
-        from lightgbm.basic import _InnerPredictor
-
-        inner = _InnerPredictor.from_booster(booster, {"num_threads": 1})
-    except (ImportError, AttributeError, TypeError):
-        return lambda matrix, margin: booster.predict(
-            matrix, raw_score=margin, num_iteration=best_iteration or None, num_threads=1
-        )
-    return lambda matrix, margin: inner.predict(
-        matrix, num_iteration=num_iteration, raw_score=margin
-    )
 
 
 def _block(
@@ -183,9 +143,7 @@ class TextBlock:
     scikit-learn's own, so the values are bit for bit those of `transform`."""
 
     def __init__(self, column: str, offset: int, first: FastTfidf) -> None:
-        from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
-
-        self.normalize = inplace_csr_row_normalize_l2
+        self.normalize = row_normalizer()
         self.column = column
         self.offset = offset
         self.parts: list[FastTfidf] = []

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from flywheel.compiled import FastTfidf
 from flywheel.policy import parse_policy
 from flywheel.records import validate_item
-from serving.scorer import FastTfidf, Scorer
+from flywheel.registry import ModelVersionRef, Thresholds
+from flywheel.runtime import from_pipeline
 from tests.unit.flywheel.test_policy import MINIMAL
 from training.dataset import build_dataset
 from training.train import fit
@@ -94,10 +96,16 @@ def _awkward(items: pd.DataFrame, policy) -> list[dict]:
     return rows
 
 
+def _model(pipeline, policy):
+    """The runtime's model of a fitted pipeline (as if registered as version 1)."""
+    ref = ModelVersionRef(policy.name, 1, None, Thresholds(0.9, 0.5).as_tags())
+    return from_pipeline(ref, policy, pipeline)
+
+
 def _assert_same_scores(pipeline, policy, rows) -> None:
     """The compiled scorer agrees with predict_proba bit for bit, in one batch and row by row."""
-    scorer = Scorer(pipeline, policy)
-    assert scorer.compiled
+    scorer = _model(pipeline, policy)
+    assert scorer.path == "compiled", scorer.note
     frame = pd.DataFrame.from_records(rows, columns=policy.feature_columns)
     expected = pipeline.predict_proba(frame)[:, 1]
     assert np.array_equal(scorer.score(rows), expected)
@@ -139,9 +147,10 @@ def test_other_pipelines_score_through_predict_proba(spam):
         }
     )
     pipeline = make_pipeline(DummyClassifier(strategy="prior")).fit(frame, [0, 1])
-    scorer = Scorer(pipeline, spam)
-    assert not scorer.compiled
+    scorer = _model(pipeline, spam)
+    assert scorer.path == "reference" and "not a shape" in scorer.note
     assert scorer.score(frame.to_dict("records")).tolist() == [0.5, 0.5]
+    assert scorer.score(frame).tolist() == [0.5, 0.5]
 
 
 def test_the_word_cache_is_bounded_by_memory_not_by_count(monkeypatch):
