@@ -14,7 +14,7 @@ import pandas as pd
 
 from flywheel.policy import Policy
 from flywheel.runtime import Model
-from flywheel.stats import Rate, confusion_rates, operating_rates
+from flywheel.stats import Rate, operating_rates
 
 
 def as_report(rates: dict[str, Rate]) -> dict:
@@ -24,11 +24,6 @@ def as_report(rates: dict[str, Rate]) -> dict:
     report = {name: rate.as_dict() for name, rate in rates.items()}
     report["counts"] = {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)}
     return report
-
-
-def error_rates(truth: np.ndarray, flagged: np.ndarray, confidence: float) -> dict:
-    """Precision, recall, FPR and FNR of `flagged` against `truth`, each with its bounds."""
-    return as_report(confusion_rates(truth, flagged, confidence))
 
 
 def _slices(frame: pd.DataFrame, policy: Policy, min_items: int) -> list[tuple[str, np.ndarray]]:

@@ -16,29 +16,18 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from flywheel.policy import Policy
 from flywheel.registry import Thresholds
+from flywheel.stats import confusion_rates
 
 OPERATING_POINTS = ("auto_action", "review")
 CALIBRATION_BINS = 10
 
 
-def _ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator else None
-
-
 def at_threshold(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | None]:
-    """Precision, recall, FPR and FNR of flagging every item scored at or above `threshold`."""
+    """Precision, recall, FPR and FNR of flagging every item scored at or above `threshold`
+    (the one error-rate rule, `flywheel.stats.confusion_rates`), as plain values."""
     flagged = scores >= threshold
-    tp = int(np.sum(flagged & y))
-    fp = int(np.sum(flagged & ~y))
-    fn = int(np.sum(~flagged & y))
-    tn = int(np.sum(~flagged & ~y))
-    return {
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "fpr": _ratio(fp, fp + tn),
-        "fnr": _ratio(fn, fn + tp),
-        "flagged": tp + fp,
-    }
+    rates = confusion_rates(y, flagged, confidence=0.95)  # the values do not depend on it
+    return {name: rate.value for name, rate in rates.items()} | {"flagged": int(flagged.sum())}
 
 
 def calibration_error(y: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
