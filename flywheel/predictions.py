@@ -6,11 +6,12 @@ is compacted into typed Parquet per policy (`lake/predictions/<policy>/part-<seg
 by a separate, low-priority process, so the server never pays for it. Readers see both: the
 compacted parts and whatever segments are not compacted yet.
 
-A line holds one policy's predictions of one batch as columns (`"k": "p"`: request ids `rid`,
-item indexes `i`, `item_id`, `score`, `decision`, `item` lists, the model version and thresholds
-once), so a batch of a thousand is one JSON object, not a thousand. Shadow lines (`"k": "s"`)
+A line holds one policy's predictions of one batch as columns (kind `p`: request ids, item
+indexes, item ids, scores, decisions and items as lists, the model version and thresholds
+once), so a batch of a thousand is one JSON object, not a thousand. Shadow lines (kind `s`)
 hold the challenger's scores for some of them, written after the answers so that shadow scoring
-never delays a response; compaction unnests both and joins them.
+never delays a response; compaction unnests both and joins them. `LINE` is the one definition
+of a line: the writer makes lines with `line()`, the reader's columns come from it too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,21 +57,40 @@ COLUMNS = [
     "scored_at",
 ]
 
-_LINE_COLUMNS = {
-    "k": "VARCHAR",
-    "policy": "VARCHAR",
-    "v": "BIGINT",
-    "tr": "DOUBLE",
-    "ta": "DOUBLE",
-    "fb": "BOOLEAN",
-    "at": "DOUBLE",
-    "rid": "VARCHAR[]",
-    "i": "BIGINT[]",
-    "item_id": "VARCHAR[]",
-    "score": "DOUBLE[]",
-    "decision": "VARCHAR[]",
-    "item": "JSON[]",
+
+@dataclass(frozen=True)
+class LineField:
+    key: str  # in a segment's JSON line (short: the server writes one per batch and policy)
+    sql: str  # its DuckDB type when compaction reads it back
+
+
+PREDICTIONS, SHADOW = "p", "s"  # the two kinds of line
+LINE = {
+    "kind": LineField("k", "VARCHAR"),
+    "policy": LineField("policy", "VARCHAR"),
+    "version": LineField("v", "BIGINT"),
+    "threshold_review": LineField("tr", "DOUBLE"),
+    "threshold_auto_action": LineField("ta", "DOUBLE"),
+    "fallback": LineField("fb", "BOOLEAN"),
+    "at": LineField("at", "DOUBLE"),  # seconds since the epoch, when the batch was scored
+    "request_ids": LineField("rid", "VARCHAR[]"),
+    "indexes": LineField("i", "BIGINT[]"),  # each prediction's item index in its request
+    "item_ids": LineField("item_id", "VARCHAR[]"),
+    "scores": LineField("score", "DOUBLE[]"),
+    "decisions": LineField("decision", "VARCHAR[]"),
+    "items": LineField("item", "JSON[]"),  # as checked: the requested policies' fields
 }
+
+
+def line(**fields: object) -> dict:
+    """A segment line from `LINE`'s field names: the writer's only way to make one, so its keys
+    are the ones the reader's columns expect (an unknown name is a KeyError, not a lost field)."""
+    return {LINE[name].key: value for name, value in fields.items()}
+
+
+def _k(name: str) -> str:
+    """A line field's column, quoted, for the reader's SQL."""
+    return f'"{LINE[name].key}"'
 
 
 def segments_dir(settings: Settings) -> Path:
@@ -93,18 +114,24 @@ def _field_sql(policy: Policy) -> str:
 def _select(source_sql: str, policy: Policy) -> str:
     """Predictions of one policy with their shadow scores, from lines in `source_sql`."""
     fields = _field_sql(policy)
+    k = {name: _k(name) for name in LINE}
     return f"""
         WITH lines AS ({source_sql}),
         p AS (
-            SELECT unnest(rid) AS rid, unnest(i) AS i, unnest(item_id) AS item_id, policy, v,
-                   unnest(score) AS score, unnest(decision) AS decision, tr, ta, fb, "at",
-                   unnest(item) AS item
-            FROM lines WHERE k = 'p' AND policy = '{policy.name}'
+            SELECT unnest({k["request_ids"]}) AS rid, unnest({k["indexes"]}) AS i,
+                   unnest({k["item_ids"]}) AS item_id, {k["policy"]} AS policy,
+                   {k["version"]} AS v, unnest({k["scores"]}) AS score,
+                   unnest({k["decisions"]}) AS decision, {k["threshold_review"]} AS tr,
+                   {k["threshold_auto_action"]} AS ta, {k["fallback"]} AS fb, {k["at"]} AS "at",
+                   unnest({k["items"]}) AS item
+            FROM lines
+            WHERE {k["kind"]} = '{PREDICTIONS}' AND {k["policy"]} = '{policy.name}'
         ),
         s AS (
-            SELECT unnest(rid) AS rid, unnest(i) AS i, v, unnest(score) AS score,
-                   unnest(decision) AS decision
-            FROM lines WHERE k = 's' AND policy = '{policy.name}'
+            SELECT unnest({k["request_ids"]}) AS rid, unnest({k["indexes"]}) AS i,
+                   {k["version"]} AS v, unnest({k["scores"]}) AS score,
+                   unnest({k["decisions"]}) AS decision
+            FROM lines WHERE {k["kind"]} = '{SHADOW}' AND {k["policy"]} = '{policy.name}'
         )
         SELECT p.rid AS request_id, p.i AS item_index, p.item_id, p.policy,
                p.policy AS model_name, p.v AS model_version, p.score, p.decision,
@@ -119,7 +146,7 @@ def _select(source_sql: str, policy: Policy) -> str:
 
 def _lines_sql(files: list[Path]) -> str:
     quoted = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    columns = ", ".join(f"'{k}': '{v}'" for k, v in _LINE_COLUMNS.items())
+    columns = ", ".join(f"'{f.key}': '{f.sql}'" for f in LINE.values())
     return (
         f"SELECT * FROM read_json([{quoted}], format = 'newline_delimited', "
         f"columns = {{{columns}}}, ignore_errors = true)"
@@ -140,7 +167,8 @@ def _segment_policies(files: list[Path]) -> list[str]:
     con = duckdb.connect()
     try:
         rows = con.execute(
-            f"SELECT DISTINCT policy FROM ({_lines_sql(files)}) WHERE policy IS NOT NULL"
+            f"SELECT DISTINCT {_k('policy')} FROM ({_lines_sql(files)}) "
+            f"WHERE {_k('policy')} IS NOT NULL"
         ).fetchall()
     finally:
         con.close()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flywheel.predictions import PREDICTIONS, SHADOW, line
 from flywheel.runtime import Model
 from serving.metrics import Metrics
 from serving.models import ModelStore, Slot
@@ -226,20 +227,20 @@ class Batcher:
             # orjson writes NaN and infinity (an auto-action threshold that never acts) as null
             thresholds = slot.champion.thresholds if slot.champion else None
             records.append(
-                {
-                    "k": "p",
-                    "policy": policy,
-                    "v": scored.version,
-                    "tr": thresholds.review if thresholds else None,
-                    "ta": thresholds.auto_action if thresholds else None,
-                    "fb": scored.fallback,
-                    "at": now,
+                line(
+                    kind=PREDICTIONS,
+                    policy=policy,
+                    version=scored.version,
+                    threshold_review=thresholds.review if thresholds else None,
+                    threshold_auto_action=thresholds.auto_action if thresholds else None,
+                    fallback=scored.fallback,
+                    at=now,
                     **_keys(keys),
-                    "item_id": [row["item_id"] for row in rows],
-                    "score": scored.scores,
-                    "decision": scored.decisions,
-                    "item": rows,  # as checked: the requested policies' fields
-                }
+                    item_ids=[row["item_id"] for row in rows],
+                    scores=scored.scores,
+                    decisions=scored.decisions,
+                    items=rows,
+                )
             )
             if slot.challenger is not None and not scored.fallback:
                 shadows.append(ShadowWork(policy, slot.challenger, keys, rows))
@@ -306,14 +307,14 @@ class Batcher:
             decisions = work.challenger.decide(scores)
             self.log.write(
                 [
-                    {
-                        "k": "s",
-                        "policy": work.policy,
-                        "v": work.challenger.version,
+                    line(
+                        kind=SHADOW,
+                        policy=work.policy,
+                        version=work.challenger.version,
                         **_keys(work.keys),
-                        "score": scores.tolist(),
-                        "decision": decisions.tolist(),
-                    }
+                        scores=scores.tolist(),
+                        decisions=decisions.tolist(),
+                    )
                 ]
             )
         except Exception:  # the answers were right; only the comparison is lost
@@ -323,5 +324,5 @@ class Batcher:
 
 
 def _keys(keys: list[tuple[str, int]]) -> dict[str, list]:
-    """A log record's request ids and item indexes, as its two columns."""
-    return {"rid": [rid for rid, _ in keys], "i": [i for _, i in keys]}
+    """A log line's request ids and item indexes, as its two columns."""
+    return {"request_ids": [rid for rid, _ in keys], "indexes": [i for _, i in keys]}

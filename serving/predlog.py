@@ -23,7 +23,13 @@ from pathlib import Path
 
 import orjson
 
-from flywheel.predictions import CLOSED_SUFFIX, OPEN_SUFFIX, segments_dir, spawn_compaction
+from flywheel.predictions import (
+    CLOSED_SUFFIX,
+    LINE,
+    OPEN_SUFFIX,
+    segments_dir,
+    spawn_compaction,
+)
 from flywheel.settings import Settings
 
 log = logging.getLogger("flywheel.serving")
@@ -76,7 +82,7 @@ class PredictionLog:
         except OSError:
             self._cut_back(start)
             raise
-        self.predictions += sum(len(record["rid"]) for record in records)
+        self.predictions += sum(len(record[LINE["request_ids"].key]) for record in records)
         if self.oldest_unrolled is None:
             self.oldest_unrolled = time.time()
 

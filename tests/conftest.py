@@ -370,21 +370,23 @@ LOGGED_ITEM = {
 def log_line(*keys, score=0.2):
     """One batch's predictions of `spam` for (request id, item index) keys, as the scoring
     server writes them to its log: one line, its predictions as columns."""
-    return {
-        "k": "p",
-        "policy": "spam",
-        "v": 3,
-        "tr": 0.1,
-        "ta": None,
-        "fb": False,
-        "at": 1_790_000_000.5,
-        "rid": [rid for rid, _ in keys],
-        "i": [i for _, i in keys],
-        "item_id": [f"item-{rid}-{i}" for rid, i in keys],
-        "score": [score] * len(keys),
-        "decision": ["allow"] * len(keys),
-        "item": [LOGGED_ITEM] * len(keys),
-    }
+    from flywheel.predictions import PREDICTIONS, line
+
+    return line(
+        kind=PREDICTIONS,
+        policy="spam",
+        version=3,
+        threshold_review=0.1,
+        threshold_auto_action=None,
+        fallback=False,
+        at=1_790_000_000.5,
+        request_ids=[rid for rid, _ in keys],
+        indexes=[i for _, i in keys],
+        item_ids=[f"item-{rid}-{i}" for rid, i in keys],
+        scores=[score] * len(keys),
+        decisions=["allow"] * len(keys),
+        items=[LOGGED_ITEM] * len(keys),
+    )
 
 
 def write_prediction_log(

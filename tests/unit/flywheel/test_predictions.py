@@ -8,7 +8,9 @@ import numpy as np
 
 from flywheel.policy import load_policy
 from flywheel.predictions import (
+    SHADOW,
     compact_pending,
+    line,
     pending_segments,
     policy_dir,
     read_predictions,
@@ -24,15 +26,15 @@ def test_segments_compact_to_typed_parquet_with_shadow_scores(settings, spam):
     log.write([log_line(("r1", 0), ("r1", 1), ("r2", 0))])
     log.write(
         [
-            {
-                "k": "s",
-                "policy": "spam",
-                "v": 4,
-                "rid": ["r1"],
-                "i": [1],
-                "score": [0.9],
-                "decision": ["auto_action"],
-            }
+            line(
+                kind=SHADOW,
+                policy="spam",
+                version=4,
+                request_ids=["r1"],
+                indexes=[1],
+                scores=[0.9],
+                decisions=["auto_action"],
+            )
         ]
     )
     pending = read_predictions(settings, spam)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from flywheel.policy import load_policy
+from flywheel.predictions import LINE, SHADOW
 from flywheel.registry import ModelVersionRef, Thresholds
 from flywheel.runtime import Model
 from serving.batching import Batcher
@@ -28,14 +29,25 @@ class FakeScorer:
         )
 
 
-COLUMNS = ("rid", "i", "item_id", "score", "decision", "item")
+# a line's list fields, and what one prediction's value of each is called here
+PER_PREDICTION = {
+    "request_ids": "request_id",
+    "indexes": "index",
+    "item_ids": "item_id",
+    "scores": "score",
+    "decisions": "decision",
+    "items": "item",
+}
 
 
 def _predictions(record):
-    """A log record (one policy, its predictions as columns) as one dict per prediction."""
-    n = len(record["rid"])
-    scalars = {k: v for k, v in record.items() if k not in COLUMNS}
-    return [{**scalars, **{k: record[k][j] for k in COLUMNS if k in record}} for j in range(n)]
+    """A log line (one policy, its predictions as columns) as one dict per prediction, keyed by
+    the names of the log's one line definition (`flywheel.predictions.LINE`)."""
+    named = {name: record[f.key] for name, f in LINE.items() if f.key in record}
+    n = len(named["request_ids"])
+    scalars = {k: v for k, v in named.items() if k not in PER_PREDICTION}
+    lists = {PER_PREDICTION[k]: v for k, v in named.items() if k in PER_PREDICTION}
+    return [{**scalars, **{k: v[j] for k, v in lists.items()}} for j in range(n)]
 
 
 class FakeLog:
@@ -108,8 +120,8 @@ def test_concurrent_requests_share_one_model_call_and_decide_by_thresholds(spam)
     decisions = [r[0][0]["decision"] for r in results]
     assert decisions == ["allow", "review", "auto_action", "auto_action"]
     assert all(r[0][0]["model_version"] == 2 and not r[0][0]["fallback"] for r in results)
-    assert [line["rid"] for line in log.lines] == ["r0", "r1", "r2", "r3"]
-    assert log.lines[2]["item"]["links"] == 8 and log.lines[2]["ta"] == 0.8
+    assert [line["request_id"] for line in log.lines] == ["r0", "r1", "r2", "r3"]
+    assert log.lines[2]["item"]["links"] == 8 and log.lines[2]["threshold_auto_action"] == 0.8
 
 
 def test_no_model_answers_review_on_fallback_and_logs_it(spam):
@@ -122,7 +134,7 @@ def test_no_model_answers_review_on_fallback_and_logs_it(spam):
         "decision": "review",
         "fallback": True,
     }
-    assert log.lines[0]["fb"] is True
+    assert log.lines[0]["fallback"] is True
 
 
 def test_a_failing_model_answers_review_on_fallback(spam):
@@ -146,8 +158,8 @@ def test_answers_wait_for_the_log_and_shadow_scores_come_after(spam):
     result = asyncio.run(scenario())
     assert [r[0]["score"] for r in result] == [0.1, 0.5], "the answer is the champion's"
     assert events == [("log", 2), ("answered", None), ("log", 2)]
-    shadows = [line for line in log.lines if line["k"] == "s"]
-    assert [(s["i"], s["v"], s["decision"]) for s in shadows] == [
+    shadows = [line for line in log.lines if line["kind"] == SHADOW]
+    assert [(s["index"], s["version"], s["decision"]) for s in shadows] == [
         (0, 2, "auto_action"),
         (1, 2, "auto_action"),
     ]
@@ -196,7 +208,7 @@ def test_shadow_work_steps_aside_for_waiting_requests(spam):
     assert champion.calls == [200, 1]
     assert challenger.calls[0] <= batcher.SHADOW_CHUNK, "shadow work goes in chunks"
     assert sum(challenger.calls) == 201
-    shadow_ids = [line["rid"] for line in log.lines if line["k"] == "s"]
+    shadow_ids = [line["request_id"] for line in log.lines if line["kind"] == SHADOW]
     assert shadow_ids.count("big") == 200 and shadow_ids.count("next") == 1
 
 
@@ -250,7 +262,11 @@ def test_shadow_rows_of_many_requests_share_one_challenger_call(spam, monkeypatc
     asyncio.run(scenario())
     assert spam_challenger.calls == [batcher.SHADOW_CHUNK, 6]
     assert scam_challenger.calls == [batcher.SHADOW_CHUNK, 6]
-    shadows = [(line["policy"], line["rid"], line["v"]) for line in log.lines if line["k"] == "s"]
+    shadows = [
+        (line["policy"], line["request_id"], line["version"])
+        for line in log.lines
+        if line["kind"] == SHADOW
+    ]
     assert sorted(shadows) == sorted(
         [("spam", f"r{i}", 2) for i in range(70)] + [("scam", f"r{i}", 3) for i in range(70)]
     )
@@ -273,7 +289,7 @@ def test_a_lone_shadow_row_is_scored_after_the_wait(spam):
     waited = asyncio.run(scenario())
     assert challenger.calls == [1]
     assert waited >= batcher.SHADOW_WAIT_S * 0.9  # the timer's, not a busy loop's
-    assert [line["rid"] for line in log.lines if line["k"] == "s"] == ["r"]
+    assert [line["request_id"] for line in log.lines if line["kind"] == SHADOW] == ["r"]
 
 
 def test_shadow_work_waits_while_a_request_body_arrives(spam):
