@@ -19,9 +19,10 @@ from flywheel.lake import Lake
 from flywheel.policy import load_policy
 from flywheel.registry import check_reachable
 from flywheel.settings import get_settings
+from training.candidate import TrainResult
 from training.dataset import build_dataset
 from training.promote import Verdict, promote
-from training.train import TrainResult, train
+from training.train import train
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from flywheel.registry import (
     get_version,
 )
 from flywheel.settings import Settings
+from training.candidate import Candidate
 from training.dataset import SPLITS
 from training.evaluate import flatten
-from training.train import Candidate
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

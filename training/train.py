@@ -10,8 +10,6 @@ the whole step, from the stored decisions to a registered `challenger`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier, early_stopping
@@ -27,50 +25,14 @@ from flywheel.lake import Lake, content_hash, utc_now
 from flywheel.policy import Policy
 from flywheel.predictions import latest_per_item, read_predictions
 from flywheel.records import feature_frame
-from flywheel.registry import (
-    CHALLENGER,
-    CHAMPION,
-    ModelVersionRef,
-    Thresholds,
-    connect,
-    find_versions,
-)
+from flywheel.registry import CHALLENGER, CHAMPION, connect, find_versions
 from flywheel.settings import Settings
+from training.candidate import Candidate, FittedModel, TrainResult
 from training.dataset import DatasetVersion, build_dataset, load_dataset
 from training.evaluate import evaluate
 from training.features import build_features
-from training.thresholds import OperatingPoints, choose_operating_points
-
-
-@dataclass
-class FittedModel:
-    pipeline: Pipeline
-    operating: OperatingPoints  # the thresholds and the evidence behind them
-    boosting_rounds: int  # trees the early-stopped fit built
-    best_round: int  # trees the model predicts with
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return self.operating.thresholds
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A trained model and everything its registration records."""
-
-    policy: Policy
-    dataset: DatasetVersion
-    fitted: FittedModel
-    reports: dict
-    golden_version: str | None
-    training_key: str
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    model: ModelVersionRef
-    dataset: DatasetVersion
-    reused: bool  # an identical training had already registered this version
+from training.register import register
+from training.thresholds import choose_operating_points
 
 
 def _xy(frame: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
@@ -228,8 +190,6 @@ def train(
     policy: Policy, settings: Settings, dataset_version: str | None = None, force: bool = False
 ) -> TrainResult:
     """From stored decisions to a registered `challenger` (reusing an identical earlier training)."""
-    from training.register import register
-
     client = connect(settings)  # fail before touching the lake when MLflow is down
     lake = Lake(settings.lake_dir)
     dataset = (
