@@ -3,7 +3,7 @@
 Three rules on the same votes, in the same run: the majority vote, Dawid-Skene as shipped before
 (crowd-kit's, fitted on the overlapping items, then every item's posterior under its estimates),
 and Flywheel's constrained fit (`flywheel.aggregate.reliability_labels`). Each scenario is drawn
-for many seeds by the simulator's reviewer model (`flywheel.simulate.verdicts`: careful reviewers
+for many seeds by the simulator's reviewer model (`simulation.world.verdicts`: careful reviewers
 err mostly on borderline items, careless ones anywhere):
 
 - crowd: six reviewers, two or three per item, one careless (the simulator's `rev-fox`);
@@ -32,7 +32,7 @@ from bench_common import publish
 
 from flywheel.aggregate import latest_per_reviewer, majority_labels, reliability_labels
 from flywheel.policy import load_policy
-from flywheel.simulate import DEFAULT_REVIEWERS, Reviewer, verdicts
+from simulation.world import DEFAULT_REVIEWERS, Reviewer, verdicts
 
 POLICY = load_policy("spam")
 CAREFUL = DEFAULT_REVIEWERS[:5]

@@ -56,7 +56,7 @@ def _champion(settings, policy) -> None:
     """Train and promote a model on a small simulated world, so pushes carry assistance."""
     from flywheel.ingest import import_decisions, import_golden
     from flywheel.lake import Lake
-    from flywheel.simulate import WorldConfig, simulate, write_world
+    from simulation.world import WorldConfig, simulate, write_world
     from training.promote import promote
     from training.train import train
 
@@ -73,7 +73,7 @@ def _prediction_log(settings, policy, n: int) -> None:
     """A compacted prediction log of `n` items the champion sent to review."""
     from flywheel.lake import write_parquet_atomic
     from flywheel.predictions import COLUMNS, policy_dir
-    from flywheel.simulate import WorldConfig, simulate
+    from simulation.world import WorldConfig, simulate
 
     items = simulate(
         policy, WorldConfig(seed=99, days=10, emerging_day=10, items_per_day=n // 10 + 1)
@@ -120,12 +120,12 @@ def bench_push(settings, lake, api, work: Path, n: int) -> dict:
 def bench_pull(settings, lake, api, work: Path, annotations: int) -> dict:
     from flywheel.lake import Lake
     from flywheel.settings import Settings
-    from flywheel.simulate import DEFAULT_REVIEWERS
     from labeling.project import bootstrap, choice_result
     from labeling.pull import pull
     from labeling.push import LEDGER_COLUMNS
-    from labeling.reviewers import ensure_users
     from labeling.server import credentials
+    from simulation.reviewers import ensure_users
+    from simulation.world import DEFAULT_REVIEWERS
 
     # a home of its own: the pull reads a ledger this benchmark writes, not the push's
     pull_settings = Settings(

@@ -37,9 +37,9 @@ def prepare(home: Path, n: int) -> None:
     from flywheel.registry import connect, get_version
     from flywheel.runtime import load_model
     from flywheel.settings import Settings
-    from flywheel.simulate import WorldConfig, simulate, write_world
     from labeling.push import LEDGER_COLUMNS
     from labeling.sample import audit_sample
+    from simulation.world import WorldConfig, simulate, write_world
     from training.promote import promote
     from training.train import train
 

@@ -2,7 +2,7 @@
 
 For each seeded world, `flywheel demo --pattern hidden` runs end to end on real servers (Label
 Studio, the scoring API, MLflow, Prefect): a campaign of phrases no item had and benign signals
-(`flywheel.simulate`, about 10% of traffic) starts with the first cycle's traffic, so the first
+(`simulation.world`, about 10% of traffic) starts with the first cycle's traffic, so the first
 champion allows nearly all of it; its operators probe the champion and reword what it would
 not allow (`flywheel demo --evasion-tries`, 3), so a model sees the campaign only through its
 reviewers' labels of it, not by chance. The same world runs twice, in separate homes: with the

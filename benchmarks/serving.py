@@ -66,7 +66,7 @@ def build_registry(home: Path) -> list[dict]:
     from flywheel.lake import Lake
     from flywheel.policy import load_policy
     from flywheel.settings import Settings
-    from flywheel.simulate import WorldConfig, simulate, write_world
+    from simulation.world import WorldConfig, simulate, write_world
     from training.promote import promote
     from training.train import train
 

@@ -37,7 +37,7 @@ def prepare(work: Path, decisions: int) -> None:
     from flywheel.records import write_table
     from flywheel.registry import connect
     from flywheel.settings import Settings
-    from flywheel.simulate import WorldConfig, simulate
+    from simulation.world import WorldConfig, simulate
 
     connect(Settings(home=work / "home"))  # an existing registry: its tables are created here
     policy = load_policy(str(work / POLICY.name))

@@ -89,8 +89,8 @@ def simulate(
 ) -> None:
     """Write a synthetic world: traffic, reviewer decisions, a golden set, and the truth apart."""
     from flywheel.policy import load_policy
-    from flywheel.simulate import WorldConfig, write_world
-    from flywheel.simulate import simulate as build_world
+    from simulation.world import WorldConfig, write_world
+    from simulation.world import simulate as build_world
 
     config = WorldConfig(
         seed=seed,
@@ -658,9 +658,9 @@ def label_simulate(
 ) -> None:
     """Simulated reviewers answer the open tasks (demos and tests; see `flywheel simulate`)."""
     from flywheel.records import read_table
-    from flywheel.simulate import DEFAULT_REVIEWERS
     from labeling.project import project_id
-    from labeling.reviewers import work
+    from simulation.reviewers import work
+    from simulation.world import DEFAULT_REVIEWERS
 
     settings, pol, lake, api = _labeling(policy)
     made = work(
@@ -924,8 +924,8 @@ def demo(
     ),
 ) -> None:
     """The main job: Label Studio and the scoring API on a simulated world, the wheel turning."""
-    from flows.demo import DemoConfig, run_demo
     from flywheel.settings import get_settings
+    from simulation.demo import DemoConfig, run_demo
 
     config = DemoConfig(
         cycles=cycles,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -236,40 +236,6 @@ class Monitoring(_Section):
     alerts: AlertRules = AlertRules()
 
 
-class NumericSignal(_Section):
-    """Simulated distribution of one numeric field: its mean for benign and violating items,
-    and for the emerging abuse pattern (which shifts it)."""
-
-    kind: Literal["count", "positive", "real"] = "count"
-    benign: float = 1.0
-    violating: float = 3.0
-    emerging: float | None = None
-
-
-class CategoricalSignal(_Section):
-    """Simulated values of one categorical field with their shares and a per-value risk factor."""
-
-    values: dict[str, float] = Field(min_length=1)
-    risk: dict[str, float] = {}
-
-
-class TextVocabulary(_Section):
-    benign: list[str] = Field(min_length=5)
-    violating: list[str] = Field(min_length=3)
-    emerging: list[str] = Field(min_length=3)
-
-
-class Simulation(_Section):
-    """The synthetic world `flywheel simulate` builds for this policy."""
-
-    base_rate: float = Field(default=0.05, ge=0.02, le=0.10)
-    borderline_rate: float = Field(default=0.08, ge=0.0, le=0.5)
-    emerging_share: float = Field(default=0.6, ge=0.0, le=1.0)
-    text: TextVocabulary | None = None
-    numeric: dict[str, NumericSignal] = {}
-    categorical: dict[str, CategoricalSignal] = {}
-
-
 class Policy(_Section):
     name: str
     description: str = ""
@@ -281,7 +247,9 @@ class Policy(_Section):
     training: Training = Training()
     labeling: Labeling = Labeling()
     monitoring: Monitoring = Monitoring()
-    simulation: Simulation = Simulation()
+    # the simulator's section: its schema is the simulator's (`simulation.world.Simulation`),
+    # checked when a world is built, so that nothing in production depends on it
+    simulation: dict[str, Any] = {}
 
     @field_validator("name")
     @classmethod
@@ -291,20 +259,6 @@ class Policy(_Section):
                 "must be lower-case letters, digits, '-' or '_', starting with a letter"
             )
         return name
-
-    @model_validator(mode="after")
-    def _simulation_fields_exist(self) -> Policy:
-        sim = self.simulation
-        for section, names, declared in (
-            ("numeric", sim.numeric, self.fields.numeric),
-            ("categorical", sim.categorical, self.fields.categorical),
-        ):
-            unknown = sorted(set(names) - set(declared))
-            if unknown:
-                raise ValueError(
-                    f"simulation.{section} names fields not in fields.{section}: {', '.join(unknown)}"
-                )
-        return self
 
     @property
     def feature_columns(self) -> list[str]:
@@ -318,9 +272,9 @@ class Policy(_Section):
         return self.labels.positive if positive else self.labels.negative
 
 
-def _known_keys(location: tuple) -> list[str]:
-    """The keys allowed at a place in the policy, for suggesting the one a typo meant."""
-    model: type[BaseModel] | None = Policy
+def _known_keys(location: tuple, root: type[BaseModel]) -> list[str]:
+    """The keys allowed at a place in a model, for suggesting the one a typo meant."""
+    model: type[BaseModel] | None = root
     for part in location:
         annotation = (
             model.model_fields[part].annotation if model and part in model.model_fields else None
@@ -333,19 +287,23 @@ def _known_keys(location: tuple) -> list[str]:
     return list(model.model_fields) if model else []
 
 
-def _describe(error: ValidationError, source: str) -> str:
-    """The first validation problem as one line naming the key, e.g. `targets.review_recall`.
-    An unknown key is reported first: a typo there is usually what caused the rest."""
+def describe_problem(
+    error: ValidationError, source: str, root: type[BaseModel] | None = None, within: str = ""
+) -> str:
+    """The first validation problem as one line naming the key, e.g. `targets.review_recall`
+    (a policy's, or, with `root` and `within`, a section another module owns). An unknown key
+    is reported first: a typo there is usually what caused the rest."""
     errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = ".".join([*([within] if within else []), *(str(part) for part in first["loc"])])
+    key = key or "(top level)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "required key is missing"
     elif first["type"] == "extra_forbidden":
         message = "unknown key"
         close = difflib.get_close_matches(
-            str(first["loc"][-1]), _known_keys(first["loc"][:-1]), n=1
+            str(first["loc"][-1]), _known_keys(first["loc"][:-1], root or Policy), n=1
         )
         if close:
             message += f" (did you mean {close[0]!r}?)"
@@ -367,7 +325,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        raise FlywheelError(_describe(exc, source)) from exc
+        raise FlywheelError(describe_problem(exc, source)) from exc
 
 
 def policy_path(name_or_path: str, settings: Settings | None = None) -> Path:

@@ -31,7 +31,7 @@ os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
 from flywheel.lake import Lake  # noqa: E402
 from flywheel.policy import Policy, load_policy  # noqa: E402
 from flywheel.settings import Settings  # noqa: E402
-from flywheel.simulate import World, WorldConfig, simulate, write_world  # noqa: E402
+from simulation.world import World, WorldConfig, simulate, write_world  # noqa: E402
 
 SMALL_WORLD = WorldConfig(
     days=14, items_per_day=600, emerging_day=14, golden_items=240, review_fraction=0.5
@@ -332,7 +332,7 @@ def two_reviewer_votes(
     disagreements, where reliability matters, are common), with each item's truth."""
     import numpy as np
 
-    from flywheel.simulate import DEFAULT_REVIEWERS, verdicts
+    from simulation.world import DEFAULT_REVIEWERS, verdicts
 
     policy = load_policy("spam")
     rng = np.random.default_rng(seed)

@@ -32,7 +32,7 @@ LABELING = {
 
 
 def small_world_reviewers() -> list[str]:
-    from flywheel.simulate import DEFAULT_REVIEWERS
+    from simulation.world import DEFAULT_REVIEWERS
 
     return [r.reviewer_id for r in DEFAULT_REVIEWERS]
 

@@ -18,7 +18,8 @@ from flywheel.policy import Policy, load_policy
 from flywheel.registry import CHAMPION, connect, get_version
 from flywheel.runtime import load_model
 from flywheel.settings import REPO_ROOT, Settings
-from flywheel.simulate import (
+from flywheel.stats import Rate
+from simulation.world import (
     CARELESS_REVIEWER,
     DEFAULT_REVIEWERS,
     NEW_TEAM,
@@ -26,7 +27,6 @@ from flywheel.simulate import (
     simulate,
     write_world,
 )
-from flywheel.stats import Rate
 from tests.conftest import run_cli
 
 FRESH_DAYS = 40  # traffic after the reviewed history, never decided: the thresholds' test

@@ -8,7 +8,7 @@ from flows.cycle import cycle, one_cycle_at_a_time
 from flywheel.lake import Lake
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
-from labeling.reviewers import work
+from simulation.reviewers import work
 from tests.conftest import copy_trained, log_recent_traffic, policy_variant
 
 
@@ -54,6 +54,6 @@ def test_one_cycle_per_policy_at_a_time(prefect_harness, wheel):
 
 
 def _reviewers():
-    from flywheel.simulate import DEFAULT_REVIEWERS
+    from simulation.world import DEFAULT_REVIEWERS
 
     return list(DEFAULT_REVIEWERS)

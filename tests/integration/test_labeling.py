@@ -208,8 +208,8 @@ def test_two_pushes_at_once_push_each_task_once(settings, lake, to_review):
 
 
 def _user(api: LabelStudioAPI, name: str) -> int:
-    from flywheel.simulate import Reviewer
-    from labeling.reviewers import ensure_users
+    from simulation.reviewers import ensure_users
+    from simulation.world import Reviewer
 
     return ensure_users(api, [Reviewer(name, 0.9, 0.9, 10.0)])[name]
 

@@ -19,8 +19,8 @@ from flywheel.predictions import read_predictions
 from flywheel.registry import connect, get_version
 from flywheel.runtime import load_model
 from flywheel.settings import Settings
-from flywheel.simulate import WorldConfig, simulate
 from monitoring.monitor import history, run_monitor
+from simulation.world import WorldConfig, simulate
 from tests.conftest import copy_trained, run_cli, write_prediction_log
 
 T0 = pd.Timestamp("2027-06-01T00:00:00Z")  # after any real "now" of a test run
@@ -70,7 +70,7 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
     clusters = emerging["emerging"]["clusters"]
     assert clusters and clusters[0]["emerging"], clusters
     # its top terms are the emerging pattern's own vocabulary
-    vocabulary = " ".join(spam.simulation.text.emerging)
+    vocabulary = " ".join(spam.simulation["text"]["emerging"])
     assert sum(term in vocabulary for term in clusters[0]["top"]) >= 3
     assert any(key.startswith("spam:emerging:") for key in opened), (opened, clusters)
     again = run_monitor(spam, settings, lake, now=T0 + pd.Timedelta(days=7, hours=1))

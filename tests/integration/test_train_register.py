@@ -47,7 +47,7 @@ def test_run_logs_dataset_inputs_and_metrics_per_slice(trained, spam):
     metrics = run.data.metrics
     for name in ("test/review_recall", "test/pr_auc", "golden/ece", "golden/review_precision"):
         assert name in metrics
-    for value in spam.simulation.categorical["surface"].values:
+    for value in spam.simulation["categorical"]["surface"]["values"]:
         assert f"golden/surface/{value}/review_recall" in metrics
 
 

@@ -82,7 +82,7 @@ def _new_team(seed: int):
     """A history crowd, plus a new team who decide mostly violating items nobody else saw."""
     import numpy as np
 
-    from flywheel.simulate import DEFAULT_REVIEWERS, Reviewer, verdicts
+    from simulation.world import DEFAULT_REVIEWERS, Reviewer, verdicts
     from tests.conftest import two_reviewer_votes
 
     policy, history, truth = two_reviewer_votes(2000, positive_rate=0.05, seed=seed)

@@ -125,7 +125,7 @@ def test_compiled_scores_equal_the_pipeline(stocked, spam, small_world, calibrat
 
 def test_signals_only_pipeline_compiles_and_agrees(lake):
     from flywheel.records import validate_decisions
-    from flywheel.simulate import WorldConfig, simulate
+    from simulation.world import WorldConfig, simulate
 
     policy = parse_policy(MINIMAL)
     world = simulate(

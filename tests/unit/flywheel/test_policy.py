@@ -24,7 +24,6 @@ def test_shipped_policies_load():
         policy = load_policy(name)
         assert policy.name == name
         assert policy.fields.text, "shipped policies score text"
-        assert 0.02 <= policy.simulation.base_rate <= 0.10
 
 
 def test_minimal_policy_gets_documented_defaults():
@@ -109,9 +108,7 @@ def test_policies_dir_comes_from_settings(tmp_path: Path):
     assert load_policy("fake_accounts", settings).labels.positive == "fake"
 
 
-def test_simulation_section_must_name_declared_fields():
+def test_the_simulation_section_is_the_simulators_to_check():
+    """Production reads a policy without the simulator's schema: the section is kept as given."""
     text = MINIMAL + "simulation:\n  numeric:\n    karma: {benign: 1, violating: 2}\n"
-    with pytest.raises(
-        FlywheelError, match=r"simulation\.numeric names fields not in fields\.numeric: karma"
-    ):
-        parse_policy(text)
+    assert parse_policy(text).simulation == {"numeric": {"karma": {"benign": 1, "violating": 2}}}

@@ -58,7 +58,7 @@ def test_on_too_little_evidence_no_one_is_flagged_and_everyone_is_unjudged():
 def _history(seed: int, flip: float = 0.35, n_items: int = 2500):
     """Imported history without a single gold check: five careful reviewers and one who flips
     a share of their answers, a third of the items decided twice."""
-    from flywheel.simulate import DEFAULT_REVIEWERS, Reviewer, verdicts
+    from simulation.world import DEFAULT_REVIEWERS, Reviewer, verdicts
 
     policy = load_policy("spam")
     rng = np.random.default_rng(seed)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from flywheel.policy import Policy, load_policy
-from flywheel.simulate import WorldConfig, simulate
 from monitoring.emerging import burst_p_values, emerging_risk
 from monitoring.monitor import emerging_condition
+from simulation.world import WorldConfig, simulate
 
 DAYS, CAMPAIGN_DAY = 14, 12
 

@@ -38,14 +38,14 @@ from flywheel.policy import Policy, load_policy
 from flywheel.registry import CHAMPION, check_reachable
 from flywheel.runtime import load
 from flywheel.settings import Settings
-from flywheel.simulate import World, WorldConfig, evade, simulate, write_world
-from labeling import reviewers
 from labeling import server as labelstudio
 from labeling.client import LabelStudioAPI
 from labeling.project import bootstrap
 from monitoring.monitor import key_figures
 from monitoring.page import plots_page
 from serving import process as scoring_api
+from simulation import reviewers
+from simulation.world import World, WorldConfig, evade, simulate, write_world
 
 PATTERNS = ("signals", "hidden")
 

@@ -1,7 +1,7 @@
 """Simulated reviewers working in Label Studio, so the loop runs unattended in demos and tests.
 
 Each simulated reviewer is a real Label Studio user; they answer open tasks through the API with
-the simulator's accuracies (`flywheel.simulate.verdicts`) against the world's ground truth, up to
+the simulator's accuracies (`simulation.world.verdicts`) against the world's ground truth, up to
 the project's overlap, never twice on one task. Nothing else in Flywheel knows they are simulated.
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from flywheel.policy import Policy
-from flywheel.simulate import Reviewer, verdicts
 from labeling.client import LabelStudioAPI, fewer_annotations_than
 from labeling.project import annotator, choice_result
+from simulation.world import Reviewer, verdicts
 
 EMAIL_DOMAIN = "reviewers.flywheel.local"
 _WORKERS = 4  # Label Studio's server answers a few writes at once; more only queue

@@ -5,7 +5,7 @@ import pytest
 from flywheel.errors import FlywheelError
 from flywheel.policy import parse_policy
 from flywheel.records import read_table, validate_decisions, validate_golden
-from flywheel.simulate import WorldConfig, simulate, write_world
+from simulation.world import WorldConfig, simulate, world_spec, write_world
 from tests.conftest import SMALL_WORLD
 from tests.unit.flywheel.test_policy import MINIMAL
 
@@ -31,7 +31,7 @@ def test_world_is_realistic(spam):
         items[items["is_emerging"]],
         items[items["is_violating"] & ~items["is_emerging"]],
     )
-    new_words = spam.simulation.text.emerging
+    new_words = world_spec(spam).text.emerging
     assert emerging["text"].str.contains("|".join(new_words)).mean() > 0.8, "new wording"
     assert old["text"].str.contains("|".join(new_words)).mean() < 0.02
     assert emerging["account_age_days"].median() > 3 * old["account_age_days"].median(), (
@@ -92,7 +92,7 @@ def test_bad_world_config_is_refused():
 
 
 def test_a_hidden_campaign_has_new_words_and_benign_signals(spam):
-    from flywheel.simulate import campaign_phrases
+    from simulation.world import campaign_phrases
 
     config = WorldConfig(days=10, items_per_day=500, emerging_day=10, campaign_day=6)
     world = simulate(spam, config)
@@ -106,11 +106,11 @@ def test_a_hidden_campaign_has_new_words_and_benign_signals(spam):
     text = world.traffic["text"].str.lower()
     assert text[campaign].map(lambda t: bool(words & set(t.split()))).all()
     assert not text[~campaign].map(lambda t: bool(words & set(t.split()))).any()
-    vocabulary = " ".join([*spam.simulation.text.violating, *spam.simulation.text.emerging])
+    vocabulary = " ".join([*world_spec(spam).text.violating, *world_spec(spam).text.emerging])
     assert not words & set(vocabulary.split())
     # everyday wording around its phrases, from accounts like benign ones, unlike the violating
     # ones the first model saw
-    everyday = " ".join(spam.simulation.text.benign).split()
+    everyday = " ".join(world_spec(spam).text.benign).split()
     assert text[campaign].str.findall(r"[a-z]+").map(lambda t: bool(set(everyday) & set(t))).all()
     benign = ~truth["is_violating"].to_numpy()
     violating = truth["is_violating"].to_numpy() & ~campaign
@@ -123,7 +123,7 @@ def test_a_hidden_campaign_has_new_words_and_benign_signals(spam):
 
 
 def test_the_campaign_rewords_what_the_live_model_would_not_allow(spam):
-    from flywheel.simulate import campaign_phrases, evade
+    from simulation.world import campaign_phrases, evade
 
     config = WorldConfig(days=4, items_per_day=500, emerging_day=4, campaign_day=2)
     world = simulate(spam, config)
@@ -155,3 +155,22 @@ def test_the_campaign_rewords_what_the_live_model_would_not_allow(spam):
     assert reworded == campaign.sum() and (learnt(posted[campaign]) == "review").all()
     unprobed, reworded = evade(world.traffic, campaign, spam, config.seed, learnt, tries=0)
     assert reworded == 0 and unprobed.equals(world.traffic)
+
+
+def test_the_simulation_section_is_checked_when_a_world_is_built():
+    from flywheel.policy import parse_policy
+
+    declared = parse_policy(MINIMAL + "simulation:\n  numeric:\n    karma: {benign: 1}\n")
+    with pytest.raises(
+        FlywheelError, match=r"simulation\.numeric names fields not in fields\.numeric: karma"
+    ):
+        simulate(declared, WorldConfig(days=2, items_per_day=50, emerging_day=1))
+    typo = parse_policy(MINIMAL + "simulation:\n  base_rat: 0.05\n")
+    with pytest.raises(
+        FlywheelError, match=r"simulation\.base_rat: unknown key \(did you mean 'base_rate'\?\)"
+    ):
+        world_spec(typo)
+    for name in ("spam", "scam"):
+        from flywheel.policy import load_policy
+
+        assert 0.02 <= world_spec(load_policy(name)).base_rate <= 0.10

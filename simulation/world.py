@@ -20,14 +20,78 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flywheel.errors import FlywheelError
 from flywheel.files import write_json_atomic
-from flywheel.policy import CategoricalSignal, NumericSignal, Policy, TextVocabulary
+from flywheel.policy import Policy, describe_problem
 from flywheel.records import write_table
+
+
+class _Section(BaseModel):
+    """A section of the simulator's schema: unknown keys are refused, as a policy's are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericSignal(_Section):
+    """Simulated distribution of one numeric field: its mean for benign and violating items,
+    and for the emerging abuse pattern (which shifts it)."""
+
+    kind: Literal["count", "positive", "real"] = "count"
+    benign: float = 1.0
+    violating: float = 3.0
+    emerging: float | None = None
+
+
+class CategoricalSignal(_Section):
+    """Simulated values of one categorical field with their shares and a per-value risk factor."""
+
+    values: dict[str, float] = Field(min_length=1)
+    risk: dict[str, float] = {}
+
+
+class TextVocabulary(_Section):
+    benign: list[str] = Field(min_length=5)
+    violating: list[str] = Field(min_length=3)
+    emerging: list[str] = Field(min_length=3)
+
+
+class Simulation(_Section):
+    """The synthetic world `flywheel simulate` builds for a policy: its `simulation` section."""
+
+    base_rate: float = Field(default=0.05, ge=0.02, le=0.10)
+    borderline_rate: float = Field(default=0.08, ge=0.0, le=0.5)
+    emerging_share: float = Field(default=0.6, ge=0.0, le=1.0)
+    text: TextVocabulary | None = None
+    numeric: dict[str, NumericSignal] = {}
+    categorical: dict[str, CategoricalSignal] = {}
+
+
+def world_spec(policy: Policy) -> Simulation:
+    """The policy's `simulation` section, checked: its schema and that it names only fields the
+    policy declares (a policy without one simulates with generic defaults)."""
+    try:
+        spec = Simulation.model_validate(policy.simulation)
+    except ValidationError as exc:
+        source = f"policy {policy.name}"
+        raise FlywheelError(describe_problem(exc, source, Simulation, "simulation")) from exc
+    for section, names, declared in (
+        ("numeric", spec.numeric, policy.fields.numeric),
+        ("categorical", spec.categorical, policy.fields.categorical),
+    ):
+        unknown = sorted(set(names) - set(declared))
+        if unknown:
+            raise FlywheelError(
+                f"policy {policy.name}: simulation.{section} names fields not in "
+                f"fields.{section}: {', '.join(unknown)}"
+            )
+    return spec
+
 
 GENERIC_TEXT = TextVocabulary(
     benign=[
@@ -249,8 +313,8 @@ def _rng(policy: Policy, seed: int, stream: str) -> np.random.Generator:
 
 
 def _numeric_spec(policy: Policy, name: str, seed: int) -> NumericSignal:
-    if name in policy.simulation.numeric:
-        return policy.simulation.numeric[name]
+    if name in world_spec(policy).numeric:
+        return world_spec(policy).numeric[name]
     rng = _rng(policy, seed, f"numeric:{name}")
     benign = float(rng.uniform(0.5, 2.0))
     return NumericSignal(
@@ -262,8 +326,8 @@ def _numeric_spec(policy: Policy, name: str, seed: int) -> NumericSignal:
 
 
 def _categorical_spec(policy: Policy, name: str, seed: int) -> CategoricalSignal:
-    if name in policy.simulation.categorical:
-        return policy.simulation.categorical[name]
+    if name in world_spec(policy).categorical:
+        return world_spec(policy).categorical[name]
     rng = _rng(policy, seed, f"categorical:{name}")
     values = [f"{name}_{c}" for c in "abcd"]
     shares = rng.dirichlet(np.full(len(values), 4.0))
@@ -283,7 +347,7 @@ def _draw_items(
     rate_boost: np.ndarray | float = 1.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Items with their fields, and their truth (violating, borderline, emerging, strength)."""
-    sim = policy.simulation
+    sim = world_spec(policy)
     fields: dict[str, object] = {}
     risk = np.ones(n)
     for name in policy.fields.categorical:
@@ -342,7 +406,7 @@ def campaign_phrases(policy: Policy, seed: int, n: int = 8) -> list[str]:
     world uses, drawn per policy and seed, so a detector cannot have been tuned to them and
     their spelling gives nothing away (made-up syllables did: character n-grams learnt them
     from a handful of examples)."""
-    vocab = policy.simulation.text or GENERIC_TEXT
+    vocab = world_spec(policy).text or GENERIC_TEXT
     taken = {
         w for phrase in [*vocab.benign, *vocab.violating, *vocab.emerging] for w in phrase.split()
     }
@@ -378,7 +442,7 @@ def campaign_items(policy: Policy, seed: int, n: int, rng: np.random.Generator) 
     for name in policy.fields.numeric:
         spec = _numeric_spec(policy, name, seed)
         fields[name] = _numeric_values(spec, np.full(n, spec.benign), rng)
-    everyday = (policy.simulation.text or GENERIC_TEXT).benign
+    everyday = (world_spec(policy).text or GENERIC_TEXT).benign
     phrases = campaign_phrases(policy, seed)
     for name in policy.fields.text:
         fields[name] = [_camouflaged(everyday, phrases, rng) for _ in range(n)]
@@ -637,7 +701,7 @@ def _golden(
     """An expert-labelled set from the world before the emerging pattern, positives enriched."""
     want_pos = round(config.golden_items * config.golden_positive_share)
     want_neg = config.golden_items - want_pos
-    pool_size = int(want_pos / policy.simulation.base_rate * 1.5) + config.golden_items
+    pool_size = int(want_pos / world_spec(policy).base_rate * 1.5) + config.golden_items
     days = rng.integers(0, max(config.emerging_day, 1), pool_size)
     items, truth = _draw_items(
         policy,
