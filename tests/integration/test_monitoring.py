@@ -206,7 +206,7 @@ def test_audit_weighted_rates_cover_the_simulators_truth(monitored, tmp_path):
 
 
 def test_an_emerging_cluster_reaches_the_page_the_alert_and_the_terminal(monitored, capsys):
-    from flywheel.cli import render_monitor
+    from cli.render import render_monitor
     from monitoring.alerts import AlertStore
 
     settings, spam, _ = monitored

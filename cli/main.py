@@ -1,0 +1,80 @@
+"""The `flywheel` command line: one module per command group, assembled here.
+
+Commands import the heavy packages (MLflow, Prefect, LightGBM) only when they run, so `--help`
+answers at once. Every failure a user can act on ends with one line on stderr and exit code 1;
+set FLYWHEEL_DEBUG=1 to see the traceback of anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from cli import data, label, models, monitor, serve, wheel
+from cli.common import err
+from flywheel.errors import FlywheelError
+
+app = typer.Typer(
+    name="flywheel",
+    help="Reviewer decisions in, promoted risk classifiers out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(data.simulate)
+app.add_typer(data.decisions_app, name="decisions")
+app.add_typer(data.golden_app, name="golden")
+app.add_typer(data.dataset_app, name="dataset")
+app.command()(models.train)
+app.command()(models.promote)
+app.command()(serve.serve)
+app.add_typer(data.predictions_app, name="predictions")
+app.add_typer(label.labelstudio_app, name="labelstudio")
+app.add_typer(label.label_app, name="label")
+app.command()(monitor.monitor)
+app.add_typer(monitor.alerts_app, name="alerts")
+app.command()(wheel.cycle)
+app.command()(models.rescore)
+app.add_typer(wheel.stack_app, name="stack")
+app.command()(wheel.stop)
+app.command()(wheel.demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command, turning user-facing failures into one line and exit 1."""
+    # Our own lines report progress; keep the libraries' INFO chatter out unless asked for.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    try:
+        code = app(args=argv, prog_name="flywheel", standalone_mode=False)
+        if isinstance(code, int):  # `typer.Exit(n)` comes back as a return value here
+            return code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except FlywheelError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 1
+    except Exception as exc:
+        if os.environ.get("FLYWHEEL_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(
+            f"error: unexpected {type(exc).__name__}: {first} (FLYWHEEL_DEBUG=1 shows the traceback)",
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

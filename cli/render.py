@@ -1,0 +1,304 @@
+"""How commands show their results: tables and lines for people, within 80 columns.
+
+Commands compute; this module renders what they computed (a verdict, a monitoring run, reviewer
+QA, alerts), so what people read is written in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from cli.common import out
+
+if TYPE_CHECKING:
+    from training.promote import Verdict
+
+
+def print_flags(report: dict) -> None:
+    """One line per flagged reviewer with the evidence, and who could not be judged yet."""
+    for r in report["reviewers"]:
+        if r["flagged"]:
+            out.print(f"flagged {r['reviewer_id']}: {r['reason']}")
+    if report.get("unjudged"):
+        out.print(f"not judged yet (too little evidence): {', '.join(report['unjudged'])}")
+
+
+def print_guarantee(tags: dict[str, str], policy) -> None:
+    """What the thresholds promise, on what, and at what staffing cost (the version's tags),
+    wrapped for an 80-column terminal."""
+    import textwrap
+
+    from training.thresholds import NOTE_SEPARATOR
+
+    if "threshold_rule" not in tags:
+        return
+    targets = policy.targets
+
+    def share(key: str) -> str:
+        value = tags.get(key, "none")
+        return "?" if value == "none" else f"{float(value):.1%}"
+
+    lines = [
+        f"guarantee: review recall {targets.review_recall} and auto-action precision "
+        f"{targets.auto_action_precision}, each at {float(tags['threshold_confidence']):.0%} "
+        f"confidence, on {int(tags['threshold_positives']):,} labelled positives of "
+        f"{int(tags['threshold_items']):,} ({tags['threshold_source']})",
+        f"expected: {share('expected_review_share')} of traffic to review, "
+        f"{share('expected_auto_action_share')} to auto-action "
+        f"(on {tags.get('expected_shares_on', 'labelled items')})",
+    ]
+    if tags.get("threshold_notes", "none") != "none":
+        lines += [f"note: {note}" for note in tags["threshold_notes"].split(NOTE_SEPARATOR)]
+    for line in lines:
+        out.print(textwrap.fill(line, width=78, initial_indent="  ", subsequent_indent="    "))
+
+
+def _rates_payload(rates: dict) -> dict:
+    return {
+        point: {measure: rate.as_dict() for measure, rate in measures.items()}
+        for point, measures in rates.items()
+    }
+
+
+def verdict_payload(verdict: Verdict) -> dict:
+    return {
+        "policy": verdict.policy,
+        "outcome": verdict.note or verdict.outcome,
+        "dry_run": verdict.dry_run,
+        "challenger": verdict.challenger.version if verdict.challenger else None,
+        "champion": verdict.champion.version if verdict.champion else None,
+        "golden_version": verdict.golden_version,
+        "override_reason": verdict.override_reason,
+        "checks": [
+            {"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks
+        ],
+        "challenger_metrics": verdict.challenger_metrics,
+        "champion_metrics": verdict.champion_metrics,
+        "challenger_rates": _rates_payload(verdict.challenger_rates),
+        "champion_rates": _rates_payload(verdict.champion_rates),
+        "paired": [vars(figure) for figure in verdict.paired],
+    }
+
+
+def _rate_cell(rate) -> str:
+    """A golden rate as `value [low, high]`, the bounds at the gate's confidence."""
+    if rate is None or rate.value is None:
+        return "–"
+    return f"{rate.value:.3f} [{rate.low:.3f}, {rate.high:.3f}]"
+
+
+def render_verdict(verdict: Verdict) -> None:
+    """Both models side by side on the golden set, each rate with its bounds, then the verdict
+    and every check."""
+    import textwrap
+
+    if verdict.note:
+        out.print(f"{verdict.policy}: {verdict.note}; nothing to do")
+        return
+    champion = f"champion v{verdict.champion.version}" if verdict.champion else "champion (none)"
+    table = Table(
+        title=f"{verdict.policy}: golden set {verdict.golden_version}", title_justify="left"
+    )
+    table.add_column("metric")
+    table.add_column(champion, justify="right")
+    table.add_column(f"challenger v{verdict.challenger.version}", justify="right")
+    for key in ("items", "positives"):
+        table.add_row(
+            key,
+            _cell(verdict.champion_metrics.get(key)),
+            _cell(verdict.challenger_metrics.get(key)),
+        )
+    for point in ("auto_action", "review"):
+        for measure in ("precision", "recall", "fpr"):
+            table.add_row(
+                f"{point} {measure}",
+                _rate_cell((verdict.champion_rates.get(point) or {}).get(measure)),
+                _rate_cell((verdict.challenger_rates.get(point) or {}).get(measure)),
+            )
+    for key in ("pr_auc", "roc_auc", "ece"):
+        table.add_row(
+            key,
+            _cell(verdict.champion_metrics.get(key)),
+            _cell(verdict.challenger_metrics.get(key)),
+        )
+    for figure in verdict.paired:
+        table.add_row(
+            f"{figure.name} {figure.where}", _cell(figure.champion), _cell(figure.challenger)
+        )
+    out.print(table)
+    recall = verdict.challenger_rates.get("review", {}).get("recall")
+    if recall is not None:
+        out.print(f"[dim]bounds: one-sided, {recall.confidence:.0%} confidence each[/]")
+    colour = {"promoted": "green", "would be promoted": "green", "rejected": "red"}.get(
+        verdict.outcome, "yellow"
+    )
+    out.print(f"verdict: [bold {colour}]{verdict.outcome}[/]")
+    for check in verdict.checks:
+        mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+        lines = textwrap.wrap(check.detail, width=74, subsequent_indent="  ")
+        out.print(f"  {mark} " + "\n    ".join(lines))
+    if verdict.override_reason:
+        out.print(f"override: {verdict.override_reason}")
+    if verdict.dry_run:
+        out.print("dry run: nothing was recorded and no alias moved")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def print_status(status) -> None:
+    state = "running" if status.running else "stopped"
+    pid = f" (pid {status.pid})" if status.pid else ""
+    out.print(f"Label Studio {state} at {status.url}{pid}: {status.detail}")
+
+
+def render_qa(report: dict, policy: str) -> None:
+    """Each reviewer's standing with its evidence and bounds, within 80 columns."""
+    from rich import box
+
+    table = Table(
+        title=f"Reviewers of {policy}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("reviewer", "decided", "gold", "shared", "sens", "spec", "balanced", "bounds"):
+        table.add_column(column, justify="left" if column == "reviewer" else "right")
+    table.add_column("standing")
+
+    def two(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    for r in report["reviewers"]:
+        low, high = r["balanced_accuracy_ci"]
+        table.add_row(
+            r["reviewer_id"],
+            str(r["decisions"]),
+            str(r["gold_checks"]),
+            str(r["overlap_items"]),
+            two(r["sensitivity"]),
+            two(r["specificity"]),
+            two(r["balanced_accuracy"]),
+            f"{two(low)}–{two(high)}" if low is not None else "",
+            "FLAGGED" if r["flagged"] else r["standing"].replace("meets the bar", "meets bar"),
+        )
+    out.print(table)
+    alpha = report["krippendorff_alpha"]
+    out.print(
+        f"bar: balanced accuracy {report['bar']['min_balanced_accuracy']}, bounds at "
+        f"{report['confidence']:.0%} confidence; Krippendorff's alpha "
+        + ("–" if alpha is None else f"{alpha:.2f}")
+    )
+    print_flags(report)
+
+
+def render_monitor(report: dict) -> None:
+    """The run as a short table an operations lead can read."""
+    table = Table(title=f"{report['policy']}: monitoring run {report['run_id']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("interval / note")
+
+    def rate(entry: dict | None) -> tuple[str, str]:
+        """A sampled figure: its value, and its bounds with the items behind them."""
+        if not entry or entry.get("value") is None:
+            return "–", ""
+        low, high, n = entry.get("low"), entry.get("high"), entry.get("n")
+        bounds = f"{low:.3f}–{high:.3f}" if low is not None else ""
+        return f"{entry['value']:.3f}", bounds + (f" on {n}" if n is not None else "")
+
+    table.add_row("predictions in window", f"{report['window']['predictions']:,}", "")
+    promotion = report.get("promotion") or {}
+    if promotion:
+        table.add_row(
+            "champion", f"v{promotion['version']}", promotion.get("verdict") or "no verdict"
+        )
+    drift = report.get("drift")
+    if drift:
+        share = drift["drifted_share"]
+        table.add_row(
+            "drifted fields",
+            "–" if share is None else f"{share:.0%}",
+            ", ".join(n for n, f in drift["fields"].items() if f.get("drifted")),
+        )
+        score = drift.get("score") or {}
+        table.add_row(
+            "score drift", "yes" if score.get("drifted") else "no", score.get("method") or ""
+        )
+    champion = ((report.get("golden") or {}).get("champion") or {}).get("slices", {}).get("all")
+    if champion:
+        table.add_row("golden precision (auto_action)", *rate(champion["auto_action"]["precision"]))
+        table.add_row("golden recall (review)", *rate(champion["review"]["recall"]))
+    audit = (report.get("production") or {}).get("audit", {}).get("rates", {})
+    for name in ("auto_action_fpr", "allow_fnr", "auto_action_precision"):
+        entry = audit.get(name) or {}
+        value, interval = rate(entry)
+        needs = entry.get("needs_items")
+        note = interval + (f" (needs ~{needs:.0f})" if needs and interval else "")
+        table.add_row(f"production {name} (audit)", value, note)
+    health = report.get("health") or {}
+    table.add_row("open review tasks", str((health.get("backlog") or {}).get("open_tasks", 0)), "")
+    table.add_row("flagged reviewers", ", ".join(health.get("flagged_reviewers", [])) or "none", "")
+    out.print(table)
+    render_drift_days((report.get("drift") or {}).get("days") or [])
+    render_clusters((report.get("emerging") or {}).get("clusters") or [])
+    for note in report.get("notes", []):
+        out.print(f"note: {note}")
+    for key in report["alerts"]["opened"]:
+        out.print(f"alert opened: {key}")
+    for key in report["alerts"]["resolved"]:
+        out.print(f"alert resolved: {key}")
+    out.print(f"report: {report['files']['report']}")
+
+
+def render_drift_days(days: list[dict]) -> None:
+    """Drift per day, when a day's change may be diluted in the window's figures."""
+    drifted = [d for d in days if d["drifted"] or d["score_drifted"]]
+    if drifted:
+        out.print("drift per day:")
+    for d in drifted:
+        score = " + score" if d["score_drifted"] else ""
+        out.print(f"  {d['day']} ({d['items']} items): {', '.join(d['drifted']) or '-'}{score}")
+
+
+def render_clusters(clusters: list[dict]) -> None:
+    """Each emerging cluster: its terms, size, allowed share and two examples, within 80
+    columns."""
+    from monitoring.emerging import signature_note
+
+    for c in clusters:
+        kind = "emerging cluster" if c["emerging"] else "novel cluster"
+        out.print(
+            f"{kind}: {', '.join(c['top'][:4])}\n"
+            f"  {c['size']} items, {c['allowed_share']:.0%} allowed, "
+            f"{c['bursting_share']:.0%} with bursting terms, growth {c['growth']:.1f}x",
+            soft_wrap=False,
+        )
+        if note := signature_note(c):
+            out.print(f"  {note}", soft_wrap=False)
+        for e in c["examples"][:2]:
+            text = next((v for k, v in e.items() if k not in {"item_id", "score", "decision"}), "")
+            out.print(f"  e.g. {e['item_id']}: {str(text)[:56]}", soft_wrap=False)
+
+
+def render_alerts(alerts: list, all_alerts: bool) -> None:
+    """Alerts as a table (or a line saying there are none)."""
+    if not alerts:
+        out.print("no open alerts" if not all_alerts else "no alerts")
+        return
+    table = Table()
+    for column in ("policy", "kind", "subject", "message", "opened", "resolved"):
+        table.add_column(column)
+    for a in alerts:
+        table.add_row(
+            a.policy, a.kind, a.subject, a.message, a.opened_at[:19], (a.resolved_at or "")[:19]
+        )
+    out.print(table)
