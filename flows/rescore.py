@@ -17,8 +17,8 @@ from prefect_dask import DaskTaskRunner
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import load_policy, policy_path
-from flywheel.rescore import Chunk, pin_version, prepare, score_chunk
 from flywheel.settings import get_settings
+from serving.rescore import Chunk, pin_version, prepare, score_chunk
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from flywheel.lake import Lake, write_parquet_atomic
 from flywheel.policy import Policy, load_policy
 from flywheel.records import read_table, validate_items
 from flywheel.registry import connect, get_version
-from flywheel.runtime import Model, load_model
+from flywheel.runtime import Model, load
 from flywheel.settings import Settings
 
 
@@ -61,11 +61,10 @@ def _model(policy_path: str, version: int, tracking_uri: str) -> Model:
     address is part of the key, so two registries never share a cached model)."""
     settings = Settings()
     policy = load_policy(policy_path, settings)
-    client = connect(settings)
-    ref = get_version(client, policy.name, version)
-    if ref is None:
+    model = load(settings, policy, version)
+    if model is None:
         raise FlywheelError(f"{policy.name} version {version} is not in {tracking_uri}")
-    return load_model(client, ref, policy, settings.allow_pickle_models)
+    return model
 
 
 def score_chunk(policy_path: str, version: int, staged: Path, chunk: Chunk, out_dir: Path) -> dict:
