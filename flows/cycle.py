@@ -22,7 +22,6 @@ from flows.ingest import RETRIES, pull_task, qa_task
 from flows.monitor import monitor_task
 from flows.retrain import build_dataset_task, check_registry_task, promote_task, train_task
 from flywheel.errors import FlywheelError
-from flywheel.files import file_lock
 from flywheel.lake import Lake
 from flywheel.policy import load_policy
 from flywheel.settings import get_settings
@@ -49,7 +48,7 @@ class CycleSummary:
 def one_cycle_at_a_time(policy: str) -> Iterator[None]:
     """Hold the policy's cycle lock for the whole turn, or fail at once if another holds it."""
     settings = get_settings()
-    with file_lock(settings.lake_dir / "locks" / f"cycle-{policy}.lock", wait=False) as held:
+    with Lake(settings.lake_dir).lock(policy, "cycle", wait=False) as held:
         if not held:
             raise FlywheelError(f"a cycle of {policy} is already running")
         yield

@@ -128,8 +128,8 @@ class Lake:
         """Serialise the writers of one policy's lake (readers never wait: files are
         immutable), or, by `what`, one policy's pushes or promotions. With `wait=False` it
         yields False at once when another process holds it."""
-        name = f"{policy}.lock" if what == "lake" else f"{what}-{policy}.lock"
-        with file_lock(self.root / "locks" / name, wait=wait) as held:
+        name = policy if what == "lake" else f"{what}-{policy}"
+        with file_lock(self.lock_path(name), wait=wait) as held:
             yield held
 
     @staticmethod
@@ -270,6 +270,40 @@ class Lake:
 
     def monitoring_dir(self, policy: str) -> Path:
         return self._dir("monitoring", policy)
+
+    def run_dir(self, policy: str, run_id: str) -> Path:
+        """One monitoring run's files (report.json, drift.html, drift.json)."""
+        return self.monitoring_dir(policy) / "runs" / run_id
+
+    def history_files(self, policy: str) -> list[Path]:
+        """One row of key figures per monitoring run, oldest first by name."""
+        return sorted((self.monitoring_dir(policy) / "history").glob("part-*.parquet"))
+
+    def history_part(self, policy: str, run_id: str) -> Path:
+        return self.monitoring_dir(policy) / "history" / f"part-{run_id}.parquet"
+
+    def monitored_policies(self) -> list[str]:
+        """Policies with at least one monitoring run in this lake."""
+        folder = self.root / "monitoring"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "history").is_dir())
+
+    @property
+    def health_page(self) -> Path:
+        return self.root / "monitoring" / "health.html"
+
+    @property
+    def workspace(self) -> Path:
+        """The Evidently workspace of every policy's drift snapshots."""
+        return self.root / "monitoring" / "workspace"
+
+    @property
+    def alerts_file(self) -> Path:
+        return self.root / "monitoring" / "alerts.json"
+
+    def lock_path(self, name: str) -> Path:
+        return self.root / "locks" / f"{name}.lock"
 
     def latest_emerging(self, policy: str) -> dict | None:
         """The latest monitoring run's emerging-risk findings (None before any run)."""

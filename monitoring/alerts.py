@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from flywheel.files import file_lock, write_json_atomic
-from flywheel.lake import utc_now
+from flywheel.lake import Lake, utc_now
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class AlertStore:
     """The alerts of every policy in one lake."""
 
     def __init__(self, lake_dir: Path, webhook_url: str = "", retries: int = 3) -> None:
-        self.path = lake_dir / "monitoring" / "alerts.json"
+        self.path = Lake(lake_dir).alerts_file
         self.webhook_url = webhook_url
         self.retries = retries
 

@@ -401,7 +401,7 @@ def _clean(value):
 
 
 def _write(lake: Lake, policy: Policy, report: dict, drift) -> None:
-    folder = lake.root / "monitoring" / policy.name / "runs" / report["run_id"]
+    folder = lake.run_dir(policy.name, report["run_id"])
     folder.mkdir(parents=True, exist_ok=True)
     report["files"] = {"report": str(folder / "report.json")}
     if drift is not None and drift.snapshot is not None:
@@ -412,15 +412,8 @@ def _write(lake: Lake, policy: Policy, report: dict, drift) -> None:
             "drift_json": str(folder / "drift.json"),
         }
         add_to_workspace(lake, policy.name, drift.snapshot, report["run_id"])
-    write_parquet_atomic(
-        _history_row(report),
-        lake.root / "monitoring" / policy.name / "history" / f"part-{report['run_id']}.parquet",
-    )
-    histories = {
-        p.name: history(lake, p.name)
-        for p in (lake.root / "monitoring").iterdir()
-        if (p / "history").is_dir()
-    }
+    write_parquet_atomic(_history_row(report), lake.history_part(policy.name, report["run_id"]))
+    histories = {name: history(lake, name) for name in lake.monitored_policies()}
     report["files"]["health_page"] = str(write_health_page(lake, histories))
     write_json_atomic(_clean(report), folder / "report.json")
 
@@ -475,5 +468,5 @@ def _history_row(report: dict) -> pd.DataFrame:
 
 
 def history(lake: Lake, policy: str) -> pd.DataFrame:
-    files = sorted((lake.root / "monitoring" / policy / "history").glob("part-*.parquet"))
+    files = lake.history_files(policy)
     return Lake.read_parquet(files).sort_values("computed_at") if files else pd.DataFrame()

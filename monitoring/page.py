@@ -28,15 +28,11 @@ SERIES = [
 ]
 
 
-def workspace_path(lake: Lake) -> Path:
-    return lake.root / "monitoring" / "workspace"
-
-
 def add_to_workspace(lake: Lake, policy: str, snapshot, run_id: str) -> None:
     """Store a run's snapshot under the policy's project (created on first use)."""
     from evidently.ui.workspace import Workspace
 
-    workspace = Workspace.create(str(workspace_path(lake)))
+    workspace = Workspace.create(str(lake.workspace))
     found = workspace.search_project(f"flywheel {policy}")
     project = found[0] if found else workspace.create_project(f"flywheel {policy}")
     workspace.add_run(project.id, snapshot, name=run_id)
@@ -139,7 +135,7 @@ def write_health_page(lake: Lake, histories: dict[str, pd.DataFrame]) -> Path:
         "No monitoring runs yet: run flywheel monitor.",
         {policy: clusters_html(lake.latest_emerging(policy)) for policy in histories},
     )
-    path = lake.root / "monitoring" / "health.html"
+    path = lake.health_page
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

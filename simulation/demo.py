@@ -455,12 +455,12 @@ def _addresses(
     )
     console.print("[bold]Look further[/]")
     console.print(f"  summary       {summary}")
-    console.print(f"  health page   {settings.lake_dir / 'monitoring' / 'health.html'}")
+    console.print(f"  health page   {Lake(settings.lake_dir).health_page}")
     console.print(
         f"  MLflow        {bin_dir / 'mlflow'} ui --backend-store-uri {redact(settings.tracking_uri)}"
     )
     console.print(
         f"  Evidently     {bin_dir / 'evidently'} ui --workspace "
-        f"{settings.lake_dir / 'monitoring' / 'workspace'}"
+        f"{Lake(settings.lake_dir).workspace}"
     )
     console.print(f"  lake          {settings.lake_dir}  (Parquet, DuckDB-readable)")

@@ -82,9 +82,7 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
     assert len(history(lake, "spam")) == 4
     from evidently.ui.workspace import Workspace
 
-    from monitoring.page import workspace_path
-
-    workspace = Workspace.create(str(workspace_path(lake)))
+    workspace = Workspace.create(str(lake.workspace))
     [project] = workspace.search_project("flywheel spam")
     assert len(workspace.list_runs(project.id)) == 4  # `evidently ui` shows every run
 
