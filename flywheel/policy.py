@@ -2,7 +2,7 @@
 
 A policy is the single source of every per-classifier value: labels, fields, operating targets,
 promotion tolerances, dataset rules, training parameters and the simulator's world. Code reads
-thresholds and rates from here and never hard-codes them. Every section beyond DESIGN.md's
+thresholds and rates from here and never hard-codes them. Every section beyond the required keys (docs/architecture.md)
 required ones has defaults, so a minimal policy file written against the contract just works.
 """
 

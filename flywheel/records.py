@@ -1,6 +1,6 @@
 """Record schemas and the validation every incoming file goes through.
 
-Files arrive as CSV, Parquet or JSON Lines (DESIGN.md, "Files that come in"). They are read,
+Files arrive as CSV, Parquet or JSON Lines (docs/architecture.md, "Files that come in"). They are read,
 checked column by column with vectorised masks (so 200k rows take well under a second), and
 either returned whole as typed frames or refused whole with the first bad row and field named.
 Row numbers count data rows from 1, so row 1 is the first line under a CSV header.
@@ -241,7 +241,7 @@ def _common(raw: pd.DataFrame, policy: Policy, problems: _Problems) -> dict[str,
 
 
 def validate_decisions(raw: pd.DataFrame, policy: Policy, source: str) -> Validated:
-    """Check a file of reviewer decisions against DESIGN.md's contract and the policy."""
+    """Check a file of reviewer decisions against the file contract and the policy."""
     known = {*DECISION_REQUIRED, *DECISION_OPTIONAL, *policy.feature_columns}
     ignored = _check_columns(raw, (*DECISION_REQUIRED, *policy.feature_columns), known, source)
     problems = _Problems(source, len(raw))

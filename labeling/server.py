@@ -1,6 +1,6 @@
 """A Label Studio server owned by this Flywheel home: installed, started, checked and stopped.
 
-Label Studio's dependencies clash with the project's (see STACK_NOTES.md), so it lives in its own
+Label Studio's dependencies clash with the project's (docs/dependencies.md), so it lives in its own
 virtualenv, installed on first use and shared by every home on the machine. Its data lives in the
 home. A fresh data directory spends ~30 s in migrations, so the first install also keeps a migrated,
 user-less copy that new homes start from in seconds. The admin user and its API token come from

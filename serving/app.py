@@ -1,4 +1,4 @@
-"""The scoring API (DESIGN.md, "The scoring API").
+"""The scoring API (docs/architecture.md, "The scoring API").
 
 Routes read and check their JSON themselves rather than through FastAPI's model binding: the
 checks are the policy's (which fields, which types), their errors must name the item and field,

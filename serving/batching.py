@@ -1,7 +1,8 @@
 """Score concurrent requests together, log them, answer them, then shadow-score them.
 
-A model call has a fixed cost far above its cost per item (STACK_NOTES: 5-7 ms against 30-40 µs),
-so requests that arrive while the event loop is busy are scored in one call per policy. A flush
+A model call has a fixed cost far above its cost per item (5-7 ms against 30-40 µs through
+`predict_proba`, as `benchmarks/serving.py` measures), so requests that arrive while the event
+loop is busy are scored in one call per policy. A flush
 runs as the next event-loop callback after the first request of a batch: every request whose
 handler ran before it joins. Before any answer is released the batch's predictions are appended to
 the prediction log; the challenger's shadow scores are computed in a later callback, after the

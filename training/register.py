@@ -70,7 +70,8 @@ def _dataset_class() -> type:
 
 
 def version_tags(candidate: Candidate) -> dict[str, str]:
-    """DESIGN.md's tags (thresholds, dataset version, golden-set metrics) and provenance."""
+    """The version's tags of the MLflow contract (docs/architecture.md): thresholds, dataset
+    version, golden-set metrics, and provenance."""
     tags = {
         **candidate.fitted.thresholds.as_tags(),
         **candidate.fitted.operating.as_tags(),

@@ -1,4 +1,4 @@
-"""A policy written by someone else against DESIGN.md's contract: no text, plain CSV files.
+"""A policy written by someone else against the policy contract: no text, plain CSV files.
 
 Nothing here uses the simulator: the decisions and the golden set are written by hand-rolled
 code, as another team would, and go through the command line only.
