@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install install-test postgres-server demo serve-stack stop test lint format bench lock clean
+.PHONY: install install-test postgres-server demo serve-stack stop test check lint format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ postgres-server:
 
 test: install-test lint postgres-server
 	$(BIN)/python -m pytest
+
+# The inner loop: lint, the import contract and the unit tests (no services, no model trained
+# per test), in under two minutes.
+check: install-test lint
+	$(BIN)/python -m pytest -q tests/unit
 
 bench: install-test
 	$(BIN)/python benchmarks/train.py

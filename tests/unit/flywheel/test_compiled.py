@@ -13,6 +13,7 @@ from flywheel.policy import parse_policy
 from flywheel.records import validate_item
 from flywheel.registry import ModelVersionRef, Thresholds
 from flywheel.runtime import from_pipeline
+from tests.unit.conftest import tiny
 from tests.unit.flywheel.test_policy import MINIMAL
 from training.dataset import build_dataset
 from training.train import fit
@@ -115,19 +116,16 @@ def _assert_same_scores(pipeline, policy, rows) -> None:
 
 
 @pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
-def test_compiled_scores_equal_the_pipeline(stocked, spam, small_world, calibration):
-    policy = spam.model_copy(
-        update={"training": spam.training.model_copy(update={"calibration": calibration})}
-    )
-    pipeline = fit(policy, build_dataset(policy, stocked)).pipeline
-    _assert_same_scores(pipeline, policy, _awkward(small_world.traffic, policy))
+def test_compiled_scores_equal_the_pipeline(tiny_models, spam, small_world, calibration):
+    pipeline = tiny_models[calibration].pipeline
+    _assert_same_scores(pipeline, spam, _awkward(small_world.traffic, spam))
 
 
 def test_signals_only_pipeline_compiles_and_agrees(lake):
     from flywheel.records import validate_decisions
     from simulation.world import WorldConfig, simulate
 
-    policy = parse_policy(MINIMAL)
+    policy = tiny(parse_policy(MINIMAL))
     world = simulate(
         policy, WorldConfig(days=10, items_per_day=400, emerging_day=10, review_fraction=0.6)
     )

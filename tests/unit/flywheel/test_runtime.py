@@ -9,18 +9,13 @@ import flywheel.runtime as runtime
 from flywheel.records import ItemValidator, read_table
 from flywheel.registry import ModelVersionRef, Thresholds
 from flywheel.runtime import check_rows, from_pipeline
-from training.dataset import build_dataset
-from training.train import fit
 
 REF = ModelVersionRef("spam", 3, None, Thresholds(0.9, 0.2).as_tags())
 
 
 @pytest.fixture
-def pipeline(stocked, spam):
-    small = spam.model_copy(
-        update={"training": spam.training.model_copy(update={"n_estimators": 20})}
-    )
-    return fit(small, build_dataset(small, stocked)).pipeline
+def pipeline(tiny_models):
+    return tiny_models["sigmoid"].pipeline
 
 
 def _reference(pipeline, policy, rows):
