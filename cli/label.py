@@ -150,6 +150,9 @@ def label_listen(
     settings = get_settings()
     policies = [load_policy(name, settings) for name in list_policies(settings)]
     if via_prefect:
+        from flows.home import use_flywheel_home
+
+        use_flywheel_home(settings)
         from flows.ingest import run_ingest_deployment
 
         pullers = {p.name: Puller(lambda p=p: run_ingest_deployment(p.name)) for p in policies}

@@ -96,6 +96,10 @@ def rescore(
     as_json: JsonOption = False,
 ) -> None:
     """Batch re-scoring with one registered version (a Prefect flow; chunks on Dask)."""
+    from flows.home import use_flywheel_home
+    from flywheel.settings import get_settings
+
+    use_flywheel_home(get_settings())
     from flows.rescore import dask_runner
     from flows.rescore import rescore as rescore_flow
 

@@ -17,6 +17,10 @@ stack_app = typer.Typer(
 
 def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
     """One turn of the wheel (a Prefect flow): pull, build, train, promote, monitor, push."""
+    from flows.home import use_flywheel_home
+    from flywheel.settings import get_settings
+
+    use_flywheel_home(get_settings())
     from flows.cycle import cycle as cycle_flow
 
     summary = flow_result(cycle_flow(policy, return_state=True), f"the cycle of {policy}")
@@ -88,7 +92,10 @@ def demo(
     ),
 ) -> None:
     """The main job: Label Studio and the scoring API on a simulated world, the wheel turning."""
+    from flows.home import use_flywheel_home
     from flywheel.settings import get_settings
+
+    use_flywheel_home(get_settings())
     from simulation.demo import DemoConfig, run_demo
 
     config = DemoConfig(

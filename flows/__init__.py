@@ -1,15 +1,5 @@
 """Prefect flows that compose Flywheel's steps into the wheel.
 
-Importing this package points Prefect at Flywheel's home before Prefect itself is imported:
-its local state goes under `FLYWHEEL_HOME/prefect` and it sends no telemetry (there may be no
-network). Explicit `PREFECT_*` variables always win.
+A process that runs flows in-process points Prefect at Flywheel's home first
+(`flows.home.use_flywheel_home`, which the command line calls before it imports a flow).
 """
-
-import os
-from pathlib import Path
-
-from flywheel.settings import get_settings
-
-os.environ.setdefault("PREFECT_HOME", str(get_settings().root / "prefect"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes one level only

@@ -23,7 +23,7 @@ from flows.monitor import monitor_task
 from flows.retrain import build_dataset_task, check_registry_task, promote_task, train_task
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
-from flywheel.policy import load_policy
+from flywheel.policy import Policy, load_policy
 from flywheel.settings import get_settings
 from labeling.client import LabelStudioAPI
 from labeling.push import PushReport, push
@@ -55,11 +55,9 @@ def one_cycle_at_a_time(policy: str) -> Iterator[None]:
 
 
 @task(name="push-tasks", cache_policy=NO_CACHE, **RETRIES)
-def push_task(policy: str) -> PushReport:
+def push_task(policy: Policy) -> PushReport:
     settings = get_settings()
-    return push(
-        load_policy(policy, settings), settings, Lake(settings.lake_dir), LabelStudioAPI(settings)
-    )
+    return push(policy, settings, Lake(settings.lake_dir), LabelStudioAPI(settings))
 
 
 @flow(name="cycle", log_prints=True)
@@ -67,19 +65,20 @@ def cycle(policy: str, since: datetime | None = None) -> CycleSummary:
     """Reviewer decisions in, a gated model, a monitoring run, and the next review tasks out.
 
     `since` starts the monitoring window (default: the policy's `monitoring.window_days`)."""
-    with one_cycle_at_a_time(load_policy(policy, get_settings()).name):
+    loaded = load_policy(policy, get_settings())
+    with one_cycle_at_a_time(loaded.name):
         check_registry_task()
-        added = pull_task(policy)
-        flagged = qa_task(policy)
-        dataset_version = build_dataset_task(policy)
-        trained = train_task(policy, dataset_version)
-        verdict = promote_task(policy)
-        monitored = monitor_task(policy, since)
-        pushed = push_task(policy)
+        added = pull_task(loaded)
+        flagged = qa_task(loaded)
+        dataset = build_dataset_task(loaded)
+        trained = train_task(loaded, dataset)
+        verdict = promote_task(loaded)
+        monitored = monitor_task(loaded, since)
+        pushed = push_task(loaded)
     return CycleSummary(
         policy=policy,
         decisions_added=added,
-        dataset_version=dataset_version,
+        dataset_version=dataset.version,
         model_version=trained.model.version,
         reused_model=trained.reused,
         promotion=verdict.note or verdict.outcome,

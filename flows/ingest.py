@@ -15,7 +15,7 @@ from prefect.deployments import run_deployment
 
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
-from flywheel.policy import load_policy
+from flywheel.policy import Policy, load_policy
 from flywheel.settings import get_settings
 from labeling.client import LabelStudioAPI
 from labeling.pull import pull
@@ -32,28 +32,26 @@ class IngestSummary:
 
 
 @task(name="pull-decisions", cache_policy=NO_CACHE, **RETRIES)
-def pull_task(policy: str) -> int:
+def pull_task(policy: Policy) -> int:
     settings = get_settings()
-    report = pull(
-        load_policy(policy, settings), settings, Lake(settings.lake_dir), LabelStudioAPI(settings)
-    )
+    report = pull(policy, settings, Lake(settings.lake_dir), LabelStudioAPI(settings))
     for problem in report.problems:
         print(f"skipped: {problem}")
     return report.added
 
 
 @task(name="reviewer-qa", cache_policy=NO_CACHE)
-def qa_task(policy: str) -> list[str]:
+def qa_task(policy: Policy) -> list[str]:
     """Reviewer quality on every decision stored, so monitoring sees the latest flags."""
-    settings = get_settings()
-    return run_qa(load_policy(policy, settings), Lake(settings.lake_dir))["flagged"]
+    return run_qa(policy, Lake(get_settings().lake_dir))["flagged"]
 
 
 @flow(name="ingest", log_prints=True)
 def ingest(policy: str) -> IngestSummary:
     """New reviewer decisions in, reviewer quality recomputed."""
-    added = pull_task(policy)
-    flagged = qa_task(policy)
+    loaded = load_policy(policy, get_settings())
+    added = pull_task(loaded)
+    flagged = qa_task(loaded)
     if flagged:
         print(f"below the quality bar: {', '.join(flagged)}")
     return IngestSummary(policy, added, flagged)

@@ -13,22 +13,22 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flywheel.lake import Lake
-from flywheel.policy import load_policy
+from flywheel.policy import Policy, load_policy
 from flywheel.settings import get_settings
 from monitoring.monitor import run_monitor
 
 
 @task(name="monitor-policy", cache_policy=NO_CACHE)
-def monitor_task(policy: str, since: datetime | None = None) -> dict:
+def monitor_task(policy: Policy, since: datetime | None = None) -> dict:
     settings = get_settings()
     report = run_monitor(
-        load_policy(policy, settings),
+        policy,
         settings,
         Lake(settings.lake_dir),
         since=pd.Timestamp(since) if since is not None else None,
     )
     return {
-        "policy": policy,
+        "policy": policy.name,
         "run_id": report["run_id"],
         "predictions": report["window"]["predictions"],
         "alerts_open": report["alerts"]["open"],
@@ -41,7 +41,7 @@ def monitor_task(policy: str, since: datetime | None = None) -> dict:
 @flow(name="monitor", log_prints=True)
 def monitor(policy: str) -> dict:
     """Measure a policy now; print what opened."""
-    summary = monitor_task(policy)
+    summary = monitor_task(load_policy(policy, get_settings()))
     for key in summary["alerts_opened"]:
         print(f"alert opened: {key}")
     return summary

@@ -16,11 +16,11 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.ingest import qa_task
 from flywheel.lake import Lake
-from flywheel.policy import load_policy
+from flywheel.policy import Policy, load_policy
 from flywheel.registry import check_reachable
 from flywheel.settings import get_settings
 from training.candidate import TrainResult
-from training.dataset import build_dataset
+from training.dataset import DatasetVersion, build_dataset
 from training.promote import Verdict, promote
 from training.train import train
 
@@ -43,34 +43,33 @@ def check_registry_task() -> str:
 
 
 @task(name="build-dataset", cache_policy=NO_CACHE)
-def build_dataset_task(policy: str) -> str:
-    settings = get_settings()
-    return build_dataset(load_policy(policy, settings), Lake(settings.lake_dir)).version
+def build_dataset_task(policy: Policy) -> DatasetVersion:
+    return build_dataset(policy, Lake(get_settings().lake_dir))
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_task(policy: str, dataset_version: str) -> TrainResult:
-    settings = get_settings()
-    return train(load_policy(policy, settings), settings, dataset_version=dataset_version)
+def train_task(policy: Policy, dataset: DatasetVersion) -> TrainResult:
+    return train(policy, get_settings(), dataset=dataset)
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote_task(policy: str, dry_run: bool = False) -> Verdict:
-    settings = get_settings()
-    return promote(load_policy(policy, settings), settings, dry_run=dry_run)
+def promote_task(policy: Policy, dry_run: bool = False) -> Verdict:
+    return promote(policy, get_settings(), dry_run=dry_run)
 
 
 @flow(name="retrain", log_prints=True)
 def retrain(policy: str, dry_run: bool = False) -> RetrainSummary:
-    """One policy from its stored decisions to a gated challenger (and maybe a new champion)."""
+    """One policy from its stored decisions to a gated challenger (and maybe a new champion).
+    The policy is read once and handed to every task, and each task's result to the next."""
     check_registry_task()
-    qa_task(policy)
-    dataset_version = build_dataset_task(policy)
-    trained = train_task(policy, dataset_version)
-    verdict = promote_task(policy, dry_run=dry_run)
+    loaded = load_policy(policy, get_settings())
+    qa_task(loaded)
+    dataset = build_dataset_task(loaded)
+    trained = train_task(loaded, dataset)
+    verdict = promote_task(loaded, dry_run=dry_run)
     return RetrainSummary(
         policy=policy,
-        dataset_version=dataset_version,
+        dataset_version=dataset.version,
         model_version=trained.model.version,
         reused_model=trained.reused,
         outcome=verdict.note or verdict.outcome,

@@ -187,16 +187,23 @@ def training_key(policy: Policy, dataset: DatasetVersion, golden_version: str | 
 
 
 def train(
-    policy: Policy, settings: Settings, dataset_version: str | None = None, force: bool = False
+    policy: Policy,
+    settings: Settings,
+    dataset_version: str | None = None,
+    force: bool = False,
+    dataset: DatasetVersion | None = None,
 ) -> TrainResult:
-    """From stored decisions to a registered `challenger` (reusing an identical earlier training)."""
+    """From stored decisions to a registered `challenger` (reusing an identical earlier training):
+    on `dataset` when given (a flow's previous step built it), else the version named, else the
+    one built from the decisions stored now."""
     client = connect(settings)  # fail before touching the lake when MLflow is down
     lake = Lake(settings.lake_dir)
-    dataset = (
-        load_dataset(policy, lake, dataset_version)
-        if dataset_version
-        else build_dataset(policy, lake)
-    )
+    if dataset is None:
+        dataset = (
+            load_dataset(policy, lake, dataset_version)
+            if dataset_version
+            else build_dataset(policy, lake)
+        )
     golden = lake.golden(policy.name)
     key = training_key(policy, dataset, golden.version if golden else None)
     if not force:
