@@ -114,10 +114,10 @@ def measure_monitor(home: Path) -> dict:
     report = run_monitor(policy, settings, Lake(settings.lake_dir))
     return {
         "seconds": time.perf_counter() - started,
-        "predictions": report["window"]["predictions"],
-        "sample": report["drift"]["sample_size"],
-        "alerts": report["alerts"]["open"],
-        "audited": report["production"]["audit"]["audited_items"],
+        "predictions": report.window.predictions,
+        "sample": report.drift.sample_size,
+        "alerts": report.alerts.open,
+        "audited": report.production.audit.audited_items,
         "rss_mb": peak_rss_mb(),
     }
 

@@ -19,7 +19,7 @@ def monitor(policy: PolicyOption, as_json: JsonOption = False) -> None:
     settings, pol, lake = context(policy)
     report = run_monitor(pol, settings, lake)
     if as_json:
-        print_json(report)
+        print_json(report.as_json())
         return
     render_monitor(report)
 

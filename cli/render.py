@@ -13,6 +13,7 @@ from rich.table import Table
 from cli.common import out
 
 if TYPE_CHECKING:
+    from monitoring.report import Cluster, DriftDay, Figure, MonitoringReport
     from training.promote import Verdict
 
 
@@ -200,91 +201,95 @@ def render_qa(report: dict, policy: str) -> None:
     print_flags(report)
 
 
-def render_monitor(report: dict) -> None:
+def render_monitor(report: MonitoringReport) -> None:
     """The run as a short table an operations lead can read."""
-    table = Table(title=f"{report['policy']}: monitoring run {report['run_id']}")
+    table = Table(title=f"{report.policy}: monitoring run {report.run_id}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("interval / note")
 
-    def rate(entry: dict | None) -> tuple[str, str]:
+    def rate(figure: Figure | None) -> tuple[str, str]:
         """A sampled figure: its value, and its bounds with the items behind them."""
-        if not entry or entry.get("value") is None:
+        if figure is None or figure.value is None:
             return "–", ""
-        low, high, n = entry.get("low"), entry.get("high"), entry.get("n")
-        bounds = f"{low:.3f}–{high:.3f}" if low is not None else ""
-        return f"{entry['value']:.3f}", bounds + (f" on {n}" if n is not None else "")
-
-    table.add_row("predictions in window", f"{report['window']['predictions']:,}", "")
-    promotion = report.get("promotion") or {}
-    if promotion:
-        table.add_row(
-            "champion", f"v{promotion['version']}", promotion.get("verdict") or "no verdict"
+        bounds = f"{figure.low:.3f}–{figure.high:.3f}" if figure.low is not None else ""
+        return f"{figure.value:.3f}", bounds + (
+            f" on {figure.count}" if figure.n is not None else ""
         )
-    drift = report.get("drift")
+
+    table.add_row("predictions in window", f"{report.window.predictions:,}", "")
+    if report.promotion:
+        table.add_row(
+            "champion", f"v{report.promotion.version}", report.promotion.verdict or "no verdict"
+        )
+    drift = report.drift
     if drift:
-        share = drift["drifted_share"]
+        share = drift.drifted_share
         table.add_row(
             "drifted fields",
             "–" if share is None else f"{share:.0%}",
-            ", ".join(n for n, f in drift["fields"].items() if f.get("drifted")),
+            ", ".join(n for n, f in drift.fields.items() if f.drifted),
         )
-        score = drift.get("score") or {}
+        score = drift.score
         table.add_row(
-            "score drift", "yes" if score.get("drifted") else "no", score.get("method") or ""
+            "score drift",
+            "yes" if score and score.drifted else "no",
+            (score.method if score else None) or "",
         )
-    champion = ((report.get("golden") or {}).get("champion") or {}).get("slices", {}).get("all")
+    champion = report.champion_golden
     if champion:
-        table.add_row("golden precision (auto_action)", *rate(champion["auto_action"]["precision"]))
-        table.add_row("golden recall (review)", *rate(champion["review"]["recall"]))
-    audit = (report.get("production") or {}).get("audit", {}).get("rates", {})
+        table.add_row(
+            "golden precision (auto_action)", *rate(champion.rate("auto_action", "precision"))
+        )
+        table.add_row("golden recall (review)", *rate(champion.rate("review", "recall")))
+    audit = report.production.audit.rates
     for name in ("auto_action_fpr", "allow_fnr", "auto_action_precision"):
-        entry = audit.get(name) or {}
-        value, interval = rate(entry)
-        needs = entry.get("needs_items")
+        figure = audit.get(name)
+        value, interval = rate(figure)
+        needs = figure.needs_items if figure else None
         note = interval + (f" (needs ~{needs:.0f})" if needs and interval else "")
         table.add_row(f"production {name} (audit)", value, note)
-    health = report.get("health") or {}
-    table.add_row("open review tasks", str((health.get("backlog") or {}).get("open_tasks", 0)), "")
-    table.add_row("flagged reviewers", ", ".join(health.get("flagged_reviewers", [])) or "none", "")
+    health = report.health
+    table.add_row("open review tasks", str(health.backlog.open_tasks), "")
+    table.add_row("flagged reviewers", ", ".join(health.flagged_reviewers) or "none", "")
     out.print(table)
-    render_drift_days((report.get("drift") or {}).get("days") or [])
-    render_clusters((report.get("emerging") or {}).get("clusters") or [])
-    for note in report.get("notes", []):
+    render_drift_days(drift.days if drift else [])
+    render_clusters(report.emerging.clusters if report.emerging else [])
+    for note in report.notes:
         out.print(f"note: {note}")
-    for key in report["alerts"]["opened"]:
+    for key in report.alerts.opened:
         out.print(f"alert opened: {key}")
-    for key in report["alerts"]["resolved"]:
+    for key in report.alerts.resolved:
         out.print(f"alert resolved: {key}")
-    out.print(f"report: {report['files']['report']}")
+    out.print(f"report: {report.files['report']}")
 
 
-def render_drift_days(days: list[dict]) -> None:
+def render_drift_days(days: list[DriftDay]) -> None:
     """Drift per day, when a day's change may be diluted in the window's figures."""
-    drifted = [d for d in days if d["drifted"] or d["score_drifted"]]
+    drifted = [d for d in days if d.drifted or d.score_drifted]
     if drifted:
         out.print("drift per day:")
     for d in drifted:
-        score = " + score" if d["score_drifted"] else ""
-        out.print(f"  {d['day']} ({d['items']} items): {', '.join(d['drifted']) or '-'}{score}")
+        score = " + score" if d.score_drifted else ""
+        out.print(f"  {d.day} ({d.items} items): {', '.join(d.drifted) or '-'}{score}")
 
 
-def render_clusters(clusters: list[dict]) -> None:
+def render_clusters(clusters: list[Cluster]) -> None:
     """Each emerging cluster: its terms, size, allowed share and two examples, within 80
     columns."""
     from monitoring.emerging import signature_note
 
     for c in clusters:
-        kind = "emerging cluster" if c["emerging"] else "novel cluster"
+        kind = "emerging cluster" if c.emerging else "novel cluster"
         out.print(
-            f"{kind}: {', '.join(c['top'][:4])}\n"
-            f"  {c['size']} items, {c['allowed_share']:.0%} allowed, "
-            f"{c['bursting_share']:.0%} with bursting terms, growth {c['growth']:.1f}x",
+            f"{kind}: {', '.join(c.top[:4])}\n"
+            f"  {c.size} items, {c.allowed_share:.0%} allowed, "
+            f"{c.bursting_share:.0%} with bursting terms, growth {c.growth:.1f}x",
             soft_wrap=False,
         )
-        if note := signature_note(c):
+        if note := signature_note(c.model_dump()):
             out.print(f"  {note}", soft_wrap=False)
-        for e in c["examples"][:2]:
+        for e in c.examples[:2]:
             text = next((v for k, v in e.items() if k not in {"item_id", "score", "decision"}), "")
             out.print(f"  e.g. {e['item_id']}: {str(text)[:56]}", soft_wrap=False)
 

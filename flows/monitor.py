@@ -29,12 +29,12 @@ def monitor_task(policy: Policy, since: datetime | None = None) -> dict:
     )
     return {
         "policy": policy.name,
-        "run_id": report["run_id"],
-        "predictions": report["window"]["predictions"],
-        "alerts_open": report["alerts"]["open"],
-        "alerts_opened": report["alerts"]["opened"],
-        "notes": report["notes"],
-        "report": report["files"]["report"],
+        "run_id": report.run_id,
+        "predictions": report.window.predictions,
+        "alerts_open": report.alerts.open,
+        "alerts_opened": report.alerts.opened,
+        "notes": report.notes,
+        "report": report.files["report"],
     }
 
 

@@ -11,7 +11,6 @@ per run, for the health page over time.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import pandas as pd
@@ -32,6 +31,7 @@ from monitoring.golden import golden_report
 from monitoring.health import operational_health
 from monitoring.page import add_to_workspace, write_health_page
 from monitoring.production import audit_estimates, compare, labelled_tasks, score_estimates
+from monitoring.report import AlertChanges, Cluster, Figure, MonitoringReport
 
 TERMS_IN_ALERT = 5
 MIN_DAY_ITEMS = 200  # a day with fewer scored items is not tested for drift on its own
@@ -110,7 +110,7 @@ def drift_per_day(reference: pd.DataFrame, current: pd.DataFrame, policy: Policy
     return found
 
 
-def conditions(policy: Policy, report: dict) -> list[Condition]:
+def conditions(policy: Policy, report: MonitoringReport) -> list[Condition]:
     """What in a run's figures crosses the policy's alert thresholds."""
     rules = policy.monitoring.alerts
     found: list[Condition] = []
@@ -125,11 +125,11 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
                 Condition(kind, subject, value, limit, f"{what} {value:.3f} {word} {limit:.3f}")
             )
 
-    def shown(kind, subject, rate: dict | None, limit, what: str, of: str, below=False) -> None:
+    def shown(kind, subject, rate: Figure | None, limit, what: str, of: str, below=False) -> None:
         """A rate from a sample: only when its bounds show the bar crossed at the confidence."""
-        if not rate or rate.get("value") is None or limit is None:
+        if rate is None or rate.value is None or limit is None:
             return
-        low, high = rate.get("low"), rate.get("high")
+        low, high = rate.low, rate.high
         crossed = (
             (high is not None and high < limit) if below else (low is not None and low > limit)
         )
@@ -139,17 +139,17 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
                 Condition(
                     kind,
                     subject,
-                    rate["value"],
+                    rate.value,
                     limit,
-                    f"{what} {rate['value']:.3f} [{low:.3f}, {high:.3f}] on {rate['n']} {of}: "
+                    f"{what} {rate.value:.3f} [{low:.3f}, {high:.3f}] on {rate.count} {of}: "
                     f"{word} {limit:.3f} at {confidence}",
                 )
             )
 
-    drift = report.get("drift") or {}
-    share = drift.get("drifted_share")
+    drift = report.drift
+    share = drift.drifted_share if drift else None
     if rules.drift_share is not None and share is not None and share >= rules.drift_share:
-        drifted = [name for name, f in drift["fields"].items() if f.get("drifted")]
+        drifted = [name for name, f in drift.fields.items() if f.drifted]
         found.append(
             Condition(
                 "drift",
@@ -159,23 +159,23 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
                 f"{share:.0%} of fields drifted ({', '.join(drifted)})",
             )
         )
-    if rules.score_drift and (drift.get("score") or {}).get("drifted"):
+    if rules.score_drift and drift and drift.score and drift.score.drifted:
         found.append(
             Condition(
                 "drift",
                 "score",
-                drift["score"]["value"],
-                drift["score"]["threshold"],
+                drift.score.value,
+                drift.score.threshold,
                 "the score distribution drifted",
             )
         )
     confidence = f"{policy.monitoring.confidence:.0%} confidence"
-    champion = ((report.get("golden") or {}).get("champion") or {}).get("slices", {}).get("all")
+    champion = report.champion_golden
     if champion:
         shown(
             "golden",
             "precision",
-            champion["auto_action"]["precision"],
+            champion.rate("auto_action", "precision"),
             rules.min_golden_precision or policy.targets.auto_action_precision,
             "golden-set auto-action precision",
             "golden items auto-actioned",
@@ -184,13 +184,13 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
         shown(
             "golden",
             "recall",
-            champion["review"]["recall"],
+            champion.rate("review", "recall"),
             rules.min_golden_recall or policy.targets.review_recall,
             "golden-set review recall",
             "violating golden items",
             below=True,
         )
-    audit = ((report.get("production") or {}).get("audit") or {}).get("rates", {})
+    audit = report.production.audit.rates
     shown(
         "production",
         "auto_action_fpr",
@@ -216,32 +216,32 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
         "audited auto-actioned items",
         below=True,
     )
-    if rules.emerging:
-        for cluster in (report.get("emerging") or {}).get("clusters", []):
-            grew = rules.emerging_growth is None or cluster["growth"] >= rules.emerging_growth
-            if cluster["emerging"] and grew:
+    if rules.emerging and report.emerging:
+        for cluster in report.emerging.clusters:
+            grew = rules.emerging_growth is None or cluster.growth >= rules.emerging_growth
+            if cluster.emerging and grew:
                 found.append(emerging_condition(cluster))
-    health = report.get("health") or {}
+    health = report.health
     above(
         "sla",
         "breaches",
-        (health.get("backlog") or {}).get("sla_breaches"),
+        health.backlog.sla_breaches,
         rules.max_sla_breaches,
         "open review tasks past the SLA",
     )
     above(
         "fallback",
         "share",
-        health.get("fallback_share"),
+        health.fallback_share,
         rules.max_fallback_share,
         "share of traffic on fallback",
     )
-    open_tasks = (health.get("backlog") or {}).get("open_tasks")
-    above("backlog", "open_tasks", open_tasks, rules.max_backlog, "open review tasks")
+    above(
+        "backlog", "open_tasks", health.backlog.open_tasks, rules.max_backlog, "open review tasks"
+    )
     if rules.flagged_reviewers:
-        evidence = health.get("flag_evidence") or {}
-        for reviewer in health.get("flagged_reviewers", []):
-            why = evidence.get(reviewer)
+        for reviewer in health.flagged_reviewers:
+            why = health.flag_evidence.get(reviewer)
             found.append(
                 Condition(
                     "reviewer",
@@ -254,20 +254,20 @@ def conditions(policy: Policy, report: dict) -> list[Condition]:
     return found
 
 
-def emerging_condition(cluster: dict) -> Condition:
+def emerging_condition(cluster: Cluster) -> Condition:
     """An emerging cluster as an alert whose message (and webhook) names its top terms."""
-    terms = ", ".join(cluster["top"][:TERMS_IN_ALERT])
-    days = ", ".join(f"{d}: {n}" for d, n in cluster["per_day"].items())
+    terms = ", ".join(cluster.top[:TERMS_IN_ALERT])
+    days = ", ".join(f"{d}: {n}" for d, n in cluster.per_day.items())
+    note = signature_note(cluster.model_dump())
     return Condition(
         "emerging",
-        TERM_SEPARATOR.join(sorted(cluster["top"][:3])),
-        cluster["size"],
+        TERM_SEPARATOR.join(sorted(cluster.top[:3])),
+        cluster.size,
         None,
-        f"emerging cluster ({terms}): {cluster['size']} items ({days}), "
-        f"{cluster['allowed_share']:.0%} allowed by the champion, "
-        f"{cluster['bursting_share']:.0%} carry terms that burst"
-        + "".join(f"; {note}" for note in [signature_note(cluster)] if note),
-        terms=tuple(cluster["top"]),
+        f"emerging cluster ({terms}): {cluster.size} items ({days}), "
+        f"{cluster.allowed_share:.0%} allowed by the champion, "
+        f"{cluster.bursting_share:.0%} carry terms that burst" + (f"; {note}" if note else ""),
+        terms=tuple(cluster.top),
     )
 
 
@@ -277,8 +277,9 @@ def run_monitor(
     lake: Lake,
     now: pd.Timestamp | None = None,
     since: pd.Timestamp | None = None,
-) -> dict:
-    """Measure a policy, write the report files, update the alerts; the figures as plain data.
+) -> MonitoringReport:
+    """Measure a policy, write the report files, update the alerts; the figures as a typed
+    report (`monitoring.report`).
 
     The window is the policy's `window_days` up to `now`, unless `since` starts it (a cycle
     looks at the traffic since the previous cycle)."""
@@ -376,83 +377,69 @@ def run_monitor(
             report["production"]["scores"], report["production"]["audit"]
         )
     report["health"] = operational_health(lake, policy.name, window, now, rules.sla_hours)
+    typed = MonitoringReport.model_validate(report)
 
-    found = conditions(policy, report)
+    found = conditions(policy, typed)
     store = AlertStore(settings.lake_dir, settings.alert_webhook_url)
     update = store.update(policy.name, found)
-    report["alerts"] = {
-        "opened": [a.key for a in update.opened],
-        "open": [a.key for a in update.opened + update.still_open],
-        "resolved": [a.key for a in update.resolved],
-    }
-    _write(lake, policy, report, drift)
-    return report
+    typed.alerts = AlertChanges(
+        opened=[a.key for a in update.opened],
+        open=[a.key for a in update.opened + update.still_open],
+        resolved=[a.key for a in update.resolved],
+    )
+    _write(lake, policy, typed, drift)
+    return typed
 
 
-def _clean(value):
-    """JSON without NaN or infinity (a missing rate is null)."""
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _write(lake: Lake, policy: Policy, report: dict, drift) -> None:
-    folder = lake.run_dir(policy.name, report["run_id"])
+def _write(lake: Lake, policy: Policy, report: MonitoringReport, drift) -> None:
+    folder = lake.run_dir(policy.name, report.run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    report["files"] = {"report": str(folder / "report.json")}
+    report.files = {"report": str(folder / "report.json")}
     if drift is not None and drift.snapshot is not None:
         drift.snapshot.save_html(str(folder / "drift.html"))
         (folder / "drift.json").write_text(drift.snapshot.json())
-        report["files"] |= {
+        report.files |= {
             "drift_html": str(folder / "drift.html"),
             "drift_json": str(folder / "drift.json"),
         }
-        add_to_workspace(lake, policy.name, drift.snapshot, report["run_id"])
-    write_parquet_atomic(_history_row(report), lake.history_part(policy.name, report["run_id"]))
+        add_to_workspace(lake, policy.name, drift.snapshot, report.run_id)
+    write_parquet_atomic(_history_row(report), lake.history_part(policy.name, report.run_id))
     histories = {name: history(lake, name) for name in lake.monitored_policies()}
-    report["files"]["health_page"] = str(write_health_page(lake, histories))
-    write_json_atomic(_clean(report), folder / "report.json")
+    report.files["health_page"] = str(write_health_page(lake, histories))
+    write_json_atomic(report.as_json(), folder / "report.json")
 
 
-def key_figures(report: dict) -> dict:
+def key_figures(report: MonitoringReport) -> dict:
     """A run's headline figures, flat: the history's row, the demo's table."""
-
-    def pick(*path):
-        value = report
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        return value
-
+    golden = report.champion_golden
+    precision = golden.rate("auto_action", "precision") if golden else None
+    recall = golden.rate("review", "recall") if golden else None
+    audit = report.production.audit.rates
+    drift = report.drift
     return {
-        "run_id": report["run_id"],
-        "computed_at": pd.Timestamp(report["computed_at"]),
-        "predictions": report["window"]["predictions"],
-        "champion": pick("models", "champion"),
-        "drifted_share": pick("drift", "drifted_share"),
-        "score_drift": pick("drift", "score", "drifted"),
-        "golden_precision": pick(
-            "golden", "champion", "slices", "all", "auto_action", "precision", "value"
-        ),
-        "golden_precision_high": pick(
-            "golden", "champion", "slices", "all", "auto_action", "precision", "high"
-        ),
-        "golden_recall": pick("golden", "champion", "slices", "all", "review", "recall", "value"),
-        "golden_recall_high": pick(
-            "golden", "champion", "slices", "all", "review", "recall", "high"
-        ),
-        "audit_auto_action_fpr": pick("production", "audit", "rates", "auto_action_fpr", "value"),
-        "audit_allow_fnr": pick("production", "audit", "rates", "allow_fnr", "value"),
-        "open_tasks": pick("health", "backlog", "open_tasks"),
-        "fallback_share": pick("health", "fallback_share"),
-        "open_alerts": len(report["alerts"]["open"]),
+        "run_id": report.run_id,
+        "computed_at": pd.Timestamp(report.computed_at),
+        "predictions": report.window.predictions,
+        "champion": report.models.get("champion"),
+        "drifted_share": drift.drifted_share if drift else None,
+        "score_drift": drift.score.drifted if drift and drift.score else None,
+        "golden_precision": precision.value if precision else None,
+        "golden_precision_high": precision.high if precision else None,
+        "golden_recall": recall.value if recall else None,
+        "golden_recall_high": recall.high if recall else None,
+        "audit_auto_action_fpr": _value(audit.get("auto_action_fpr")),
+        "audit_allow_fnr": _value(audit.get("allow_fnr")),
+        "open_tasks": report.health.backlog.open_tasks,
+        "fallback_share": report.health.fallback_share,
+        "open_alerts": len(report.alerts.open),
     }
 
 
-def _history_row(report: dict) -> pd.DataFrame:
+def _value(figure: Figure | None) -> float | None:
+    return figure.value if figure is not None else None
+
+
+def _history_row(report: MonitoringReport) -> pd.DataFrame:
     return pd.DataFrame([key_figures(report)]).astype(
         {
             "drifted_share": "float64",

@@ -43,6 +43,7 @@ from labeling.client import LabelStudioAPI
 from labeling.project import bootstrap
 from monitoring.monitor import key_figures
 from monitoring.page import plots_page
+from monitoring.report import MonitoringReport
 from serving import process as scoring_api
 from simulation import reviewers
 from simulation.world import World, WorldConfig, evade, simulate, write_world
@@ -215,7 +216,7 @@ def _turn(
     served = _score(api_url, keys.api, policy, items, settings.max_batch_items)
     summary = cycle(policy.name, since=since.to_pydatetime())
     _reload(api_url, keys.admin)
-    report = json.loads(Path(summary.report).read_text())
+    report = MonitoringReport.model_validate_json(Path(summary.report).read_text())
     figures = key_figures(report)
     made = reviewers.work(
         policy, labelstudio_api, project, list(config.world().reviewers), world.truth, seed=turn
@@ -237,7 +238,7 @@ def _turn(
         audit_fnr=figures["audit_allow_fnr"],
         drifted_share=figures["drifted_share"],
         score_drift=figures["score_drift"],
-        alerts_opened=report["alerts"]["opened"],
+        alerts_opened=report.alerts.opened,
         flagged_reviewers=ingested.flagged_reviewers,
         backlog=figures["open_tasks"],
         pushed=summary.tasks_pushed,
@@ -245,7 +246,7 @@ def _turn(
         pattern_items=len(pattern),
         pattern_recall=float(caught.mean()) if len(pattern) else None,
         pattern_reworded=reworded,
-        champion_verdict=(report.get("promotion") or {}).get("verdict"),
+        champion_verdict=report.promotion.verdict if report.promotion else None,
         golden_precision_high=figures["golden_precision_high"],
         golden_recall_high=figures["golden_recall_high"],
         auto_actioned=len(auto),

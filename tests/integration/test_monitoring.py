@@ -20,6 +20,7 @@ from flywheel.registry import connect, get_version
 from flywheel.runtime import load_model
 from flywheel.settings import Settings
 from monitoring.monitor import history, run_monitor
+from monitoring.report import MonitoringReport
 from simulation.world import WorldConfig, simulate
 from tests.conftest import copy_trained, run_cli, write_prediction_log
 
@@ -54,31 +55,35 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
     settings, spam, _ = monitored
     lake = Lake(settings.lake_dir)
     clean = run_monitor(spam, settings, lake, now=T0)
-    assert clean["window"]["predictions"] == 3500
-    assert clean["scoring"]["champion"] == {"version": 1, "path": "compiled", "note": None}
-    assert clean["drift"]["score"]["drifted"] is False
+    assert clean.window.predictions == 3500
+    assert clean.scoring["champion"].model_dump() == {
+        "version": 1,
+        "path": "compiled",
+        "note": None,
+    }
+    assert clean.drift.score.drifted is False
     # the one alert of clean traffic: QA flagged the history's careless reviewer on evidence
     reviewer = ["spam:reviewer:rev-fox"]
-    assert clean["alerts"]["open"] == reviewer
+    assert clean.alerts.open == reviewer
 
-    assert not [c for c in clean["emerging"]["clusters"] if c["emerging"]]
+    assert not [c for c in clean.emerging.clusters if c.emerging]
 
     emerging = run_monitor(spam, settings, lake, now=T0 + pd.Timedelta(days=7))
-    assert emerging["drift"]["score"]["drifted"] is True
-    opened = set(emerging["alerts"]["opened"])
+    assert emerging.drift.score.drifted is True
+    opened = set(emerging.alerts.opened)
     assert "spam:drift:score" in opened
-    clusters = emerging["emerging"]["clusters"]
-    assert clusters and clusters[0]["emerging"], clusters
+    clusters = emerging.emerging.clusters
+    assert clusters and clusters[0].emerging, clusters
     # its top terms are the emerging pattern's own vocabulary
     vocabulary = " ".join(spam.simulation["text"]["emerging"])
-    assert sum(term in vocabulary for term in clusters[0]["top"]) >= 3
+    assert sum(term in vocabulary for term in clusters[0].top) >= 3
     assert any(key.startswith("spam:emerging:") for key in opened), (opened, clusters)
     again = run_monitor(spam, settings, lake, now=T0 + pd.Timedelta(days=7, hours=1))
-    assert again["alerts"]["opened"] == [] and set(again["alerts"]["open"]) == opened | {*reviewer}
+    assert again.alerts.opened == [] and set(again.alerts.open) == opened | {*reviewer}
 
     recovered = run_monitor(spam, settings, lake, now=T0 + pd.Timedelta(days=14))
-    assert set(recovered["alerts"]["resolved"]) == opened
-    assert recovered["alerts"]["open"] == reviewer
+    assert set(recovered.alerts.resolved) == opened
+    assert recovered.alerts.open == reviewer
     assert len(history(lake, "spam")) == 4
     from evidently.ui.workspace import Workspace
 
@@ -90,20 +95,16 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
 def test_the_report_holds_golden_rates_per_slice_and_says_what_it_could_not_measure(monitored):
     settings, spam, _ = monitored
     report = run_monitor(spam, settings, Lake(settings.lake_dir), now=T0)
-    golden = report["golden"]["champion"]
-    assert {"all", "surface=post", "country=US"} <= set(golden["slices"])
+    golden = report.golden["champion"]
+    assert {"all", "surface=post", "country=US"} <= set(golden.slices)
     for point, measure in (("review", "recall"), ("review", "precision"), ("auto_action", "fpr")):
-        overall = golden["slices"]["all"][point][measure]
-        assert overall["low"] <= overall["value"] <= overall["high"], (point, measure)
-    assert any("blind-audit" in note for note in report["notes"])
-    saved = json.loads(Path(report["files"]["report"]).read_text())
-    assert saved["run_id"] == report["run_id"]
+        overall = golden.slices["all"][point][measure]
+        assert overall.low <= overall.value <= overall.high, (point, measure)
+    assert any("blind-audit" in note for note in report.notes)
+    saved = json.loads(Path(report.files["report"]).read_text())
+    assert saved["run_id"] == report.run_id
     assert (
-        Path(report["files"]["drift_html"])
-        .read_text()[:200]
-        .lstrip()
-        .lower()
-        .startswith("<!doctype")
+        Path(report.files["drift_html"]).read_text()[:200].lstrip().lower().startswith("<!doctype")
     )
 
 
@@ -115,10 +116,10 @@ def test_the_command_line_prints_and_lists_alerts(monitored):
 
     # the real "now" is before the logged weeks: an empty window, said so, and nothing drifts
     printed = run_cli("monitor", "--policy", "spam", "--json", home=settings.root)
-    report = json.loads(printed.stdout)
-    assert report["window"]["predictions"] == 0
-    assert any("no predictions in the window" in n for n in report["notes"])
-    assert "spam:drift:score" in report["alerts"]["resolved"]
+    report = MonitoringReport.model_validate(json.loads(printed.stdout))  # the file's schema
+    assert report.window.predictions == 0
+    assert any("no predictions in the window" in n for n in report.notes)
+    assert "spam:drift:score" in report.alerts.resolved
     table = run_cli("monitor", "--policy", "spam", home=settings.root).stdout
     assert "golden precision (auto_action)" in table
     still = json.loads(run_cli("alerts", "list", "--json", home=settings.root).stdout)
@@ -128,9 +129,9 @@ def test_the_command_line_prints_and_lists_alerts(monitored):
 
 def test_no_champion_and_no_golden_set_give_a_report_not_a_crash(settings, spam):
     report = run_monitor(spam, settings, Lake(settings.lake_dir))
-    assert "no champion yet: drift and golden-set figures need one" in report["notes"]
-    assert "no golden set: golden-set error rates not measured" in report["notes"]
-    assert report["alerts"]["open"] == []
+    assert "no champion yet: drift and golden-set figures need one" in report.notes
+    assert "no golden set: golden-set error rates not measured" in report.notes
+    assert report.alerts.open == []
 
 
 def test_the_monitor_flow_runs_on_prefect(prefect_harness, monitored, monkeypatch):
@@ -189,18 +190,18 @@ def test_audit_weighted_rates_cover_the_simulators_truth(monitored, tmp_path):
     lake.append_decisions("spam", validate_decisions(decisions, policy, "test").frame, "test")
 
     report = run_monitor(policy, settings, lake, now=T0)
-    rates = report["production"]["audit"]["rates"]
+    rates = report.production.audit.rates
     d = window["decision"].to_numpy()
     y = window["item_id"].map(truth).to_numpy(dtype=bool)
     for name in ("auto_action_fpr", "allow_fnr", "prevalence"):
         numerator, denominator = RATES[name]
         true_rate = numerator(d, y).sum() / denominator(d, y).sum()
-        assert rates[name]["low"] <= true_rate <= rates[name]["high"], (
+        assert rates[name].low <= true_rate <= rates[name].high, (
             name,
             true_rate,
             rates[name],
         )
-    assert "scores_vs_audit" in report["production"]
+    assert report.production.scores_vs_audit is not None
 
 
 def test_an_emerging_cluster_reaches_the_page_the_alert_and_the_terminal(monitored, capsys):
@@ -210,18 +211,16 @@ def test_an_emerging_cluster_reaches_the_page_the_alert_and_the_terminal(monitor
     settings, spam, _ = monitored
     lake = Lake(settings.lake_dir)
     report = run_monitor(spam, settings, lake, now=T0 + pd.Timedelta(days=7))
-    [cluster, *_] = [c for c in report["emerging"]["clusters"] if c["emerging"]]
-    assert cluster["examples"] and cluster["representatives"]
-    assert (
-        0 <= cluster["allowed_share"] <= 1 and sum(cluster["per_day"].values()) == cluster["size"]
-    )
-    assert lake.latest_emerging("spam")["run_id"] == report["run_id"]  # what the push reads
+    [cluster, *_] = [c for c in report.emerging.clusters if c.emerging]
+    assert cluster.examples and cluster.representatives
+    assert 0 <= cluster.allowed_share <= 1 and sum(cluster.per_day.values()) == cluster.size
+    assert lake.latest_emerging("spam")["run_id"] == report.run_id  # what the push reads
     page = (lake.root / "monitoring" / "health.html").read_text()
-    assert "Emerging clusters" in page and cluster["top"][0] in page
+    assert "Emerging clusters" in page and cluster.top[0] in page
     messages = [a.message for a in AlertStore(settings.lake_dir).all() if a.open]
     # the webhook posts this message
-    assert any(", ".join(cluster["top"][:3]) in message for message in messages), messages
+    assert any(", ".join(cluster.top[:3]) in message for message in messages), messages
     render_monitor(report)
     printed = capsys.readouterr().out
-    assert f"emerging cluster: {cluster['top'][0]}" in printed
+    assert f"emerging cluster: {cluster.top[0]}" in printed
     assert all(len(line) <= 80 for line in printed.splitlines() if line.startswith("  e.g."))

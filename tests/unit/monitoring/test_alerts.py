@@ -77,19 +77,30 @@ def test_a_slow_webhook_holds_up_no_other_run(tmp_path):
 
 def _report(fnr, golden_precision):
     """A monitoring report with just an audit FNR and a golden precision, as rates with bounds."""
-    return {
-        "production": {"audit": {"rates": {"allow_fnr": fnr}}},
-        "golden": {
-            "champion": {
-                "slices": {
-                    "all": {
-                        "auto_action": {"precision": golden_precision},
-                        "review": {"recall": {"value": None}},
-                    }
+    from monitoring.report import MonitoringReport
+
+    return MonitoringReport.model_validate(
+        {
+            "policy": "spam",
+            "run_id": "r1",
+            "computed_at": "2026-12-01T00:00:00+00:00",
+            "window": {"since": "2026-11-24", "until": "2026-12-01", "predictions": 0},
+            "production": {"audit": {"rates": {"allow_fnr": fnr}}},
+            "health": {},
+            "golden": {
+                "champion": {
+                    "version": 1,
+                    "items": 40,
+                    "slices": {
+                        "all": {
+                            "auto_action": {"precision": golden_precision},
+                            "review": {"recall": {"value": None}},
+                        }
+                    },
                 }
-            }
-        },
-    }
+            },
+        }
+    )
 
 
 def test_sampled_figures_alert_only_when_their_bounds_cross_the_bar():

@@ -8,6 +8,7 @@ import pytest
 from flywheel.policy import Policy, load_policy
 from monitoring.emerging import burst_p_values, emerging_risk
 from monitoring.monitor import emerging_condition
+from monitoring.report import Cluster
 from simulation.world import WorldConfig, simulate
 
 DAYS, CAMPAIGN_DAY = 14, 12
@@ -76,7 +77,7 @@ def test_a_campaign_the_model_allows_is_found_the_first_run_after_its_day(policy
         assert cluster["allowed_share"] == 1.0
         assert set(cluster["representatives"]) <= campaign
         assert list(cluster["per_day"]) == [str((until - pd.Timedelta(days=2)).date())]
-        message = emerging_condition(cluster).message
+        message = emerging_condition(Cluster.model_validate(cluster)).message
         assert ", ".join(cluster["top"][:3]) in message
         if cluster["signature_bursts"]:
             assert f"on {cluster['signature_burst']['day']} carry its words" in message
