@@ -15,7 +15,8 @@ import secrets
 import threading
 from collections.abc import Callable
 
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from flywheel.errors import FlywheelError
 from flywheel.files import generated_once
@@ -101,6 +102,31 @@ def create_app(pullers: dict[str, Puller], secret: str) -> FastAPI:
             raise HTTPException(404, f"unknown policy {policy!r}")
         pullers[policy].request()
         return {"policy": policy, "pull": "requested"}
+
+    registry = CollectorRegistry()
+    pulls = Gauge(
+        "flywheel_webhook_pulls",
+        "Pulls that events started, by policy.",
+        ["policy"],
+        registry=registry,
+    )
+    failures = Gauge(
+        "flywheel_webhook_pull_failures",
+        "Event-started pulls that failed (the receiver stays ready; /healthz has the last error).",
+        ["policy"],
+        registry=registry,
+    )
+    busy = Gauge(
+        "flywheel_webhook_pull_busy", "1 while a pull runs.", ["policy"], registry=registry
+    )
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        for name, p in pullers.items():
+            pulls.labels(name).set(p.pulls)
+            failures.labels(name).set(p.failures)
+            busy.labels(name).set(p.busy)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def health() -> dict:

@@ -77,3 +77,6 @@ def test_a_pull_that_fails_in_any_way_leaves_the_receiver_ready_for_the_next_eve
         assert client.get("/healthz").json()["spam"]["last_error"] == expected
     health = client.get("/healthz").json()["spam"]
     assert (health["pulls"], health["failures"], len(pulled)) == (3, 2, 3)
+    metrics = client.get("/metrics").text
+    assert 'flywheel_webhook_pull_failures{policy="spam"} 2.0' in metrics
+    assert 'flywheel_webhook_pull_busy{policy="spam"} 0.0' in metrics
