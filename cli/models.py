@@ -3,14 +3,13 @@ many items."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli.common import JsonOption, PolicyOption, context, err, flow_result, out, print_json
-from cli.render import print_guarantee, render_verdict, verdict_payload
+from cli.render import print_guarantee, render_verdict
 from flywheel.errors import FlywheelError
 
 
@@ -76,7 +75,7 @@ def promote(
             pol, settings, dry_run=dry_run, override_reason=reason if force else None
         )
     if as_json:
-        print_json(verdict_payload(verdict))
+        print_json(verdict.payload())
         return
     render_verdict(verdict)
 
@@ -111,7 +110,7 @@ def rescore(
     )
     summary = flow_result(state, f"rescoring {policy}")
     if as_json:
-        print_json(asdict(summary))
+        print_json(summary.model_dump(mode="json"))
         return
     out.print(
         f"{summary.policy} v{summary.model_version}: {summary.rows:,} items scored into "

@@ -56,33 +56,6 @@ def print_guarantee(tags: dict[str, str], policy) -> None:
         out.print(textwrap.fill(line, width=78, initial_indent="  ", subsequent_indent="    "))
 
 
-def _rates_payload(rates: dict) -> dict:
-    return {
-        point: {measure: rate.as_dict() for measure, rate in measures.items()}
-        for point, measures in rates.items()
-    }
-
-
-def verdict_payload(verdict: Verdict) -> dict:
-    return {
-        "policy": verdict.policy,
-        "outcome": verdict.note or verdict.outcome,
-        "dry_run": verdict.dry_run,
-        "challenger": verdict.challenger.version if verdict.challenger else None,
-        "champion": verdict.champion.version if verdict.champion else None,
-        "golden_version": verdict.golden_version,
-        "override_reason": verdict.override_reason,
-        "checks": [
-            {"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks
-        ],
-        "challenger_metrics": verdict.challenger_metrics,
-        "champion_metrics": verdict.champion_metrics,
-        "challenger_rates": _rates_payload(verdict.challenger_rates),
-        "champion_rates": _rates_payload(verdict.champion_rates),
-        "paired": [vars(figure) for figure in verdict.paired],
-    }
-
-
 def _rate_cell(rate) -> str:
     """A golden rate as `value [low, high]`, the bounds at the gate's confidence."""
     if rate is None or rate.value is None:

@@ -3,8 +3,6 @@ on a simulated world."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import typer
 
 from cli.common import JsonOption, PolicyOption, flow_result, out, print_json
@@ -25,7 +23,7 @@ def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
 
     summary = flow_result(cycle_flow(policy, return_state=True), f"the cycle of {policy}")
     if as_json:
-        print_json(asdict(summary))
+        print_json(summary.model_dump(mode="json"))
         return
     reused = " (reused)" if summary.reused_model else ""
     out.print(

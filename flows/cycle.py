@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
 from flows.ingest import RETRIES, pull_task, qa_task
 from flows.monitor import monitor_task
@@ -29,8 +29,9 @@ from labeling.client import LabelStudioAPI
 from labeling.push import PushReport, push
 
 
-@dataclass(frozen=True)
-class CycleSummary:
+class CycleSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     policy: str  # as given: a name or a policy file's path
     decisions_added: int
     dataset_version: str

@@ -7,11 +7,10 @@ incremental and idempotent, so running it often costs a listing call and nothing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
+from pydantic import BaseModel, ConfigDict
 
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
@@ -24,8 +23,9 @@ from labeling.qa import run_qa
 RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
 
-@dataclass(frozen=True)
-class IngestSummary:
+class IngestSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     policy: str
     decisions_added: int
     flagged_reviewers: list[str]
@@ -54,7 +54,7 @@ def ingest(policy: str) -> IngestSummary:
     flagged = qa_task(loaded)
     if flagged:
         print(f"below the quality bar: {', '.join(flagged)}")
-    return IngestSummary(policy, added, flagged)
+    return IngestSummary(policy=policy, decisions_added=added, flagged_reviewers=flagged)
 
 
 def run_ingest_deployment(policy: str) -> None:

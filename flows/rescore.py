@@ -7,13 +7,13 @@ workers see the same home and registry. Without Dask the chunks run on Prefect's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner
 from prefect_dask import DaskTaskRunner
+from pydantic import BaseModel, ConfigDict
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import load_policy, policy_path
@@ -21,8 +21,9 @@ from flywheel.settings import get_settings
 from serving.rescore import Chunk, pin_version, prepare, score_chunk
 
 
-@dataclass(frozen=True)
-class RescoreSummary:
+class RescoreSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     policy: str
     model_version: int
     rows: int

@@ -9,10 +9,9 @@ same step runs from the CLI, a test or a notebook without Prefect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
 from flows.ingest import qa_task
 from flywheel.lake import Lake
@@ -25,14 +24,15 @@ from training.promote import Verdict, promote
 from training.train import train
 
 
-@dataclass(frozen=True)
-class RetrainSummary:
+class RetrainSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     policy: str
     dataset_version: str
     model_version: int
     reused_model: bool
     outcome: str
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = []
     verdict: Verdict | None = None
 
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import getpass
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel
 
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, utc_now
@@ -50,18 +51,19 @@ class Check:
     detail: str
 
 
-@dataclass
-class Verdict:
+class Verdict(BaseModel):
+    """What the gate found and did; `payload()` is its JSON form for scripts."""
+
     policy: str
     challenger: ModelVersionRef | None
     champion: ModelVersionRef | None
     golden_version: str | None = None
-    challenger_metrics: dict = field(default_factory=dict)
-    champion_metrics: dict = field(default_factory=dict)
-    paired: list[Paired] = field(default_factory=list)  # where the champion operates
-    challenger_rates: dict = field(default_factory=dict)  # operating_rates: point → measure
-    champion_rates: dict = field(default_factory=dict)
-    checks: list[Check] = field(default_factory=list)
+    challenger_metrics: dict[str, float | int | None] = {}
+    champion_metrics: dict[str, float | int | None] = {}
+    paired: list[Paired] = []  # where the champion operates
+    challenger_rates: dict[str, dict[str, Rate]] = {}  # operating_rates: point → measure
+    champion_rates: dict[str, dict[str, Rate]] = {}
+    checks: list[Check] = []
     promoted: bool = False
     dry_run: bool = False
     note: str = ""
@@ -92,6 +94,29 @@ class Verdict:
         if self.passed:
             return "promoted"
         return "overridden" if self.override_reason else "rejected"
+
+    def payload(self) -> dict:
+        """The verdict as scripts read it (`flywheel promote --json`): versions as numbers,
+        rates as value, bounds and n."""
+
+        def rates(table: dict[str, dict[str, Rate]]) -> dict:
+            return {p: {m: r.as_dict() for m, r in ms.items()} for p, ms in table.items()}
+
+        return {
+            "policy": self.policy,
+            "outcome": self.note or self.outcome,
+            "dry_run": self.dry_run,
+            "challenger": self.challenger.version if self.challenger else None,
+            "champion": self.champion.version if self.champion else None,
+            "golden_version": self.golden_version,
+            "override_reason": self.override_reason,
+            "checks": [vars(c) for c in self.checks],
+            "challenger_metrics": self.challenger_metrics,
+            "champion_metrics": self.champion_metrics,
+            "challenger_rates": rates(self.challenger_rates),
+            "champion_rates": rates(self.champion_rates),
+            "paired": [vars(figure) for figure in self.paired],
+        }
 
 
 def _fmt(value: float | None) -> str:
@@ -209,7 +234,7 @@ def _gate_and_move(
     client = connect(settings)
     challenger = get_version(client, policy.name, CHALLENGER)
     champion = get_version(client, policy.name, CHAMPION)
-    verdict = Verdict(policy.name, challenger, champion, dry_run=dry_run)
+    verdict = Verdict(policy=policy.name, challenger=challenger, champion=champion, dry_run=dry_run)
     if challenger is None:
         raise FlywheelError(
             f"no challenger for {policy.name}: run `flywheel train --policy {policy.name}`"
