@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+from enum import IntEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from flywheel.errors import FlywheelError
+
+
+class ExitCode(IntEnum):
+    """How a command ended, for scripts to branch on."""
+
+    OK = 0
+    FAILED = 1  # one `error: …` line on stderr: bad input, a service down, nothing to do
+    USAGE = 2  # a usage error: an unknown option, a value of the wrong type
+    REJECTED = 3  # `flywheel promote`: the gate rejected (or, with --dry-run, would reject)
+    CRASH = 70  # a bug (EX_SOFTWARE): FLYWHEEL_DEBUG=1 shows the traceback
+
+    @classmethod
+    def legend(cls) -> str:
+        return "Exit codes: " + ", ".join(f"{code.value} {code.name.lower()}" for code in cls) + "."
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

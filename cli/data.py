@@ -28,6 +28,7 @@ def simulate(
     fmt: str = typer.Option(
         "csv", "--format", help="csv, parquet or jsonl for decisions and golden set."
     ),
+    as_json: JsonOption = False,
 ) -> None:
     """Write a synthetic world: traffic, reviewer decisions, a golden set, and the truth apart."""
     from flywheel.policy import load_policy
@@ -44,6 +45,9 @@ def simulate(
     world = build_world(load_policy(policy), config)
     paths = write_world(world, out_dir, fmt)
     meta = world.meta
+    if as_json:
+        print_json({**meta, "files": {name: str(path) for name, path in paths.items()}})
+        return
     out.print(
         f"{meta['policy']}: {meta['items']:,} items over {days} days (base rate {meta['base_rate']:.1%}), "
         f"{meta['decisions']:,} decisions, {meta['golden_items']} golden items; "
@@ -69,26 +73,54 @@ def _import(kind: str, file: Path, policy: str):
 def decisions_import(
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON Lines file of decisions.")],
     policy: PolicyOption,
+    as_json: JsonOption = False,
 ) -> None:
     """Import reviewer decisions; a file with a bad row is refused whole. Reviewer QA then
     runs on every stored decision, so imported history is judged like Label Studio's."""
     from labeling.qa import run_qa
 
     pol, lake, result = _import("decisions", file, policy)
+    qa = run_qa(pol, lake) if result.added else None
+    if as_json:
+        print_json(
+            {
+                "policy": pol.name,
+                "added": result.added,
+                "already_present": result.already_present,
+                # reviewer QA runs only when something was added
+                "flagged_reviewers": [r["reviewer_id"] for r in qa["reviewers"] if r["flagged"]]
+                if qa
+                else None,
+                "unjudged_reviewers": qa.get("unjudged", []) if qa else None,
+            }
+        )
+        return
     out.print(
         f"{pol.name}: {result.added:,} decisions imported, {result.already_present:,} already present"
     )
-    if result.added:
-        print_flags(run_qa(pol, lake))
+    if qa:
+        print_flags(qa)
 
 
 @golden_app.command("import")
 def golden_import(
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON Lines file of golden items.")],
     policy: PolicyOption,
+    as_json: JsonOption = False,
 ) -> None:
     """Add items to the policy's golden set (a new version when anything is new)."""
     pol, _, result = _import("golden", file, policy)
+    if as_json:
+        print_json(
+            {
+                "policy": pol.name,
+                "version": result.version,
+                "total": result.total,
+                "added": result.added,
+                "already_present": result.already_present,
+            }
+        )
+        return
     out.print(
         f"{pol.name}: golden set {result.version} has {result.total:,} items "
         f"({result.added:,} added, {result.already_present:,} already present)"

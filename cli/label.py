@@ -68,12 +68,16 @@ def _labeling(policy_name: str):
 
 
 @label_app.command("bootstrap")
-def label_bootstrap(policy: PolicyOption) -> None:
+def label_bootstrap(policy: PolicyOption, as_json: JsonOption = False) -> None:
     """Create or update the policy's Label Studio project (idempotent)."""
     from labeling.project import bootstrap
 
     settings, pol, lake, api = _labeling(policy)
     project = bootstrap(pol, lake, api, settings)
+    if as_json:
+        url = f"{api.url}/projects/{project.id}"
+        print_json({"policy": pol.name, **asdict(project), "url": url})
+        return
     verb = "created" if project.created else "up to date"
     out.print(f"project {project.id} {project.title!r} {verb} at {api.url}/projects/{project.id}")
 

@@ -1,8 +1,10 @@
 """The `flywheel` command line: one module per command group, assembled here.
 
 Commands import the heavy packages (MLflow, Prefect, LightGBM) only when they run, so `--help`
-answers at once. Every failure a user can act on ends with one line on stderr and exit code 1;
-set FLYWHEEL_DEBUG=1 to see the traceback of anything else.
+answers at once. Exit codes (`cli.common.ExitCode`, also in `flywheel --help`): 0 done; 1 a
+failure the user can act on, as one `error: …` line; 2 a usage error, as click prints it, naming
+the option; 3 the promotion gate rejected; 70 a crash (a bug), whose traceback FLYWHEEL_DEBUG=1
+shows.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from cli import data, label, models, monitor, serve, wheel
-from cli.common import err
+from cli.common import ExitCode, err
 from flywheel.errors import FlywheelError
 
 app = typer.Typer(
     name="flywheel",
     help="Reviewer decisions in, promoted risk classifiers out.",
+    epilog=ExitCode.legend(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -44,7 +46,7 @@ app.command()(wheel.demo)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a command, turning user-facing failures into one line and exit 1."""
+    """Entry point: run a command and turn how it ended into one of `ExitCode`'s codes."""
     # Our own lines report progress; keep the libraries' INFO chatter out unless asked for.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -52,28 +54,30 @@ def main(argv: list[str] | None = None) -> int:
         code = app(args=argv, prog_name="flywheel", standalone_mode=False)
         if isinstance(code, int):  # `typer.Exit(n)` comes back as a return value here
             return code
-    except click.exceptions.Exit as exc:
+    # typer's exceptions are its own (it vendors click): these are the ones its parser raises.
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
-        return 1
-    except click.ClickException as exc:
-        exc.show()
+        return ExitCode.FAILED
+    except typer.TyperException as exc:
+        exc.show()  # usage errors print the usage line and name the option, exit 2
         return exc.exit_code
     except FlywheelError as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
-        return 1
+        return ExitCode.FAILED
     except Exception as exc:
         if os.environ.get("FLYWHEEL_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         err.print(
-            f"error: unexpected {type(exc).__name__}: {first} (FLYWHEEL_DEBUG=1 shows the traceback)",
+            f"crash (a bug in flywheel, please report it): {type(exc).__name__}: {first}; "
+            "FLYWHEEL_DEBUG=1 shows the traceback",
             markup=False,
             soft_wrap=True,
         )
-        return 2
-    return 0
+        return ExitCode.CRASH
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

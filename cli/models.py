@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, PolicyOption, context, err, flow_result, out, print_json
+from cli.common import (
+    ExitCode,
+    JsonOption,
+    PolicyOption,
+    context,
+    err,
+    flow_result,
+    out,
+    print_json,
+)
 from cli.render import print_guarantee, render_verdict
 from flywheel.errors import FlywheelError
 
@@ -62,7 +71,9 @@ def promote(
     reason: str = typer.Option(None, "--reason", help="Why the gate is overridden (with --force)."),
     as_json: JsonOption = False,
 ) -> None:
-    """Gate the challenger against the champion on the golden set; move `champion` if it passes."""
+    """Gate the challenger against the champion on the golden set; move `champion` if it passes.
+
+    Exits 3 when the gate rejects (with --dry-run: would reject), so scripts can branch on it."""
     from training.promote import promote as run_gate
 
     if force and not reason:
@@ -76,8 +87,10 @@ def promote(
         )
     if as_json:
         print_json(verdict.payload())
-        return
-    render_verdict(verdict)
+    else:
+        render_verdict(verdict)
+    if verdict.outcome == "rejected":
+        raise typer.Exit(ExitCode.REJECTED)
 
 
 def rescore(

@@ -3,9 +3,11 @@ on a simulated world."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import typer
 
-from cli.common import JsonOption, PolicyOption, flow_result, out, print_json
+from cli.common import JsonOption, PolicyOption, err, flow_result, out, print_json
 
 stack_app = typer.Typer(
     help="The servers that run the wheel unattended: Prefect, its worker, the webhook receiver.",
@@ -38,6 +40,7 @@ def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
 def stack_start(
     prefect_port: int = typer.Option(4200, help="Port of the Prefect server (API and UI)."),
     webhook_port: int = typer.Option(8090, help="Port of the Label Studio webhook receiver."),
+    as_json: JsonOption = False,
 ) -> None:
     """Start a Prefect server, create the work pool, deploy prefect.yaml, start a worker and the
     webhook receiver (`make serve-stack`); stop them with `flywheel stop`."""
@@ -45,6 +48,9 @@ def stack_start(
     from flywheel.settings import get_settings
 
     stack = start_stack(get_settings(), prefect_port, webhook_port)
+    if as_json:
+        print_json(asdict(stack))
+        return
     out.print(f"Prefect API {stack.prefect_api_url} (UI: {stack.prefect_api_url[:-4]})")
     out.print(f"worker online in work pool 'flywheel'; {len(stack.deployments)} deployments:")
     for name in stack.deployments:
@@ -88,8 +94,11 @@ def demo(
         help="The new pattern: 'signals' (lands in the review band) or 'hidden' (a campaign "
         "of new words and benign signals that the first model allows).",
     ),
+    as_json: JsonOption = False,
 ) -> None:
-    """The main job: Label Studio and the scoring API on a simulated world, the wheel turning."""
+    """The main job: Label Studio and the scoring API on a simulated world, the wheel turning.
+
+    With --json, the tables and progress go to stderr and the figures to stdout."""
     from flows.home import use_flywheel_home
     from flywheel.settings import get_settings
 
@@ -108,4 +117,7 @@ def demo(
         campaign_share=campaign_share,
         evasion_tries=evasion_tries,
     )
-    run_demo(get_settings(), [p.strip() for p in policies.split(",") if p.strip()], config, out)
+    chosen = [p.strip() for p in policies.split(",") if p.strip()]
+    result = run_demo(get_settings(), chosen, config, err if as_json else out)
+    if as_json:
+        print_json({"config": asdict(config), **result.payload()})

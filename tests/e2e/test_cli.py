@@ -3,7 +3,9 @@
 import json
 
 import pytest
+import yaml
 
+from flywheel.settings import REPO_ROOT
 from tests.conftest import run_cli
 
 
@@ -35,6 +37,21 @@ def test_failures_are_one_line_and_nonzero(tmp_path, args, message):
     done = run_cli(*args, home=tmp_path / "home", check=False)
     assert done.returncode == 1
     assert _error_line(done).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["train", "--bogus"], "No such option: --bogus"),
+        (["serve", "--port", "abc"], "Invalid value for '--port'"),
+        (["promote"], "Missing option '--policy'"),
+    ],
+)
+def test_usage_errors_name_the_option_and_exit_2(tmp_path, args, names):
+    done = run_cli(*args, home=tmp_path / "home", check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"Usage: flywheel {args[0]} [OPTIONS]"), done.stderr
+    assert f"Error: {names}" in done.stderr and "unexpected" not in done.stderr
 
 
 def test_malformed_policy_file_names_the_key(tmp_path):
@@ -76,10 +93,21 @@ def test_a_bad_file_changes_nothing(tmp_path, world_files):
     assert not (home / "lake" / "decisions").exists()
 
 
+def _weaker(tmp_path, name: str):
+    """The policy on one numeric field and a tiny model: clearly worse."""
+    raw = yaml.safe_load((REPO_ROOT / "policies" / f"{name}.yaml").read_text())
+    raw["fields"] = {"text": [], "numeric": raw["fields"]["numeric"][-1:], "categorical": []}
+    raw["training"] = {"n_estimators": 10, "num_leaves": 2}
+    path = tmp_path / "weak" / f"{name}.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def test_the_spine_from_the_command_line(tmp_path):
     home = tmp_path / "home"
     world = tmp_path / "world"
-    run_cli(
+    simulated = run_cli(
         "simulate",
         "--policy",
         "scam",
@@ -95,10 +123,20 @@ def test_the_spine_from_the_command_line(tmp_path):
         "240",
         "--format",
         "jsonl",
+        "--json",
         home=home,
     )
+    meta = json.loads(simulated.stdout)
+    assert meta["items"] == 14 * 700 and meta["golden_items"] == 240
+    assert meta["files"]["decisions"] == str(world / "decisions.jsonl")
     golden = run_cli("golden", "import", str(world / "golden.jsonl"), "--policy", "scam", home=home)
     assert "240 items (240 added, 0 already present)" in golden.stdout
+    golden_again = json.loads(
+        run_cli(
+            "golden", "import", str(world / "golden.jsonl"), "--policy", "scam", "--json", home=home
+        ).stdout
+    )
+    assert golden_again["added"] == 0 and golden_again["total"] == 240
     first = run_cli(
         "decisions", "import", str(world / "decisions.jsonl"), "--policy", "scam", home=home
     )
@@ -106,6 +144,19 @@ def test_the_spine_from_the_command_line(tmp_path):
         "decisions", "import", str(world / "decisions.jsonl"), "--policy", "scam", home=home
     )
     assert "already present" in first.stdout and " 0 decisions imported" in again.stdout
+    third = json.loads(
+        run_cli(
+            "decisions",
+            "import",
+            str(world / "decisions.jsonl"),
+            "--policy",
+            "scam",
+            "--json",
+            home=home,
+        ).stdout
+    )
+    assert third["added"] == 0 and third["already_present"] > 0
+    assert third["flagged_reviewers"] is None  # nothing added: QA did not run
 
     version = run_cli("dataset", "build", "--policy", "scam", home=home).stdout.strip()
     assert version.startswith("d-")
@@ -127,6 +178,14 @@ def test_the_spine_from_the_command_line(tmp_path):
     assert all(check["passed"] for check in verdict["checks"])
     again = run_cli("promote", "--policy", "scam", home=home)
     assert "version 1 is already the champion" in again.stdout
+
+    weak = run_cli("train", "--policy", str(_weaker(tmp_path, "scam")), home=home)
+    assert "registered version 2 (challenger)" in weak.stdout
+    dry = run_cli("promote", "--policy", "scam", "--dry-run", home=home, check=False)
+    assert dry.returncode == 3 and "rejected" in dry.stdout, dry.stdout
+    rejected = run_cli("promote", "--policy", "scam", "--json", home=home, check=False)
+    assert rejected.returncode == 3
+    assert json.loads(rejected.stdout)["outcome"] == "rejected"
 
 
 def test_cycle_without_label_studio_fails_with_one_clear_line(tmp_path):

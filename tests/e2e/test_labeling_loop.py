@@ -80,8 +80,11 @@ def test_scored_items_go_round_the_reviewers_into_a_new_dataset(loop, monkeypatc
 
     boot = run_cli("label", "bootstrap", "--policy", path, home=home, **env)
     assert "created" in boot.stdout
-    again = run_cli("label", "bootstrap", "--policy", path, home=home, **env)
-    assert "up to date" in again.stdout
+    again = json.loads(
+        run_cli("label", "bootstrap", "--policy", path, "--json", home=home, **env).stdout
+    )
+    assert again["created"] is False and again["url"].endswith(f"/projects/{again['id']}")
+    assert f"project {again['id']} " in boot.stdout
 
     pushed = json.loads(
         run_cli("label", "push", "--policy", path, "--json", home=home, **env).stdout

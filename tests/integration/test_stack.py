@@ -5,6 +5,7 @@ the decisions into the lake."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -75,8 +76,14 @@ def test_the_stack_runs_deployments_and_ingests_on_webhook_events(
         )
         for name in DEPLOYMENTS:
             assert f"  {name}\n" in started.stdout, started.stdout
-        again = run_cli("stack", "start", "--prefect-port", str(prefect_port), home=home, **env)
-        assert again.stdout.count("\n  ") == len(DEPLOYMENTS)  # found running, deployed again
+        again = json.loads(
+            run_cli(
+                "stack", "start", "--prefect-port", str(prefect_port), "--json", home=home, **env
+            ).stdout
+        )
+        # found running, deployed again
+        assert sorted(again["deployments"]) == sorted(DEPLOYMENTS), again
+        assert again["prefect_api_url"] == api_url
 
         # a scheduled flow, run now through the work pool by the worker, with this home
         prefect = str(Path(sys.executable).with_name("prefect"))
