@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 import pandas as pd
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from flows.cycle import cycle
@@ -290,53 +293,89 @@ def _cell(value: object, digits: int = 3) -> str:
 
 
 def _model(row: CycleRow) -> str:
-    """The champion's version, marked when no gate passed it (an override, or a hand move)."""
+    """The champion's version, starred when no gate passed it (an override, or a hand move)."""
     if row.champion is None:
         return "none"
-    mark = {"overridden": " (override)", None: " (no gate)"}.get(row.champion_verdict, "")
-    return f"v{row.champion}{mark}"
+    return f"v{row.champion}{'' if row.champion_verdict == 'promoted' else '*'}"
 
 
-def _table(title: str, rows: list[CycleRow]) -> Table:
-    table = Table(title=title, title_justify="left")
-    headers = [
-        "cycle",
-        "policy",
-        "model",
-        "golden prec",
-        "golden rec",
-        "prod FPR",
-        "prod FNR",
-        "drift",
-        "alerts opened",
-        "flagged",
-        "backlog",
-        "pushed",
-        "new pattern caught",
+# Short headers so that a table fits 80 columns; LEGEND says what each one is.
+COLUMNS = [
+    ("model", "the champion after the cycle (*: no gate passed it, e.g. an override)"),
+    ("gold P", "its golden-set precision at auto_action"),
+    ("gold R", "its golden-set recall at review"),
+    ("FPR", "production FPR of auto_action, blind-audit estimate"),
+    ("FNR", "production FNR of allow, blind-audit estimate"),
+    ("drift", "share of drifted fields (+s: the score drifted too)"),
+    ("open", "open review tasks (backlog)"),
+    ("pushed", "tasks pushed to Label Studio"),
+    ("caught", "the new pattern's violating items the API did not allow / their number"),
+]
+LEGEND = "\n".join(
+    [f"  {name:<7}{meaning}" for name, meaning in COLUMNS]
+    + ["  (caught is the simulator's truth; every other figure comes from the platform)"]
+)
+
+
+def _cells(row: CycleRow) -> list[str]:
+    drift = f"{_cell(row.drifted_share, 2)}{'+s' if row.score_drift else ''}"
+    caught = f"{_cell(row.pattern_recall, 2)}/{row.pattern_items}" if row.pattern_items else "–"
+    return [
+        _model(row),
+        _cell(row.golden_precision),
+        _cell(row.golden_recall),
+        _cell(row.audit_fpr, 4),
+        _cell(row.audit_fnr),
+        drift,
+        _cell(row.backlog),
+        str(row.pushed),
+        caught,
     ]
-    for header in headers:
-        table.add_column(
-            header, justify="left" if header in {"policy", "alerts opened"} else "right"
-        )
-    for r in rows:
-        drift = f"{_cell(r.drifted_share, 2)}{' +score' if r.score_drift else ''}"
-        caught = f"{_cell(r.pattern_recall, 2)} of {r.pattern_items}" if r.pattern_items else "–"
-        table.add_row(
-            str(r.cycle),
-            r.policy,
-            _model(r),
-            _cell(r.golden_precision),
-            _cell(r.golden_recall),
-            _cell(r.audit_fpr, 4),
-            _cell(r.audit_fnr),
-            drift,
-            _cell([a.split(":", 1)[1] for a in r.alerts_opened]),
-            _cell(r.flagged_reviewers),
-            _cell(r.backlog),
-            str(r.pushed),
-            caught,
-        )
-    return table
+
+
+def _notes(first: str, rows: list[CycleRow], key) -> list[str]:
+    """What does not fit a column (alerts opened, reviewers flagged), one line per row."""
+    lines = []
+    for row in rows:
+        alerts = ", ".join(a.split(":", 1)[1] for a in row.alerts_opened)
+        parts = [
+            f"alerts {alerts}" if alerts else "",
+            f"flagged {', '.join(row.flagged_reviewers)}" if row.flagged_reviewers else "",
+        ]
+        if any(parts):
+            name = key(row) if first == "policy" else f"cycle {key(row)}"
+            line = f"{name}: " + "; ".join(p for p in parts if p)
+            lines.append(
+                textwrap.fill(
+                    line,
+                    78,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
+                    break_long_words=False,
+                )
+            )
+    return lines
+
+
+def _table(title: str, rows: list[CycleRow], first: str = "policy") -> Group:
+    """One compact table (fits 80 columns, plain in a log) and its notes under it: per cycle,
+    a row per policy; per policy (`first="cycle"`), a row per cycle."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    key = (lambda r: r.policy) if first == "policy" else (lambda r: str(r.cycle))
+    # a long policy name folds onto a second line rather than being cut
+    table.add_column(first, justify="left" if first == "policy" else "right", overflow="fold")
+    for name, _ in COLUMNS:
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(key(row), *_cells(row))
+    return Group(table, *_notes(first, rows, key))
 
 
 SUMMARY_SERIES = [
@@ -374,9 +413,27 @@ def write_summary(settings: Settings, rows: list[CycleRow], config: DemoConfig) 
     return path
 
 
+@dataclass(frozen=True)
+class DemoResult:
+    """What a script needs after the demo (`flywheel demo --json`)."""
+
+    rows: list[CycleRow]
+    scoring_api: str
+    labelstudio: str
+    summary: Path
+
+    def payload(self) -> dict:
+        return {
+            "rows": [asdict(r) for r in self.rows],
+            "scoring_api": self.scoring_api,
+            "labelstudio": self.labelstudio,
+            "summary": str(self.summary),
+        }
+
+
 def run_demo(
     settings: Settings, policies: list[str], config: DemoConfig, console: Console
-) -> list[CycleRow]:
+) -> DemoResult:
     """Everything the module docstring says; the per-cycle figures of every policy."""
     console.print(f"[bold]Flywheel demo[/] — home {settings.root}")
     check_reachable(settings)
@@ -397,42 +454,53 @@ def run_demo(
     labelstudio_api = LabelStudioAPI(settings)
     projects = {p.name: bootstrap(p, lake, labelstudio_api, settings).id for p in loaded}
 
-    for turn in range(1, config.cycles + 1):
-        done = {(r.policy, r.cycle) for r in rows}
-        fresh = []
-        for policy in loaded:
-            if (policy.name, turn) in done:
-                continue
-            with console.status(f"cycle {turn}: {policy.name} (traffic, wheel, reviewers)…"):
-                row = _turn(
-                    policy,
-                    turn,
-                    worlds[policy.name],
-                    config,
-                    settings,
-                    api_url,
-                    labelstudio_api,
-                    projects[policy.name],
-                )
-            rows.append(row)
-            fresh.append(row)
-            _record(settings, config, rows)
-        if fresh:
-            pattern = " (the new pattern appears)" if turn == config.emerging_cycle else ""
-            console.print(_table(f"Cycle {turn}{pattern}", fresh))
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    turns = progress.add_task("the wheel", total=config.cycles * len(loaded))
+    with progress:
+        for turn in range(1, config.cycles + 1):
+            done = {(r.policy, r.cycle) for r in rows}
+            fresh = []
+            for policy in loaded:
+                if (policy.name, turn) not in done:
+                    progress.update(
+                        turns,
+                        description=f"cycle {turn}: {policy.name} (traffic, wheel, reviewers)",
+                    )
+                    row = _turn(
+                        policy,
+                        turn,
+                        worlds[policy.name],
+                        config,
+                        settings,
+                        api_url,
+                        labelstudio_api,
+                        projects[policy.name],
+                    )
+                    rows.append(row)
+                    fresh.append(row)
+                    _record(settings, config, rows)
+                progress.advance(turns)
+            if fresh:
+                pattern = " (the new pattern appears)" if turn == config.emerging_cycle else ""
+                console.print(_table(f"Cycle {turn}{pattern}", fresh))
 
     summary = write_summary(settings, rows, config)
-    console.print(_table("All cycles", sorted(rows, key=lambda r: (r.policy, r.cycle))))
-    console.print(
-        "golden prec/rec: the champion after the cycle, at auto_action / review; prod FPR/FNR: "
-        "blind-audit estimates; new pattern caught: its violating items the API did not allow "
-        "(simulator truth)"
-    )
+    for policy in loaded:
+        mine = sorted((r for r in rows if r.policy == policy.name), key=lambda r: r.cycle)
+        console.print(_table(f"All cycles: {policy.name}", mine, first="cycle"))
+    console.print(f"Columns\n{LEGEND}", markup=False)
     first = loaded[0]
     example = worlds[first.name].traffic.iloc[-1][["item_id", *first.feature_columns]]
     request = {"item": json.loads(example.to_json()), "policies": [first.name]}
     _addresses(settings, api_url, summary, json.dumps(request), console)
-    return rows
+    return DemoResult(rows, api_url, settings.labelstudio_url, summary)
 
 
 def _addresses(

@@ -21,12 +21,16 @@ ARGS = ["--cycles", "4", "--emerging-cycle", "2", "--policies", "spam"]
 def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path):
     home = tmp_path / "home"
     api_port = free_port()
-    env = {"LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}", "COLUMNS": "200"}
+    env = {"LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}", "COLUMNS": "80"}
     try:
         first = run_cli("demo", *ARGS, "--api-port", str(api_port), home=home, **env)
         out = first.stdout
         assert "Cycle 1" in out and "Cycle 2 (the new pattern appears)" in out, out
-        assert "All cycles" in out and "make stop" in out
+        assert "All cycles: spam" in out and "make stop" in out
+        # readable at 80 columns and in a log: whole headers, no cut cells, nothing wider
+        tables = out.split("Cycle 1", 1)[1].split("Still running", 1)[0]
+        assert "policy  model  gold P  gold R" in tables and "…" not in tables, tables
+        assert max(len(line) for line in tables.splitlines()) <= 80, tables
         rows = json.loads((home / "demo" / "cycles.json").read_text())["rows"]
         assert [(r["policy"], r["cycle"]) for r in rows] == [("spam", c) for c in (1, 2, 3, 4)]
 
@@ -63,8 +67,11 @@ def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path):
         )
         assert answer.status_code == 200 and answer.json()["results"][0]["model_version"] >= 1
 
-        again = run_cli("demo", *ARGS, "--api-port", str(api_port), home=home, **env)
-        assert "Cycle 1" not in again.stdout and "All cycles" in again.stdout
+        again = run_cli("demo", *ARGS, "--api-port", str(api_port), "--json", home=home, **env)
+        assert "Cycle 1" not in again.stderr and "All cycles" in again.stderr
+        figures = json.loads(again.stdout)
+        assert figures["rows"] == rows and figures["config"]["cycles"] == 4
+        assert figures["scoring_api"] == f"http://127.0.0.1:{api_port}"
         assert len(json.loads((home / "demo" / "cycles.json").read_text())["rows"]) == 4
 
         monitored = run_cli("monitor", "--policy", "spam", home=home, **env)
