@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.common import JsonOption, PolicyOption, context, err, out, print_json
-from cli.render import print_status, render_qa
+from cli.render import print_status, progress_bar, render_qa
 
 labelstudio_app = typer.Typer(
     help="The local Label Studio server (its own virtualenv, data in the home).",
@@ -28,7 +28,8 @@ def labelstudio_start() -> None:
     from labeling.server import credentials, start
 
     settings = get_settings()
-    status = start(settings)
+    with progress_bar() as progress:
+        status = start(settings, progress)
     print_status(status)
     creds = credentials(settings)
     out.print(
@@ -88,7 +89,8 @@ def label_push(policy: PolicyOption, as_json: JsonOption = False) -> None:
     from labeling.push import push
 
     settings, pol, lake, api = _labeling(policy)
-    report = push(pol, settings, lake, api)
+    with progress_bar() as progress:
+        report = push(pol, settings, lake, api, progress)
     if as_json:
         print_json(asdict(report))
         return
@@ -105,7 +107,8 @@ def label_pull(policy: PolicyOption, as_json: JsonOption = False) -> None:
     from labeling.pull import pull
 
     settings, pol, lake, api = _labeling(policy)
-    report = pull(pol, settings, lake, api)
+    with progress_bar() as progress:
+        report = pull(pol, settings, lake, api, progress)
     if as_json:
         print_json(asdict(report))
         return

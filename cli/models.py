@@ -18,7 +18,7 @@ from cli.common import (
     out,
     print_json,
 )
-from cli.render import print_guarantee, render_verdict
+from cli.render import print_guarantee, progress_bar, render_verdict
 from flywheel.errors import FlywheelError
 
 
@@ -38,8 +38,10 @@ def train(
     from training.train import train as run_training
 
     settings, pol, _ = context(policy)
-    with err.status(f"training {pol.name}…"):
-        result = run_training(pol, settings, dataset_version=dataset, force=force)
+    with progress_bar() as progress:
+        result = run_training(
+            pol, settings, dataset_version=dataset, force=force, progress=progress
+        )
     ref = result.model
     if as_json:
         print_json(

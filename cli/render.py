@@ -6,15 +6,52 @@ QA, alerts), so what people read is written in one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from cli.common import out
+from cli.common import err, out
 
 if TYPE_CHECKING:
     from monitoring.report import Cluster, DriftDay, Figure, MonitoringReport
     from training.promote import Verdict
+
+
+@contextmanager
+def progress_bar() -> Iterator:
+    """A `flywheel.progress.Progress` callback that draws one bar per step on stderr (so
+    stdout stays the result, JSON included); steps without a total show a spinner. Nothing is
+    drawn when stderr is not a terminal, so logs stay plain."""
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    steps: dict[str, int] = {}
+
+    def report(step: str, done: int, total: int | None = None) -> None:
+        if step not in steps:
+            for other in steps.values():  # a new step means the earlier ones are over
+                bars.update(other, visible=False)
+            steps[step] = bars.add_task(step, total=total)
+        bars.update(steps[step], completed=done, total=total)
+
+    with bars:
+        yield report
 
 
 def print_flags(report: dict) -> None:

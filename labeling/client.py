@@ -147,8 +147,14 @@ class LabelStudioAPI:
                 return
             page += 1
 
-    def export_tasks(self, project: int, task_ids: list[int]) -> list[dict[str, Any]]:
-        """Tasks with their annotations in full (result, author, skip flag, lead time)."""
+    def export_tasks(
+        self,
+        project: int,
+        task_ids: list[int],
+        exported: Callable[[int], None] = lambda done: None,
+    ) -> list[dict[str, Any]]:
+        """Tasks with their annotations in full (result, author, skip flag, lead time);
+        `exported(n)` hears how many are read so far."""
         tasks: list[dict[str, Any]] = []
         for start in range(0, len(task_ids), EXPORT_CHUNK):
             chunk = task_ids[start : start + EXPORT_CHUNK]
@@ -158,6 +164,7 @@ class LabelStudioAPI:
                 f"exporting {len(chunk)} tasks of project {project}",
                 lambda params=params: self._get_json(f"/api/projects/{project}/export", params),
             )
+            exported(len(tasks))
         return tasks
 
     def _get_json(self, path: str, params: list[tuple[str, str]]) -> Any:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy
+from flywheel.progress import Progress, quiet
 from flywheel.records import validate_decisions
 from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, WATERMARK_FORMAT, LabelStudioAPI, updated_after
@@ -129,18 +130,31 @@ def _lead_time(value: object, where: str, notes: list[str]) -> float:
     return seconds
 
 
-def pull(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) -> PullReport:
+def pull(
+    policy: Policy,
+    settings: Settings,
+    lake: Lake,
+    api: LabelStudioAPI,
+    progress: Progress = quiet,
+) -> PullReport:
     """Store the decisions made since the last pull; nothing is written if any read fails."""
     project = project_id(policy, lake, api, settings)
     state = lake.labeling_state(policy.name)
     report = PullReport(project, watermark=state.get("watermark"))
     began = _utc(api.server_time()) - CLOCK_MARGIN
     since = state.get("watermark")
-    changed = list(api.iter_tasks(project, *([updated_after(since)] if since else [])))
+    changed = []
+    for task in api.iter_tasks(project, *([updated_after(since)] if since else [])):
+        changed.append(task)
+        progress("listing changed tasks", len(changed))
     report.tasks_seen = len(changed)
     if not changed:
         return report
-    tasks = api.export_tasks(project, [t["id"] for t in changed])
+    tasks = api.export_tasks(
+        project,
+        [t["id"] for t in changed],
+        lambda done: progress("reading their annotations", done, len(changed)),
+    )
     users = reviewer_ids(api)
     decisions: list[_Annotation] = []
     for task in tasks:

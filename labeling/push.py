@@ -30,6 +30,7 @@ from flywheel.lake import Lake, utc_now
 from flywheel.novelty import novelty, training_items
 from flywheel.policy import Policy
 from flywheel.predictions import latest_per_item, read_predictions
+from flywheel.progress import Progress, quiet
 from flywheel.runtime import Model, load
 from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, LabelStudioAPI
@@ -230,17 +231,28 @@ def explore_inputs(
     return ExploreInputs(far, representatives, model.ref.thresholds.review)
 
 
-def push(policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI) -> PushReport:
+def push(
+    policy: Policy,
+    settings: Settings,
+    lake: Lake,
+    api: LabelStudioAPI,
+    progress: Progress = quiet,
+) -> PushReport:
     """Sample from the prediction log and the golden set, and push what was not pushed before
     (waiting for another push of the policy to finish first)."""
     with lake.lock(policy.name, "push"):
         project = project_id(policy, lake, api, settings)
         recover(policy, lake, api, project)
-        return _push(policy, settings, lake, api, project)
+        return _push(policy, settings, lake, api, project, progress)
 
 
 def _push(
-    policy: Policy, settings: Settings, lake: Lake, api: LabelStudioAPI, project: int
+    policy: Policy,
+    settings: Settings,
+    lake: Lake,
+    api: LabelStudioAPI,
+    project: int,
+    progress: Progress,
 ) -> PushReport:
     golden = lake.golden(policy.name)
     model = champion(settings, policy)
@@ -261,6 +273,7 @@ def _push(
     tasks = pd.concat([assisted, tasks[blind].assign(assist="")]).sort_index()
     tasks = tasks.assign(task_key=[uuid.uuid4().hex for _ in range(len(tasks))])
     since = api.server_time() - CLOCK_MARGIN
+    progress("pushing tasks", 0, len(tasks))
     for start in range(0, len(tasks), CHUNK):
         chunk = tasks.iloc[start : start + CHUNK]
         rows = _ledger(chunk, project, policy)
@@ -269,6 +282,7 @@ def _push(
         created = api.import_tasks(project, payload, TASK_KEY, since)
         lake.record_pushed(policy.name, _created(rows, created))
         intent.unlink()
+        progress("pushing tasks", start + len(chunk), len(tasks))
     counts = tasks["queue"].value_counts()
     return PushReport(
         project,

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from flywheel.errors import FlywheelError
 from flywheel.files import file_lock, generated_once
+from flywheel.progress import Progress, quiet
 from flywheel.services import Service, answers, port_taken
 from flywheel.settings import Settings
 
@@ -96,7 +97,28 @@ def _base_env(settings: Settings, data_dir: Path) -> dict[str, str]:
     }
 
 
-def ensure_installed(settings: Settings) -> Path:
+def _pip_install(venv: Path, progress: Progress) -> None:
+    """pip install against the lock, reporting each requirement pip collects (of the lock's
+    pins) and then the install itself, which takes most of the time."""
+    total = sum(1 for line in LOCK.read_text().splitlines() if "==" in line)
+    command = [str(venv / "bin" / "pip"), "install", "--progress-bar", "off", "-c", str(LOCK)]
+    lines: list[str] = []
+    with subprocess.Popen(
+        [*command, REQUIREMENT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as pip:
+        for line in pip.stdout or []:
+            lines.append(line)
+            if line.startswith("Collecting "):
+                collected = sum(1 for seen in lines if seen.startswith("Collecting "))
+                progress("installing Label Studio: collecting", min(collected, total), total)
+            elif line.startswith("Installing collected packages"):
+                progress("installing Label Studio: unpacking", total, total)
+    if pip.returncode != 0:
+        tail = [line.strip() for line in lines if line.strip()][-5:]
+        raise FlywheelError(f"pip install {REQUIREMENT} failed: {' / '.join(tail)}")
+
+
+def ensure_installed(settings: Settings, progress: Progress = quiet) -> Path:
     """Label Studio's virtualenv, installed on first use, plus the migrated template data dir."""
     venv = _venv(settings)
     wanted = f"{REQUIREMENT} {hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]}\n"
@@ -105,16 +127,14 @@ def ensure_installed(settings: Settings) -> Path:
         if not marker.is_file() or marker.read_text() != wanted:
             shutil.rmtree(venv, ignore_errors=True)
             _run([sys.executable, "-m", "venv", str(venv)], "creating Label Studio's virtualenv")
-            _run(
-                [str(venv / "bin" / "pip"), "install", "--quiet", "-c", str(LOCK), REQUIREMENT],
-                f"pip install {REQUIREMENT}",
-            )
+            _pip_install(venv, progress)
             marker.write_text(wanted)
         template = venv / _TEMPLATE
         if not template.is_dir():
             staging = venv / f".{_TEMPLATE}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             # `label-studio version` applies the migrations to its data dir, then exits.
+            progress("preparing Label Studio's database", 0, None)
             _run(
                 [str(_bin(settings)), "version"],
                 "migrating Label Studio's template database",
@@ -239,7 +259,7 @@ def ssrf_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def start(settings: Settings) -> Status:
+def start(settings: Settings, progress: Progress = quiet) -> Status:
     """Install if needed, start on 127.0.0.1 and wait until the API answers our token."""
     server = service(settings)
     host, port = _address(settings)
@@ -250,7 +270,8 @@ def start(settings: Settings) -> Status:
             raise FlywheelError(
                 f"port {port} is in use by another program; set LABEL_STUDIO_URL to a free port"
             )
-        venv = ensure_installed(settings)
+        venv = ensure_installed(settings, progress)
+        progress("starting Label Studio", 0, None)
         data_dir = _data_dir(settings)
         if not (data_dir / "label_studio.sqlite3").is_file():
             shutil.rmtree(data_dir, ignore_errors=True)

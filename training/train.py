@@ -24,6 +24,7 @@ from flywheel.errors import FlywheelError
 from flywheel.lake import Lake, content_hash, utc_now
 from flywheel.policy import Policy
 from flywheel.predictions import latest_per_item, read_predictions
+from flywheel.progress import Progress, quiet
 from flywheel.records import feature_frame
 from flywheel.registry import CHALLENGER, CHAMPION, connect, find_versions
 from flywheel.settings import Settings
@@ -192,12 +193,18 @@ def train(
     dataset_version: str | None = None,
     force: bool = False,
     dataset: DatasetVersion | None = None,
+    progress: Progress = quiet,
 ) -> TrainResult:
     """From stored decisions to a registered `challenger` (reusing an identical earlier training):
     on `dataset` when given (a flow's previous step built it), else the version named, else the
     one built from the decisions stored now."""
+
+    def phase(number: int, what: str) -> None:
+        progress(f"training {policy.name}: {what}", number, 4)
+
     client = connect(settings)  # fail before touching the lake when MLflow is down
     lake = Lake(settings.lake_dir)
+    phase(0, "the dataset")
     if dataset is None:
         dataset = (
             load_dataset(policy, lake, dataset_version)
@@ -214,7 +221,9 @@ def train(
                 client.set_registered_model_alias(policy.name, CHALLENGER, str(ref.version))
             return TrainResult(ref, dataset, reused=True)
 
+    phase(1, "fitting and calibrating")
     fitted = fit(policy, dataset)
+    phase(2, "operating points and evaluation")
     traffic = recent_traffic(settings, policy)
     if len(traffic):
         scores = fitted.pipeline.predict_proba(feature_frame(traffic, policy))[:, 1]
@@ -228,10 +237,12 @@ def train(
     if fitted.operating.notes:
         reports["warnings"] = fitted.operating.notes
     candidate = Candidate(policy, dataset, fitted, reports, golden.version if golden else None, key)
+    phase(3, "registering in MLflow")
     try:
         ref = register(client, candidate, settings)
     except FlywheelError:
         raise
     except Exception as exc:
         raise FlywheelError(f"registering {policy.name} in MLflow failed: {exc}") from exc
+    phase(4, "done")
     return TrainResult(ref, dataset, reused=False)

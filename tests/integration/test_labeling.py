@@ -113,8 +113,10 @@ def to_review(settings, tmp_path, small_world):
 def pushed(settings, lake, to_review):
     """The ten review tasks, pushed."""
     api = LabelStudioAPI(settings)
-    report = push(to_review, settings, lake, api)
+    heard = []
+    report = push(to_review, settings, lake, api, lambda *said: heard.append(said))
     assert report.review == 10 and report.assisted_by is None
+    assert heard == [("pushing tasks", 0, 10), ("pushing tasks", 10, 10)]
     tasks = lake.pushed_tasks("spam")
     return to_review, api, [int(t) for t in tasks["task_id"]]
 
@@ -229,8 +231,11 @@ def test_pull_follows_updates_deletions_and_skips(settings, lake, pushed):
         completed_by=bo,
         was_cancelled=True,  # a skip
     )
-    report = pull(policy, settings, lake, api)
+    heard = []
+    report = pull(policy, settings, lake, api, lambda *said: heard.append(said))
     assert (report.added, report.skipped, report.problems) == (2, 1, [])
+    assert heard[-1] == ("reading their annotations", report.tasks_seen, report.tasks_seen)
+    assert ("listing changed tasks", report.tasks_seen) in heard
     stored = lake.decisions("spam")
     assert set(stored["reviewer_id"]) == {"rev-ana", "rev-bo"}
     assert set(stored["source"]) == {"review"}
