@@ -144,14 +144,25 @@ def _blank(values: pd.Series) -> np.ndarray:
     return (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
 
 
+def _integral(value: object) -> bool:
+    """A float that is a whole number a JSON integer could carry (64 bits): JSON does not
+    tell 275 from 275.0, and neither do pandas columns of integers with a blank."""
+    return isinstance(value, float) and value.is_integer() and -(2**63) <= value < 2**64
+
+
 def _as_text(values: pd.Series) -> pd.Series:
     """The one typing rule of text and categories, for a column (`_text` for one value)."""
+    if values.dtype.kind in "fO":
+        whole = [int(v) if _integral(v) else v for v in values]
+        values = pd.Series(whole, index=values.index, dtype=object)
     return values.where(values.notna(), "").astype(str).str.strip()
 
 
 def _text(value: object) -> str:
     """The one typing rule of text and categories, for one value: as `_as_text` types it."""
-    return "" if value is None else str(value).strip()
+    if value is None:
+        return ""
+    return str(int(value) if _integral(value) else value).strip()
 
 
 def _as_timestamps(
@@ -354,6 +365,8 @@ class ItemValidator:
         if not isinstance(raw, dict):
             raise ItemError(where, "expected a JSON object")
         item_id = raw.get("item_id")
+        if _integral(item_id):  # a whole number, as JSON may write it: 42.0 is 42
+            item_id = int(item_id)
         if (
             isinstance(item_id, bool)
             or not isinstance(item_id, str | int)
@@ -366,7 +379,10 @@ class ItemValidator:
                 raise ItemError(f"{where}.{name}", f"required by policy {owner}")
             value = raw[name]
             allowed = (int, float) if numeric else (str, int)
-            if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not (isinstance(value, allowed) or (not numeric and _integral(value)))
+            ):
                 expected = "a number" if numeric else "a string"
                 raise ItemError(f"{where}.{name}", f"expected {expected}, got {value!r}")
             row[name] = self._typed(value, numeric)

@@ -257,3 +257,19 @@ def test_a_text_over_the_limit_is_refused_naming_item_and_field(spam):
     with pytest.raises(ItemError, match=r"items\[1\]\.text: longer than 100 characters"):
         validate.many([{**item, "text": "short"}, item])
     assert validate.many([{**item, "text": "x" * 100}])[0]["text"] == "x" * 100
+
+
+def test_a_whole_number_is_the_same_category_however_it_arrives(spam):
+    """JSON does not tell 275 from 275.0, nor pandas a column of integers with a blank from
+    floats: both are the category "275", in a request and in a file. A fraction is no category."""
+    from flywheel.records import ItemError, ItemValidator, _as_text
+
+    check = ItemValidator([spam])
+    for sent in (275, 275.0):
+        assert check({**SPAM_ITEM, "surface": sent})["surface"] == "275"
+        assert check({**SPAM_ITEM, "item_id": sent})["item_id"] == "275"
+    assert _as_text(pd.Series([275.0, None])).tolist() == ["275", ""]
+    with pytest.raises(ItemError, match=r"surface: expected a string, got 2\.5"):
+        check({**SPAM_ITEM, "surface": 2.5})
+    with pytest.raises(ItemError, match="expected a string"):
+        check({**SPAM_ITEM, "surface": 1e30})  # beyond what a JSON integer carries here
