@@ -2,8 +2,8 @@
 
 Routes read and check their JSON themselves rather than through FastAPI's model binding: the
 checks are the policy's (which fields, which types), their errors must name the item and field,
-and on the hot path every tenth of a millisecond counts. The request and response models below
-still describe the routes in `/docs`.
+and on the hot path every tenth of a millisecond counts. What they take and answer is described
+in `/openapi.json` and `/docs` from the served policies (serving/openapi.py).
 
 `create_app` returns a `ScoringApp`: it answers the two scoring routes itself, straight from the
 ASGI messages, and hands everything else (admin, health, metrics, docs) to FastAPI. FastAPI's
@@ -22,13 +22,13 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import Policy, list_policies, load_policy
@@ -39,43 +39,10 @@ from flywheel.settings import Settings, get_settings
 from serving.batching import Batcher
 from serving.metrics import Metrics
 from serving.models import ModelStore, RefreshReport
+from serving.openapi import scoring_openapi
 from serving.predlog import PredictionLog
 
 log = logging.getLogger("flywheel.serving")
-
-
-class ScoreRequest(BaseModel):
-    item: dict[str, Any] = Field(description="`item_id` and every field of the requested policies.")
-    policies: list[str] | None = Field(default=None, description="Default: every policy served.")
-
-
-class BatchRequest(BaseModel):
-    items: list[dict[str, Any]]
-    policies: list[str] | None = None
-
-
-class PolicyResult(BaseModel):
-    policy: str
-    model_version: int | None
-    score: float | None
-    decision: str = Field(description="allow, review or auto_action")
-    fallback: bool
-
-
-class ScoreResponse(BaseModel):
-    request_id: str
-    item_id: str
-    results: list[PolicyResult]
-
-
-class ItemResults(BaseModel):
-    item_id: str
-    results: list[PolicyResult]
-
-
-class BatchResponse(BaseModel):
-    request_id: str
-    results: list[ItemResults]
 
 
 class ApiError(Exception):
@@ -88,15 +55,6 @@ def _json(payload: object | bytes, status: int = 200) -> Response:
     """A JSON response, of a payload or of a body already encoded."""
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     return Response(body, status_code=status, media_type="application/json")
-
-
-def _body_docs(model: type[BaseModel]) -> dict:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
 
 
 class Service:
@@ -326,14 +284,12 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
         status, body = await service.score(route, batch, await request.body())
         return _json(body, status)
 
-    @app.post("/v1/score", response_model=ScoreResponse, openapi_extra=_body_docs(ScoreRequest))
+    @app.post("/v1/score")
     async def score(request: Request) -> Response:
         """Score one item against one, several or all served policies."""
         return await _score(request, "/v1/score", batch=False)
 
-    @app.post(
-        "/v1/score/batch", response_model=BatchResponse, openapi_extra=_body_docs(BatchRequest)
-    )
+    @app.post("/v1/score/batch")
     async def score_batch(request: Request) -> Response:
         """Score up to FLYWHEEL_MAX_BATCH_ITEMS items in one call."""
         return await _score(request, "/v1/score/batch", batch=True)
@@ -381,6 +337,18 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
         service.metrics.log_unfiled.set(len(unfiled_segments(service.settings)))
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def openapi() -> dict:
+        """The document of `/openapi.json` and `/docs`, made once: FastAPI's, with the scoring
+        routes described from the served policies (serving/openapi.py)."""
+        if app.openapi_schema is None:
+            base = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            policies = list(service.policies.values())
+            app.openapi_schema = scoring_openapi(base, policies, service.settings)
+        return app.openapi_schema
+
+    app.openapi = openapi
     return ScoringApp(app, service)
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -455,3 +458,62 @@ def test_a_segment_the_compactor_cannot_file_is_kept_reported_and_filed_later(tr
         server.stop()
     logged = set(read_predictions(settings, load_policy("scam", settings))["request_id"])
     assert set(answered) <= logged, "an answered prediction of the broken policy was lost"
+
+
+# 413 is how the API refuses a body over FLYWHEEL_MAX_BODY_BYTES (4096 here): a limit on bytes
+# that no JSON Schema can state, declared as the routes' 413 response.
+FUZZER_CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = [200, 413]
+
+[checks.negative_data_rejection]
+expected-statuses = [400, 401, 404, 413, 422]
+"""
+
+
+def test_a_schema_driven_fuzzer_finds_nothing_against_the_openapi(api, tmp_path):
+    """schemathesis generates requests from `/openapi.json` (valid ones and, in its negative
+    mode, invalid ones) and runs every check on each answer: no 5xx, a status, content type and
+    body that the document declares, schema-valid requests accepted, invalid ones refused.
+    Deterministic generation, so a failure repeats."""
+    spec = httpx.get(f"{api.url}/openapi.json").json()
+    body = spec["paths"]["/v1/score"]["post"]
+    assert set(body["responses"]) == {"200", "400", "401", "404", "413", "422", "500", "503"}
+    assert body["security"] == [{"bearer": []}]
+    spam = spec["components"]["schemas"]["Item_spam"]
+    assert spam["properties"]["account_age_days"]["type"] == ["number", "null"]
+    assert "messages_last_hour" in spam["required"]
+    decision = spec["components"]["schemas"]["PolicyResult"]["properties"]["decision"]
+    assert decision["enum"] == ["allow", "review", "auto_action"]
+
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(FUZZER_CONFIG)
+    fuzzer = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert fuzzer, "schemathesis is a test dependency (pyproject.toml)"
+    done = subprocess.run(
+        [
+            fuzzer,
+            "--no-color",
+            "--config-file",
+            str(config),
+            "run",
+            f"{api.url}/openapi.json",
+            "--header",
+            f"Authorization: {KEY['Authorization']}",
+            "--include-path-regex",
+            "^/v1/score",
+            "--checks",
+            "all",
+            "--max-examples",
+            "60",
+            "--generation-deterministic",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
+    assert "No issues found" in done.stdout, done.stdout[-3000:]
