@@ -68,6 +68,7 @@ class Service:
         self.log = PredictionLog(settings)
         self.batcher = Batcher(self.store, self.log, self.metrics)
         self.validators: dict[tuple[str, ...], ItemValidator] = {}
+        self.versions_shown: dict[tuple[str, str], int | None] = {}
 
     def check_key(self, header: str, admin: bool = False) -> None:
         """`header` is the request's Authorization value ('' when absent), as ASGI servers
@@ -162,7 +163,7 @@ class Service:
                     503, "unavailable", "the prediction log could not be written; retry"
                 ) from exc
         except ApiError as exc:
-            return exc.status, self.error(route, request_id, exc)
+            return exc.status, self.error(route, request_id, exc, started)
         if batch:
             answer = {
                 "request_id": request_id,
@@ -178,7 +179,7 @@ class Service:
                 "results": results[0],
             }
         self.metrics.answered(route, "200").inc()
-        self.metrics.timed(route).observe(time.perf_counter() - started)
+        self.metrics.timed(route, "200").observe(time.perf_counter() - started)
         return 200, orjson.dumps(answer)
 
     def _rows(self, payload: dict, validate: ItemValidator, batch: bool) -> list[dict]:
@@ -200,12 +201,18 @@ class Service:
         except ItemError as exc:
             raise ApiError(422, "invalid_item", str(exc), exc.field) from exc
 
-    def error(self, route: str, request_id: str, exc: ApiError) -> bytes:
-        """The JSON body of a refused request, counted under its status."""
+    def error(
+        self, route: str, request_id: str, exc: ApiError, started: float | None = None
+    ) -> bytes:
+        """The JSON body of a refused request, counted under its status (and timed from
+        `started`, when the caller knows when the request began)."""
         error = {"code": exc.code, "message": exc.message}
         if exc.field:
             error["field"] = exc.field
-        self.metrics.answered(route, str(exc.status)).inc()
+        status = str(exc.status)
+        self.metrics.answered(route, status).inc()
+        if started is not None:
+            self.metrics.timed(route, status).observe(time.perf_counter() - started)
         return orjson.dumps({"request_id": request_id, "error": error})
 
     async def refresh(self) -> RefreshReport:
@@ -229,11 +236,23 @@ class Service:
                 slot.champion.version if slot.champion else 0
             )
             for alias, model in (("champion", slot.champion), ("challenger", slot.challenger)):
+                self._version_info(name, alias, model.version if model else None)
                 if model is not None:
                     self.metrics.compiled.labels(name, alias).set(model.path == COMPILED)
             if name in report.changed:
                 log.warning("policy %s now serves %s", name, report.changed[name])
         return report
+
+    def _version_info(self, policy: str, alias: str, version: int | None) -> None:
+        """One `flywheel_model_info` series per policy and alias, for the version serving."""
+        shown = self.versions_shown.get((policy, alias))
+        if shown == version:
+            return
+        if shown is not None:
+            self.metrics.model_info.remove(policy, alias, str(shown))
+        if version is not None:
+            self.metrics.model_info.labels(policy, alias, str(version)).set(1)
+        self.versions_shown[(policy, alias)] = version
 
     async def poll(self) -> None:
         while True:
@@ -379,6 +398,7 @@ class ScoringApp:
         if scope["type"] != "http" or scope["method"] != "POST" or batch is None:
             await self.api(scope, receive, send)
             return
+        started = time.perf_counter()
         headers = dict(scope["headers"])
         try:
             self.service.check_key(headers.get(b"authorization", b"").decode("latin-1"))
@@ -387,13 +407,13 @@ class ScoringApp:
                 body = await self._body(receive)
             status, answer = await self.service.score(route, batch, body)
         except ApiError as exc:
-            status, answer = exc.status, self.service.error(route, uuid.uuid4().hex, exc)
+            status, answer = exc.status, self.service.error(route, uuid.uuid4().hex, exc, started)
         except _Disconnected:
             return
         except Exception:  # what FastAPI's error middleware would do: log it, answer 500
             log.exception("scoring request failed")
             error = ApiError(500, "internal", "the server failed to answer; see its log")
-            status, answer = 500, self.service.error(route, uuid.uuid4().hex, error)
+            status, answer = 500, self.service.error(route, uuid.uuid4().hex, error, started)
         length = (b"content-length", str(len(answer)).encode())
         await send(
             {

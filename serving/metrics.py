@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from functools import cache
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class Metrics:
-    """One registry per app, so tests and several apps in one process do not collide."""
+    """One registry per app, so tests and several apps in one process do not collide; it also
+    carries the process, platform and garbage-collector metrics the default registry has."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        r.register(PLATFORM_COLLECTOR)
+        r.register(GC_COLLECTOR)
         self.requests = Counter(
             "flywheel_requests",
             "HTTP requests by route and status.",
@@ -23,8 +35,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "flywheel_request_seconds",
-            "Time to answer a scoring request.",
-            ["route"],
+            "Time to answer a scoring request, by route and status (refusals included).",
+            ["route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -47,6 +59,12 @@ class Metrics:
             "flywheel_model_version",
             "Version serving as champion (0: fallback).",
             ["policy"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "flywheel_model_info",
+            "1 for each model version serving, labelled by policy, alias and version.",
+            ["policy", "alias", "version"],
             registry=r,
         )
         self.compiled = Gauge(
@@ -102,8 +120,8 @@ class Metrics:
         return self.requests.labels(route, status)
 
     @cache  # noqa: B019
-    def timed(self, route: str) -> Histogram:
-        return self.latency.labels(route)
+    def timed(self, route: str, status: str) -> Histogram:
+        return self.latency.labels(route, status)
 
     @cache  # noqa: B019
     def decided(self, policy: str, version: int, decision: str) -> Counter:

@@ -237,6 +237,20 @@ def test_open_endpoints_and_metrics(api):
     )
     assert 'flywheel_model_version{policy="spam"} 1.0' in metrics
     assert 'flywheel_model_compiled{alias="champion",policy="spam"} 1.0' in metrics
+    assert 'flywheel_model_info{alias="champion",policy="spam",version="1"} 1.0' in metrics
+    assert 'flywheel_model_info{alias="champion",policy="scam"' not in metrics  # no model
+    assert "process_resident_memory_bytes" in metrics and "python_gc_collections_total" in metrics
+    assert "python_info{" in metrics
+
+
+def test_refusals_are_timed_under_their_status(api):
+    httpx.post(f"{api.url}/v1/score", json={"item": spam_item()})  # no key
+    httpx.post(f"{api.url}/v1/score", headers=KEY, json={"item": {"item_id": "x"}})  # fields
+    metrics = httpx.get(f"{api.url}/metrics").text
+    for status in ("401", "422"):
+        count = f'flywheel_request_seconds_count{{route="/v1/score",status="{status}"}}'
+        assert count in metrics, metrics
+        assert float(metrics.split(count, 1)[1].split()[0]) >= 1
 
 
 def test_answered_predictions_are_exported(api, trained, tmp_path):
@@ -336,6 +350,15 @@ def test_hot_reload_under_load_fails_no_request_and_shadows_the_challenger(train
             )
             answer = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN).json()
             assert answer["policies"]["spam"]["champion"] == challenger.version
+            info = [
+                line
+                for line in httpx.get(f"{server.url}/metrics").text.splitlines()
+                if line.startswith('flywheel_model_info{alias="champion",policy="spam"')
+            ]
+            assert info == [
+                'flywheel_model_info{alias="champion",policy="spam",'
+                f'version="{challenger.version}"}} 1.0'
+            ], "the version that left is no longer shown"
     finally:
         server.stop()
     outcome = load.outcome
