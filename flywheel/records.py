@@ -152,7 +152,10 @@ def _integral(value: object) -> bool:
 
 def _as_text(values: pd.Series) -> pd.Series:
     """The one typing rule of text and categories, for a column (`_text` for one value)."""
-    if values.dtype.kind in "fO":
+    # only floats can be whole numbers: a column of strings (the usual one) skips the pass
+    if values.dtype.kind == "f" or (
+        values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=True) != "string"
+    ):
         whole = [int(v) if _integral(v) else v for v in values]
         values = pd.Series(whole, index=values.index, dtype=object)
     return values.where(values.notna(), "").astype(str).str.strip()

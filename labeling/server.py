@@ -103,13 +103,14 @@ def _pip_install(venv: Path, progress: Progress) -> None:
     total = sum(1 for line in LOCK.read_text().splitlines() if "==" in line)
     command = [str(venv / "bin" / "pip"), "install", "--progress-bar", "off", "-c", str(LOCK)]
     lines: list[str] = []
+    collected = 0
     with subprocess.Popen(
         [*command, REQUIREMENT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as pip:
         for line in pip.stdout or []:
             lines.append(line)
             if line.startswith("Collecting "):
-                collected = sum(1 for seen in lines if seen.startswith("Collecting "))
+                collected += 1
                 progress("installing Label Studio: collecting", min(collected, total), total)
             elif line.startswith("Installing collected packages"):
                 progress("installing Label Studio: unpacking", total, total)
