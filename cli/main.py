@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from cli import data, label, models, monitor, serve, wheel
+from cli import console, data, label, models, monitor, serve, wheel
 from cli.common import ExitCode, err
 from flywheel.errors import FlywheelError
 
@@ -38,6 +38,7 @@ app.add_typer(label.labelstudio_app, name="labelstudio")
 app.add_typer(label.label_app, name="label")
 app.command()(monitor.monitor)
 app.add_typer(monitor.alerts_app, name="alerts")
+app.command()(console.console)
 app.command()(wheel.cycle)
 app.command()(models.rescore)
 app.add_typer(wheel.stack_app, name="stack")

@@ -40,14 +40,16 @@ def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
 def stack_start(
     prefect_port: int = typer.Option(4200, help="Port of the Prefect server (API and UI)."),
     webhook_port: int = typer.Option(8090, help="Port of the Label Studio webhook receiver."),
+    console_port: int = typer.Option(8095, help="Port of the operations console."),
     as_json: JsonOption = False,
 ) -> None:
     """Start a Prefect server, create the work pool, deploy prefect.yaml, start a worker and the
-    webhook receiver (`make serve-stack`); stop them with `flywheel stop`."""
+    webhook receiver and the console (`make serve-stack`); stop them with `flywheel stop`."""
     from flows.stack import start_stack
     from flywheel.settings import get_settings
 
-    stack = start_stack(get_settings(), prefect_port, webhook_port)
+    settings = get_settings()
+    stack = start_stack(settings, prefect_port, webhook_port, console_port=console_port)
     if as_json:
         print_json(asdict(stack))
         return
@@ -59,7 +61,14 @@ def stack_start(
         f"webhook receiver: set FLYWHEEL_WEBHOOK_URL={stack.webhook_url} before "
         "`flywheel label bootstrap` so that Label Studio's events start ingest runs"
     )
+    out.print(f"console: {stack.console_url} (its key: {_console_key(settings)})")
     out.print(f"use it: export PREFECT_API_URL={stack.prefect_api_url}; stop it: flywheel stop")
+
+
+def _console_key(settings) -> str:
+    from console import process
+
+    return "FLYWHEEL_CONSOLE_KEY" if settings.console_key else str(process.key_file(settings))
 
 
 def stop() -> None:
@@ -78,6 +87,7 @@ def demo(
     days_per_cycle: int = typer.Option(2, help="Days of traffic each cycle sends."),
     history_days: int = typer.Option(20, help="Reviewed days the first model learns from."),
     api_port: int = typer.Option(8000, help="Port of the scoring API the demo starts."),
+    console_port: int = typer.Option(8095, help="Port of the console the demo starts."),
     policies: str = typer.Option("spam,scam", help="Comma-separated policies to run."),
     seed: int = typer.Option(7, help="The simulated world's seed."),
     campaign_share: float = typer.Option(
@@ -112,6 +122,7 @@ def demo(
         days_per_cycle=days_per_cycle,
         items_per_day=items_per_day,
         api_port=api_port,
+        console_port=console_port,
         pattern=pattern,
         seed=seed,
         campaign_share=campaign_share,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from console import process as console
 from flywheel.errors import FlywheelError
 from flywheel.services import Service, answers, port_taken
 from flywheel.settings import REPO_ROOT, Settings
@@ -32,6 +33,7 @@ class Stack:
     prefect_api_url: str
     webhook_url: str
     deployments: list[str]
+    console_url: str
 
 
 def _service(settings: Settings, name: str, title: str) -> Service:
@@ -83,9 +85,14 @@ def _worker_online(api_url: str) -> bool:
 
 
 def start_stack(
-    settings: Settings, prefect_port: int = 4200, webhook_port: int = 8090, timeout_s: float = 120
+    settings: Settings,
+    prefect_port: int = 4200,
+    webhook_port: int = 8090,
+    timeout_s: float = 120,
+    console_port: int = console.DEFAULT_PORT,
 ) -> Stack:
-    """Start (or find running) the Prefect server, deploy, and start the worker and receiver."""
+    """Start (or find running) the Prefect server, deploy, and start the worker, the webhook
+    receiver and the operations console."""
     services = _services(settings)
     server = services["prefect"]
     pid = server.pid()
@@ -127,11 +134,12 @@ def start_stack(
         command = [_bin("flywheel"), "label", "listen", "--via-prefect"]
         pid = receiver.spawn([*command, "--port", str(webhook_port)], env, url=webhook_url)
     receiver.wait(pid, lambda: answers(f"{webhook_url}/healthz"), timeout_s)
-    return Stack(api_url, f"{webhook_url}/webhooks/labelstudio", _deployments(api_url))
+    console_url = console.start(settings, console_port, timeout_s)
+    return Stack(api_url, f"{webhook_url}/webhooks/labelstudio", _deployments(api_url), console_url)
 
 
 def stop_all(settings: Settings) -> list[tuple[str, bool]]:
     """Stop what this home started, the consumers before what they consume."""
-    stopped = [("scoring API", scoring_api.stop(settings))]
+    stopped = [("scoring API", scoring_api.stop(settings)), ("console", console.stop(settings))]
     stopped += [(s.name, s.stop()) for s in _services(settings).values()]
     return [*stopped, ("Label Studio", labelstudio.service(settings).stop())]

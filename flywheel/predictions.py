@@ -270,23 +270,70 @@ def latest_per_item(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
-    """Every logged prediction of a policy: compacted parts plus segments still pending.
+    """Every logged prediction of a policy: compacted parts plus segments still pending."""
+    return _retrying(_read_predictions, settings, policy)
 
-    Segments move while a server runs (rolled, then compacted and deleted); a read that lost a
-    file to such a move is simply done again.
-    """
+
+def traffic(settings: Settings, policy: Policy, since: float) -> pd.DataFrame:
+    """Predictions per UTC day, decision and fallback since `since` (seconds since the epoch),
+    counted inside DuckDB from three columns: a console page over a million logged predictions
+    reads no item and builds no frame of them."""
+    return _retrying(_traffic, settings, policy, since)
+
+
+def _retrying(read, *args):
+    """Segments move while a server runs (rolled, then compacted and deleted); a read that lost
+    a file to such a move is simply done again."""
     for _ in range(4):
         try:
-            return _read_predictions(settings, policy)
+            return read(*args)
         except (FileNotFoundError, duckdb.IOException):
             continue
-    return _read_predictions(settings, policy)
+    return read(*args)
+
+
+def _sources(settings: Settings, policy: str) -> tuple[list[Path], list[Path]]:
+    """The policy's compacted parts, and the pending segments not compacted into one yet."""
+    parts = sorted(policy_dir(settings, policy).glob("part-*.parquet"))
+    compacted = {p.stem.removeprefix("part-") for p in parts}
+    segments = [s for s in pending_segments(settings) if _stem(s) not in compacted and _size(s)]
+    return parts, segments
+
+
+def _traffic(settings: Settings, policy: Policy, since: float) -> pd.DataFrame:
+    from flywheel.lake import Lake
+
+    parts, segments = _sources(settings, policy.name)
+    selects = []
+    if parts:
+        quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+        selects.append(
+            f"SELECT scored_at, decision, fallback FROM read_parquet([{quoted}], "
+            "union_by_name = true)"
+        )
+    if segments:
+        k = {name: _k(name) for name in LINE}
+        selects.append(
+            f"SELECT to_timestamp({k['at']}) AS scored_at, unnest({k['decisions']}) AS decision, "
+            f"{k['fallback']} AS fallback FROM ({_lines_sql(segments)}) "
+            f"WHERE {k['kind']} = '{PREDICTIONS}' AND {k['policy']} = '{policy.name}'"
+        )
+    if not selects:
+        selects.append(
+            "SELECT NULL::TIMESTAMPTZ AS scored_at, NULL AS decision, NULL::BOOLEAN AS fallback "
+            "WHERE false"
+        )
+    return Lake.query(
+        f"""SELECT date_trunc('day', scored_at AT TIME ZONE 'UTC') AS day, decision,
+                   coalesce(fallback, false) AS fallback, count(*) AS predictions
+            FROM ({" UNION ALL ".join(selects)})
+            WHERE scored_at >= to_timestamp({float(since)})
+            GROUP BY ALL ORDER BY day, decision"""
+    )
 
 
 def _read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
-    parts = sorted(policy_dir(settings, policy.name).glob("part-*.parquet"))
-    compacted = {p.stem.removeprefix("part-") for p in parts}
-    segments = [s for s in pending_segments(settings) if _stem(s) not in compacted and _size(s)]
+    parts, segments = _sources(settings, policy.name)
     import pandas as pd
 
     from flywheel.lake import Lake  # pandas and pyarrow: readers only, never the compactor

@@ -111,6 +111,18 @@ class Settings(BaseSettings):
         "reach (the webhook receiver's); every other reserved network stays refused.",
     )
 
+    # the operations console (`flywheel console`)
+    console_key: str = Field(
+        default="",
+        description="The key a browser signs in to the console with; unset: generated once for "
+        "this home and kept in it.",
+    )
+    console_mlflow_url: str = Field(
+        default="",
+        description="MLflow's web UI, for the console's links to model versions; default: the "
+        "tracking server when MLflow is one.",
+    )
+
     alert_webhook_url: str = Field(
         default="", description="Slack-compatible webhook for monitoring alerts; unset: none."
     )

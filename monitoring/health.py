@@ -22,12 +22,7 @@ def backlog(
     empty = {"open_tasks": 0, "oldest_hours": None, "sla_breaches": 0, "by_queue": {}}
     if ledger.empty:
         return empty | {"median_hours_to_decision": None}
-    decided = (
-        decisions[decisions["task_id"].isin(ledger["task_id"])]
-        if "task_id" in decisions
-        else decisions.iloc[0:0]
-    )
-    first = pd.to_datetime(decided.groupby("task_id")["decided_at"].min(), utc=True)
+    first = first_decisions(ledger, decisions)
     pushed = pd.to_datetime(ledger.set_index("task_id")["pushed_at"], utc=True)
     took = (first - pushed.reindex(first.index)).dt.total_seconds() / 3600
     waiting = ledger[~ledger["task_id"].isin(first.index)]
@@ -41,6 +36,22 @@ def backlog(
         "sla_breaches": int((age > sla_hours).sum()),
         "by_queue": {str(k): int(v) for k, v in waiting["queue"].value_counts().items()},
     }
+
+
+def first_decisions(ledger: pd.DataFrame, decisions: pd.DataFrame) -> pd.Series:
+    """When each pushed task got its first decision, by task id; a task not in it is open."""
+    if "task_id" not in decisions:  # no decision yet, or only imported ones
+        return pd.Series([], index=pd.Index([], name="task_id"), dtype="datetime64[ns, UTC]")
+    decided = decisions[decisions["task_id"].isin(ledger["task_id"])]
+    return pd.to_datetime(decided.groupby("task_id")["decided_at"].min(), utc=True)
+
+
+def open_tasks(lake: Lake, policy: str) -> pd.DataFrame:
+    """The pushed tasks of a policy that no reviewer has decided yet (the ledger's rows)."""
+    ledger = lake.pushed_tasks(policy)
+    if ledger.empty:
+        return ledger
+    return ledger[~ledger["task_id"].isin(first_decisions(ledger, lake.decisions(policy)).index)]
 
 
 def reviewer_pace(decisions: pd.DataFrame) -> dict:

@@ -30,6 +30,7 @@ from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from console import process as operations_console
 from flows.cycle import cycle
 from flows.ingest import ingest
 from flows.retrain import retrain
@@ -63,6 +64,7 @@ class DemoConfig:
     items_per_day: int = 500
     seed: int = 7
     api_port: int = 8000
+    console_port: int = 8095
     # "signals": the simulator's emerging pattern, whose signals put it in the review band;
     # "hidden": a campaign of phrases no item had and benign signals that the first model allows
     pattern: str = "signals"
@@ -421,6 +423,7 @@ class DemoResult:
     scoring_api: str
     labelstudio: str
     summary: Path
+    console: str
 
     def payload(self) -> dict:
         return {
@@ -428,6 +431,7 @@ class DemoResult:
             "scoring_api": self.scoring_api,
             "labelstudio": self.labelstudio,
             "summary": str(self.summary),
+            "console": self.console,
         }
 
 
@@ -450,6 +454,8 @@ def run_demo(
     console.print(f"[green]✓[/] Label Studio at {settings.labelstudio_url}")
     api_url = scoring_api.start(settings, config.api_port)
     console.print(f"[green]✓[/] scoring API at {api_url}")
+    console_url = operations_console.start(settings, config.console_port)
+    console.print(f"[green]✓[/] console at {console_url}")
     lake = Lake(settings.lake_dir)
     labelstudio_api = LabelStudioAPI(settings)
     projects = {p.name: bootstrap(p, lake, labelstudio_api, settings).id for p in loaded}
@@ -499,12 +505,17 @@ def run_demo(
     first = loaded[0]
     example = worlds[first.name].traffic.iloc[-1][["item_id", *first.feature_columns]]
     request = {"item": json.loads(example.to_json()), "policies": [first.name]}
-    _addresses(settings, api_url, summary, json.dumps(request), console)
-    return DemoResult(rows, api_url, settings.labelstudio_url, summary)
+    _addresses(settings, api_url, console_url, summary, json.dumps(request), console)
+    return DemoResult(rows, api_url, settings.labelstudio_url, summary, console_url)
 
 
 def _addresses(
-    settings: Settings, api_url: str, summary: Path, request: str, console: Console
+    settings: Settings,
+    api_url: str,
+    console_url: str,
+    summary: Path,
+    request: str,
+    console: Console,
 ) -> None:
     keys = scoring_api.keys(settings)
     creds = labelstudio.credentials(settings)
@@ -521,6 +532,9 @@ def _addresses(
         f"    curl -s {api_url}/v1/score -H 'Authorization: Bearer {keys.api}' -d '{request}'",
         markup=False,
         soft_wrap=True,
+    )
+    console.print(
+        f"  console       {console_url}  (key in {operations_console.key_file(settings)})"
     )
     console.print("[bold]Look further[/]")
     console.print(f"  summary       {summary}")

@@ -431,3 +431,30 @@ def log_recent_traffic(home: Path, policy: Policy, items: pd.DataFrame, seed: in
     write_prediction_log(
         Settings(home=home), policy, items, scores, decisions, pd.Timestamp.now(tz="UTC")
     )
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """Debian's chromium (installed by `make browser`), headless, driven by its chromedriver, with
+    the page console's messages kept for `get_log("browser")`."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not look for a driver online
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

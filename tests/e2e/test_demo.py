@@ -7,9 +7,14 @@ champion is shown below the policy's targets on the golden set.
 """
 
 import json
+import os
+from pathlib import Path
 
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from flywheel.policy import load_policy
 from tests.conftest import free_port, run_cli
@@ -18,12 +23,13 @@ ARGS = ["--cycles", "4", "--emerging-cycle", "2", "--policies", "spam"]
 
 
 @pytest.mark.slow
-def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path):
+def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path, chromium):
     home = tmp_path / "home"
-    api_port = free_port()
+    api_port, console_port = free_port(), free_port()
+    ports = ["--api-port", str(api_port), "--console-port", str(console_port)]
     env = {"LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}", "COLUMNS": "80"}
     try:
-        first = run_cli("demo", *ARGS, "--api-port", str(api_port), home=home, **env)
+        first = run_cli("demo", *ARGS, *ports, home=home, **env)
         out = first.stdout
         assert "Cycle 1" in out and "Cycle 2 (the new pattern appears)" in out, out
         assert "All cycles: spam" in out and "make stop" in out
@@ -67,11 +73,19 @@ def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path):
         )
         assert answer.status_code == 200 and answer.json()["results"][0]["model_version"] >= 1
 
-        again = run_cli("demo", *ARGS, "--api-port", str(api_port), "--json", home=home, **env)
+        # the console, in a real browser: every page with its content and no script error
+        console_url = f"http://127.0.0.1:{console_port}"
+        assert console_url in out
+        console_key = json.loads((home / "console" / "key.json").read_text())["key"]
+        shots = Path(os.environ.get("FLYWHEEL_SCREENSHOTS") or tmp_path / "shots")
+        _look_at_the_console(chromium, console_url, console_key, shots)
+
+        again = run_cli("demo", *ARGS, *ports, "--json", home=home, **env)
         assert "Cycle 1" not in again.stderr and "All cycles" in again.stderr
         figures = json.loads(again.stdout)
         assert figures["rows"] == rows and figures["config"]["cycles"] == 4
         assert figures["scoring_api"] == f"http://127.0.0.1:{api_port}"
+        assert figures["console"] == console_url
         assert len(json.loads((home / "demo" / "cycles.json").read_text())["rows"]) == 4
 
         monitored = run_cli("monitor", "--policy", "spam", home=home, **env)
@@ -79,5 +93,47 @@ def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path):
     finally:
         stopped = run_cli("stop", home=home, **env)
     assert "scoring API: stopped" in stopped.stdout and "Label Studio: stopped" in stopped.stdout
+    assert "console: stopped" in stopped.stdout
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=2)
+
+
+# What each page must show of the demo's home: (path, texts, charts drawn at least).
+PAGES = [
+    ("/", ["spam", "open alert", "golden precision at auto_action", "review backlog"], 0),
+    ("/policies/spam", ["Audit estimates", "Drift per field", "Emerging clusters"], 7),
+    ("/reviewers", ["rev-fox", "flagged", "balanced accuracy"], 0),
+    ("/queues", ["Open review tasks now", "spam"], 0),
+    ("/models", ["v1", "champion", "promoted"], 1),
+    ("/alerts", ["Open (", "rev-fox", "Resolved ("], 0),
+]
+
+
+def _look_at_the_console(driver, url: str, key: str, shots: Path) -> None:
+    """Sign in with the form, then load each page: its texts, its charts drawn by plotly.js
+    (served by the console itself: the browser has no network), no error in the page's
+    console; a full-page screenshot of each lands in `shots`."""
+    shots.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(1400, 1000)
+    driver.get(f"{url}/models")
+    assert "/login" in driver.current_url  # no key, no page
+    driver.find_element(By.ID, "key").send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 30).until(expected_conditions.url_to_be(f"{url}/models"))
+    driver.get_log("browser")  # the sign-in page's messages are not the pages'
+    for path, texts, charts in PAGES:
+        driver.get(f"{url}{path}")
+        WebDriverWait(driver, 30).until(
+            lambda d, n=charts: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= n
+        )
+        body = driver.find_element(By.TAG_NAME, "body").text.lower()  # headers are in capitals
+        for text in texts:
+            assert text.lower() in body, f"{path}: {text!r} not shown"
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        assert not errors, f"{path}: {errors}"
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1400, min(height + 40, 6000))
+        driver.save_screenshot(
+            str(shots / f"{path.strip('/').replace('/', '-') or 'overview'}.png")
+        )
+        driver.set_window_size(1400, 1000)

@@ -55,7 +55,7 @@ def test_the_stack_runs_deployments_and_ingests_on_webhook_events(
     log_recent_traffic(home, policy, small_world.traffic.tail(200), seed=3)
     truth = tmp_path / "truth.parquet"
     small_world.truth.to_parquet(truth)
-    prefect_port, webhook_port = free_port(), free_port()
+    prefect_port, webhook_port, console_port = free_port(), free_port(), free_port()
     env = {
         "FLYWHEEL_POLICIES_DIR": str(tmp_path / "policies"),
         "FLYWHEEL_WEBHOOK_URL": f"http://127.0.0.1:{webhook_port}/webhooks/labelstudio",
@@ -71,6 +71,8 @@ def test_the_stack_runs_deployments_and_ingests_on_webhook_events(
             str(prefect_port),
             "--webhook-port",
             str(webhook_port),
+            "--console-port",
+            str(console_port),
             home=home,
             **env,
         )
@@ -84,6 +86,13 @@ def test_the_stack_runs_deployments_and_ingests_on_webhook_events(
         # found running, deployed again
         assert sorted(again["deployments"]) == sorted(DEPLOYMENTS), again
         assert again["prefect_api_url"] == api_url
+        # the console runs beside it, behind the key generated for this home
+        console_url = f"http://127.0.0.1:{console_port}"
+        assert again["console_url"] == console_url and console_url in started.stdout
+        key = json.loads((home / "console" / "key.json").read_text())["key"]
+        assert httpx.get(console_url, timeout=10).status_code == 401
+        page = httpx.get(console_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        assert page.status_code == 200 and 'id="policy-spam"' in page.text
 
         # a scheduled flow, run now through the work pool by the worker, with this home
         prefect = str(Path(sys.executable).with_name("prefect"))
@@ -116,5 +125,6 @@ def test_the_stack_runs_deployments_and_ingests_on_webhook_events(
         stopped = run_cli("stop", home=home, **env)
     assert "the Prefect server: stopped" in stopped.stdout
     assert "the Prefect worker: stopped" in stopped.stdout
+    assert "console: stopped" in stopped.stdout
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{api_url}/health", timeout=2)
