@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MLFLOW_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install install-test postgres-server browser demo serve-stack stop test check lint format bench lock clean
+.PHONY: install install-test postgres-server test-tools demo serve-stack stop test check lint format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +50,14 @@ postgres-server:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
 
-# Debian's chromium and its driver, for the console's browser tests, if this machine lacks them.
-browser:
-	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+# Debian's chromium and its driver (the console's browser tests) and prometheus with promtool
+# (the shipped Prometheus configuration, rules and dashboard), if this machine lacks them.
+test-tools:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver -a -x /usr/bin/promtool || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends chromium chromium-driver prometheus; }
 
-test: install-test lint postgres-server browser
+test: install-test lint postgres-server test-tools
 	$(BIN)/python -m pytest
 
 # The inner loop: lint, the import contract and the unit tests (no services, no model trained

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from console import charts
 from console.figures import (
@@ -37,6 +38,7 @@ from console.figures import (
     reviewer_quality,
     series,
 )
+from console.metrics import registry
 from flywheel.settings import Settings
 
 COOKIE = "flywheel_console"
@@ -188,6 +190,13 @@ def create_app(settings: Settings, key: str) -> FastAPI:
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
+
+    metrics = registry(home)
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        """Every policy's latest monitoring figures, for Prometheus (with the key as bearer)."""
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -24,7 +24,7 @@ from flywheel.policy import Policy, load_policy
 from flywheel.predictions import traffic
 from flywheel.settings import Settings
 from monitoring.alerts import Alert, AlertStore
-from monitoring.health import open_tasks
+from monitoring.health import first_decisions
 from monitoring.report import Figure, MonitoringReport
 
 RUNS_SHOWN = 200  # the newest monitoring runs a policy page plots
@@ -155,7 +155,7 @@ def decision_mix(frame: pd.DataFrame, since: pd.Timestamp) -> dict[str, Any]:
 class Queue:
     name: str
     open: int
-    oldest_hours: float
+    oldest_hours: float | None
     breaches: int
 
 
@@ -176,28 +176,33 @@ class Backlog:
 
     @property
     def oldest_hours(self) -> float | None:
-        return max((q.oldest_hours for q in self.queues), default=None)
+        return max((q.oldest_hours for q in self.queues if q.open), default=None)
 
 
 def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
-    """Open review tasks now, per queue, their age against the policy's SLA, the oldest few."""
+    """Open review tasks now, per queue (every queue tasks were pushed to, open or not), their
+    age against the policy's SLA, and the oldest few."""
     sla = policy.monitoring.sla_hours if policy else 24.0
     lake = home.lake
-    waiting = open_tasks(lake, name)
+    ledger = lake.pushed_tasks(name)
     project = lake.labeling_state(name).get("project_id")
-    if waiting.empty:
+    if ledger.empty:
         return Backlog(sla, project_id=project)
+    waiting = ledger[~ledger["task_id"].isin(first_decisions(ledger, lake.decisions(name)).index)]
     now = pd.Timestamp.now(tz="UTC")
     age = (now - pd.to_datetime(waiting["pushed_at"], utc=True)).dt.total_seconds() / 3600
     waiting = waiting.assign(age_hours=age)
+    by_queue = dict(list(waiting.groupby("queue")))
     queues = [
-        Queue(
+        Queue(str(q), 0, None, 0)
+        if q not in by_queue
+        else Queue(
             str(q),
-            len(group),
-            float(group["age_hours"].max()),
-            int((group["age_hours"] > sla).sum()),
+            len(by_queue[q]),
+            float(by_queue[q]["age_hours"].max()),
+            int((by_queue[q]["age_hours"] > sla).sum()),
         )
-        for q, group in waiting.groupby("queue")
+        for q in sorted(ledger["queue"].dropna().unique())
     ]
     oldest = waiting.nlargest(OLDEST_SHOWN, "age_hours")
     rows = [
@@ -211,7 +216,7 @@ def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
         }
         for row in oldest.itertuples()
     ]
-    return Backlog(sla, sorted(queues, key=lambda q: -q.open), rows, project)
+    return Backlog(sla, sorted(queues, key=lambda q: (-q.open, q.name)), rows, project)
 
 
 # reviewers, alerts, models -----------------------------------------------------------------

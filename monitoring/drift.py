@@ -71,7 +71,9 @@ def _run(
         text_columns=text,
     )
     report = Report(
-        [DataDriftPreset(columns=columns), ValueDrift(column=SCORE)], include_tests=True
+        [DataDriftPreset(columns=columns), ValueDrift(column=SCORE)],
+        include_tests=True,
+        tags=["drift"],
     )
     with warnings.catch_warnings():
         # text drift fits a small classifier per run; its convergence notes are not ours to act on

@@ -14,7 +14,7 @@ import pandas as pd
 
 from flywheel.policy import Policy
 from flywheel.runtime import Model
-from flywheel.stats import Rate, operating_rates
+from flywheel.stats import OPERATING_POINTS, Rate, operating_rates
 
 
 def as_report(rates: dict[str, Rate]) -> dict:
@@ -36,11 +36,16 @@ def _slices(frame: pd.DataFrame, policy: Policy, min_items: int) -> list[tuple[s
     return slices
 
 
+def _decided(model: Model, golden: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """The golden items' truth, and the model's decisions on them."""
+    truth = golden["label"].eq(policy.labels.positive).to_numpy()
+    return truth, model.ref.thresholds.decide(model.score(golden))
+
+
 def golden_report(model: Model, golden: pd.DataFrame, policy: Policy) -> dict:
     """One model's rates on the golden set at each operating point, overall and per slice."""
     rules = policy.monitoring
-    truth = golden["label"].eq(policy.labels.positive).to_numpy()
-    decisions = model.ref.thresholds.decide(model.score(golden))
+    truth, decisions = _decided(model, golden, policy)
     report = {"version": model.ref.version, "items": len(golden), "slices": {}}
     for name, mask in _slices(golden, policy, rules.min_slice_items):
         report["slices"][name] = {
@@ -50,3 +55,34 @@ def golden_report(model: Model, golden: pd.DataFrame, policy: Policy) -> dict:
             ).items()
         }
     return report
+
+
+def golden_snapshot(model: Model, golden: pd.DataFrame, policy: Policy):
+    """The model's golden-set precision and recall at each operating point as an Evidently
+    snapshot (tagged `golden`), so the workspace's dashboard plots them run after run. These
+    are Evidently's point estimates; the intervals are in the report and on the console."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.metrics import Precision, Recall
+
+    truth, decisions = _decided(model, golden, policy)
+    frame = pd.DataFrame(
+        {"truth": truth.astype(int)}
+        | {
+            point: np.isin(decisions, kinds).astype(int)
+            for point, kinds in OPERATING_POINTS.items()
+        }
+    )
+    definition = DataDefinition(
+        classification=[
+            BinaryClassification(name=point, target="truth", prediction_labels=point, pos_label=1)
+            for point in OPERATING_POINTS
+        ]
+    )
+    metrics = [
+        measure(classification_name=point)
+        for point in OPERATING_POINTS
+        for measure in (Precision, Recall)
+    ]
+    return Report(metrics, tags=["golden"], metadata={"version": str(model.ref.version)}).run(
+        Dataset.from_pandas(frame, data_definition=definition)
+    )

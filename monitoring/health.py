@@ -46,14 +46,6 @@ def first_decisions(ledger: pd.DataFrame, decisions: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(decided.groupby("task_id")["decided_at"].min(), utc=True)
 
 
-def open_tasks(lake: Lake, policy: str) -> pd.DataFrame:
-    """The pushed tasks of a policy that no reviewer has decided yet (the ledger's rows)."""
-    ledger = lake.pushed_tasks(policy)
-    if ledger.empty:
-        return ledger
-    return ledger[~ledger["task_id"].isin(first_decisions(ledger, lake.decisions(policy)).index)]
-
-
 def reviewer_pace(decisions: pd.DataFrame) -> dict:
     """Decisions per reviewer per active hour, and median time to decision."""
     if decisions.empty:

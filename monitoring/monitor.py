@@ -27,7 +27,7 @@ from flywheel.settings import Settings
 from monitoring.alerts import TERM_SEPARATOR, AlertStore, Condition
 from monitoring.drift import SCORE, detect_drift
 from monitoring.emerging import emerging_risk, signature_note
-from monitoring.golden import golden_report
+from monitoring.golden import golden_report, golden_snapshot
 from monitoring.health import operational_health
 from monitoring.page import add_to_workspace, write_health_page
 from monitoring.production import audit_estimates, compare, labelled_tasks, score_estimates
@@ -342,12 +342,15 @@ def run_monitor(
             )
 
     golden = lake.golden(policy.name)
+    snapshots = [drift.snapshot] if drift is not None and drift.snapshot is not None else []
     if golden is None:
         notes.append("no golden set: golden-set error rates not measured")
     elif models:
         report["golden"] = {
             alias: golden_report(m, golden.frame, policy) for alias, m in models.items()
         }
+        if "champion" in models:
+            snapshots.append(golden_snapshot(models["champion"], golden.frame, policy))
 
     # the audit speaks for the items scored in the policy's window (`window_days`), the window
     # its size was planned for, whatever shorter window a cycle looks at for drift
@@ -387,11 +390,11 @@ def run_monitor(
         open=[a.key for a in update.opened + update.still_open],
         resolved=[a.key for a in update.resolved],
     )
-    _write(lake, policy, typed, drift)
+    _write(lake, policy, typed, drift, snapshots)
     return typed
 
 
-def _write(lake: Lake, policy: Policy, report: MonitoringReport, drift) -> None:
+def _write(lake: Lake, policy: Policy, report: MonitoringReport, drift, snapshots: list) -> None:
     folder = lake.run_dir(policy.name, report.run_id)
     folder.mkdir(parents=True, exist_ok=True)
     report.files = {"report": str(folder / "report.json")}
@@ -402,7 +405,8 @@ def _write(lake: Lake, policy: Policy, report: MonitoringReport, drift) -> None:
             "drift_html": str(folder / "drift.html"),
             "drift_json": str(folder / "drift.json"),
         }
-        add_to_workspace(lake, policy.name, drift.snapshot, report.run_id)
+    if snapshots:
+        add_to_workspace(lake, policy, snapshots, report.run_id)
     write_parquet_atomic(_history_row(report), lake.history_part(policy.name, report.run_id))
     histories = {name: history(lake, name) for name in lake.monitored_policies()}
     report.files["health_page"] = str(write_health_page(lake, histories))

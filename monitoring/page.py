@@ -1,7 +1,8 @@
 """Where a run's results go beyond its JSON: Evidently's workspace and the health page.
 
-The workspace (`lake/monitoring/workspace`) keeps every run's Evidently snapshot in a project per
-policy, so `evidently ui --workspace .flywheel/lake/monitoring/workspace` shows their history.
+The workspace (`lake/monitoring/workspace`) keeps every run's Evidently snapshots (drift, and the
+champion's golden-set precision and recall) in a project per policy, with a dashboard of panels,
+so `evidently ui --workspace .flywheel/lake/monitoring/workspace` opens on their history.
 The health page (`lake/monitoring/health.html`) is one self-contained page with every policy's
 key figures over time, for an operations lead who wants one place to look.
 """
@@ -15,6 +16,8 @@ import pandas as pd
 
 from flywheel.files import atomic_path
 from flywheel.lake import Lake
+from flywheel.policy import Policy
+from monitoring.drift import SCORE
 from monitoring.emerging import signature_note
 
 SERIES = [
@@ -28,14 +31,68 @@ SERIES = [
 ]
 
 
-def add_to_workspace(lake: Lake, policy: str, snapshot, run_id: str) -> None:
-    """Store a run's snapshot under the policy's project (created on first use)."""
+def add_to_workspace(lake: Lake, policy: Policy, snapshots: list, run_id: str) -> None:
+    """Store a run's snapshots (drift, golden) under the policy's project; the project is made,
+    with its dashboard, on first use, and a project from before the dashboard gets one."""
     from evidently.ui.workspace import Workspace
 
     workspace = Workspace.create(str(lake.workspace))
-    found = workspace.search_project(f"flywheel {policy}")
-    project = found[0] if found else workspace.create_project(f"flywheel {policy}")
-    workspace.add_run(project.id, snapshot, name=run_id)
+    found = workspace.search_project(f"flywheel {policy.name}")
+    project = found[0] if found else workspace.create_project(f"flywheel {policy.name}")
+    if not project.dashboard.model().panels:
+        for panel in dashboard_panels(policy):
+            project.dashboard.add_panel(panel)
+    for snapshot in snapshots:
+        workspace.add_run(project.id, snapshot, name=run_id)
+
+
+def dashboard_panels(policy: Policy) -> list:
+    """What `evidently ui` shows for a policy: drift over runs (the share of drifted fields,
+    the score's drift, each field's) and the champion's golden-set precision and recall."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel, text_panel
+
+    def metric(legend: str, name: str, tag: str, **labels: str) -> PanelMetric:
+        return PanelMetric(legend=legend, metric=name, metric_labels=labels, tags=[tag])
+
+    targets = policy.targets
+    return [
+        text_panel(
+            f"Flywheel · {policy.name}",
+            f"One point per monitoring run. Targets: auto_action precision "
+            f"{targets.auto_action_precision}, review recall {targets.review_recall}. "
+            "The intervals of every rate are on the console and in each run's report.json.",
+        ),
+        line_plot_panel(
+            "Share of drifted fields",
+            [metric("share", "DriftedColumnsCount", "drift", value_type="share")],
+            size="half",
+        ),
+        line_plot_panel(
+            "Score drift (Wasserstein distance, normed)",
+            [metric("score", "ValueDrift", "drift", column=SCORE)],
+            size="half",
+        ),
+        line_plot_panel(
+            "Golden-set precision and recall of the champion",
+            [
+                metric(
+                    f"{measure} at {point}",
+                    measure.capitalize(),
+                    "golden",
+                    classification_name=point,
+                )
+                for point, measure in (("auto_action", "precision"), ("review", "recall"))
+            ],
+        ),
+        line_plot_panel(
+            "Drift per field",
+            [
+                metric(field, "ValueDrift", "drift", column=field)
+                for field in policy.feature_columns
+            ],
+        ),
+    ]
 
 
 def plots_page(

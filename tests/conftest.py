@@ -435,7 +435,7 @@ def log_recent_traffic(home: Path, policy: Policy, items: pd.DataFrame, seed: in
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[object]:
-    """Debian's chromium (installed by `make browser`), headless, driven by its chromedriver, with
+    """Debian's chromium (installed by `make test-tools`), headless, driven by its chromedriver, with
     the page console's messages kept for `get_log("browser")`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

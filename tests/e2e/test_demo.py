@@ -8,6 +8,9 @@ champion is shown below the policy's targets on the golden set.
 
 import json
 import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -17,7 +20,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from flywheel.policy import load_policy
-from tests.conftest import free_port, run_cli
+from tests.conftest import REPO, free_port, run_cli, wait_until
 
 ARGS = ["--cycles", "4", "--emerging-cycle", "2", "--policies", "spam"]
 
@@ -79,6 +82,8 @@ def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path, chrom
         console_key = json.loads((home / "console" / "key.json").read_text())["key"]
         shots = Path(os.environ.get("FLYWHEEL_SCREENSHOTS") or tmp_path / "shots")
         _look_at_the_console(chromium, console_url, console_key, shots)
+        # Prometheus with the shipped configuration, rules and dashboard, scraping both servers
+        _watch_with_prometheus(tmp_path / "prometheus", api_port, console_port, console_key)
 
         again = run_cli("demo", *ARGS, *ports, "--json", home=home, **env)
         assert "Cycle 1" not in again.stderr and "All cycles" in again.stderr
@@ -137,3 +142,105 @@ def _look_at_the_console(driver, url: str, key: str, shots: Path) -> None:
             str(shots / f"{path.strip('/').replace('/', '-') or 'overview'}.png")
         )
         driver.set_window_size(1400, 1000)
+
+
+def _promtool(*args: str) -> str:
+    done = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def _watch_with_prometheus(folder: Path, api_port: int, console_port: int, key: str) -> None:
+    """The shipped Prometheus configuration, pointed at the demo's servers and scraping each
+    second; `promtool` checks it, the rules (and their unit tests) and every scraped page; a
+    real Prometheus then scrapes both servers, evaluates the rules without error, fires the
+    flagged reviewer's alert, and holds every series the rules and the Grafana dashboard read."""
+    shutil.copytree(REPO / "deploy" / "prometheus", folder)
+    config = (folder / "prometheus.yml").read_text()
+    config = config.replace("127.0.0.1:8000", f"127.0.0.1:{api_port}")
+    config = config.replace("127.0.0.1:8095", f"127.0.0.1:{console_port}")
+    config = re.sub(r"(scrape|evaluation)_interval: \d+s", r"\1_interval: 1s", config)
+    (folder / "prometheus.yml").write_text(config)
+    (folder / "flywheel-console.key").write_text(key)
+    _promtool("check", "config", str(folder / "prometheus.yml"))
+    _promtool("test", "rules", str(folder / "flywheel-rules.test.yml"))
+
+    # the dashboard's queries parse: checked as recording rules
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "flywheel.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    recorded = [
+        {
+            "record": f"dashboard:query{i}",
+            "expr": q.replace("$policy", ".*").replace("$__rate_interval", "1m"),
+        }
+        for i, q in enumerate(queries)
+    ]
+    (folder / "dashboard-rules.yml").write_text(
+        json.dumps({"groups": [{"name": "d", "rules": recorded}]})
+    )
+    _promtool("check", "rules", str(folder / "dashboard-rules.yml"))
+
+    for url, headers in (
+        (f"http://127.0.0.1:{api_port}/metrics", {}),
+        (f"http://127.0.0.1:{console_port}/metrics", {"Authorization": f"Bearer {key}"}),
+    ):
+        scraped = httpx.get(url, headers=headers, timeout=30).text
+        lint = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=scraped,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
+        assert lint.returncode == 0, f"{url}: {lint.stdout}{lint.stderr}"
+
+    port = free_port()
+    prometheus_url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "prometheus.log").open("w"),
+    )
+    try:
+
+        def query(expr: str) -> list[dict]:
+            answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=10)
+            return answer.json()["data"]["result"]
+
+        def ready() -> bool:
+            try:
+                return len(query("up == 1")) == 2
+            except (httpx.HTTPError, KeyError, ValueError):
+                return False
+
+        wait_until(ready, 120, "Prometheus to scrape the scoring API and the console")
+        wait_until(
+            lambda: query('ALERTS{alertname="FlywheelReviewerFlagged"}'),
+            60,
+            "the flagged reviewer's alert to fire",
+        )
+        fired = query('ALERTS{alertname="FlywheelReviewerFlagged"}')
+        assert {a["metric"]["reviewer"] for a in fired} == {"rev-fox"}, fired
+        rules = httpx.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        broken = [r["name"] for g in rules for r in g["rules"] if r["health"] != "ok"]
+        assert not broken and sum(len(g["rules"]) for g in rules) >= 16, rules
+
+        names = set(
+            httpx.get(f"{prometheus_url}/api/v1/label/__name__/values", timeout=10).json()["data"]
+        )
+        read = set(
+            re.findall(
+                r"\b(flywheel_[a-z_]+)",
+                " ".join(queries) + (folder / "flywheel-rules.yml").read_text(),
+            )
+        )
+        missing = read - names
+        assert not missing, f"series the rules and the dashboard read and nobody exports: {missing}"
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -22,7 +25,14 @@ from flywheel.settings import Settings
 from monitoring.monitor import history, run_monitor
 from monitoring.report import MonitoringReport
 from simulation.world import WorldConfig, simulate
-from tests.conftest import copy_trained, run_cli, write_prediction_log
+from tests.conftest import (
+    answers,
+    copy_trained,
+    free_port,
+    run_cli,
+    wait_until,
+    write_prediction_log,
+)
 
 T0 = pd.Timestamp("2027-06-01T00:00:00Z")  # after any real "now" of a test run
 
@@ -89,7 +99,61 @@ def test_drift_opens_an_alert_once_and_clean_traffic_resolves_it(monitored):
 
     workspace = Workspace.create(str(lake.workspace))
     [project] = workspace.search_project("flywheel spam")
-    assert len(workspace.list_runs(project.id)) == 4  # `evidently ui` shows every run
+    # every run's drift and golden snapshots; `evidently ui` opens on a dashboard with them
+    assert len(workspace.list_runs(project.id)) == 8
+    panels, series = _evidently_dashboard(lake.workspace)
+    assert {p["title"] for p in panels} >= {
+        "Share of drifted fields",
+        "Golden-set precision and recall of the champion",
+    }
+    drawn = {(s["metric_type"].rsplit(":", 1)[1], s["params"].get("column", "")): s for s in series}
+    score = [v for v in drawn[("ValueDrift", "score")]["values"] if v is not None]
+    assert score == [
+        pytest.approx(r.drift.score.value) for r in (clean, emerging, again, recovered)
+    ]
+    shares = [v for v in drawn[("DriftedColumnsCount", "")]["values"] if v is not None]
+    assert shares == [
+        pytest.approx(r.drift.drifted_share) for r in (clean, emerging, again, recovered)
+    ]
+    precision = [v for v in drawn[("Precision", "")]["values"] if v is not None]
+    assert precision == [
+        pytest.approx(r.champion_golden.rate("auto_action", "precision").value)
+        for r in (clean, emerging, again, recovered)
+    ]
+    assert all(("ValueDrift", f) in drawn for f in spam.feature_columns)  # drift per field
+
+
+def _evidently_dashboard(workspace) -> tuple[list[dict], list[dict]]:
+    """The panels `evidently ui` serves for the spam project, and the series it draws them from."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(Path(sys.executable).with_name("evidently")),
+        "ui",
+        "--workspace",
+        str(workspace),
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: answers(f"{url}/api/projects"), 60, "evidently ui to answer")
+        [project] = httpx.get(f"{url}/api/projects", timeout=10).json()
+        panels = httpx.get(f"{url}/api/v2/dashboards/{project['id']}", timeout=10).json()["panels"]
+        wanted = [
+            {key: value[key] for key in ("tags", "metadata", "metric", "metric_labels")}
+            for panel in panels
+            for value in panel["values"]
+        ]
+        series = httpx.post(
+            f"{url}/api/v2/snapshots/{project['id']}/data_series_batch",
+            json={"series_filter": wanted},
+            timeout=30,
+        ).json()["series"]
+        return panels, series
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def test_the_report_holds_golden_rates_per_slice_and_says_what_it_could_not_measure(monitored):

@@ -270,3 +270,21 @@ def test_formats_read_as_people_read_them():
         0.5,
     )
     assert chart["data"][0]["y"] == [None] and chart["layout"]["shapes"][0]["y0"] == 0.5
+
+
+def test_metrics_carry_the_latest_figures_with_bounds_and_labels(client):
+    assert client.get("/metrics").status_code == 401
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    golden = 'model="champion",point="auto_action",policy="spam",slice="all"'
+    assert f'flywheel_golden_rate{{measure="precision",{golden}}} 0.98' in text
+    assert f'flywheel_golden_rate_low{{measure="precision",{golden}}} 0.96' in text
+    assert f'flywheel_golden_rate_items{{measure="precision",{golden}}} 164.0' in text
+    assert 'flywheel_backlog_sla_breaches{policy="spam",queue="review"} 1.0' in text
+    assert 'flywheel_backlog_open_tasks{policy="spam",queue="audit"} 1.0' in text
+    assert 'flywheel_alert_open{kind="drift",policy="scam",subject="score"} 1.0' in text
+    assert 'flywheel_alerts_open{policy="spam"} 0.0' in text  # its alert was resolved
+    assert 'flywheel_reviewer_flagged{policy="spam",reviewer="rev-fox"} 1.0' in text
+    assert 'flywheel_alert_limit{limit="max_allow_fnr",policy="spam"} 0.2' in text
+    assert 'flywheel_field_drifted{field="links",policy="scam"} 1.0' in text
+    assert 'flywheel_champion_info{policy="spam",verdict="promoted",version="3"} 1.0' in text
+    assert "process_cpu_seconds_total" in text

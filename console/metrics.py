@@ -1,0 +1,281 @@
+"""The monitoring figures for Prometheus: the console's `GET /metrics`.
+
+Monitoring runs are batch jobs that end; the console is the long-running reader of what they
+wrote, so it is what Prometheus scrapes. Each scrape reads the latest run's report of every
+policy (parsed once, see `figures.reports`), the open alerts, the live backlog and the latest
+reviewer-quality report, and exposes them as gauges labelled by policy, and by field, queue,
+reviewer, operating point or rate where they apply. A figure measured on a sample comes with its
+bounds and its count as series of their own (`…_low`, `…_high`, `…_items`), so an alert rule can
+ask whether a rate is surely past a limit, as Flywheel's own alerts do. The policy's targets and
+alert limits are exported too, so rules and dashboards read them instead of repeating numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, CollectorRegistry, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from console.figures import Home, alerts, backlog, reports, reviewer_quality
+from monitoring.report import Figure, MonitoringReport
+
+PREFIX = "flywheel_"
+
+
+class _Families:
+    """Gauge families made on first use, so a scrape holds only the figures that exist."""
+
+    def __init__(self) -> None:
+        self.families: dict[str, GaugeMetricFamily] = {}
+
+    def set(self, name: str, help_text: str, labels: dict[str, str], value: Any) -> None:
+        if value is None:
+            return
+        family = self.families.get(name)
+        if family is None:
+            family = GaugeMetricFamily(PREFIX + name, help_text, labels=list(labels))
+            self.families[name] = family
+        family.add_metric(list(labels.values()), float(value))
+
+    def figure(self, name: str, help_text: str, labels: dict[str, str], f: Figure | None) -> None:
+        """A rate, its bounds and the items it rests on, as four series."""
+        if f is None or f.value is None:
+            return
+        self.set(name, help_text, labels, f.value)
+        self.set(f"{name}_low", f"Lower bound of: {help_text}", labels, f.low)
+        self.set(f"{name}_high", f"Upper bound of: {help_text}", labels, f.high)
+        self.set(f"{name}_items", f"Items behind: {help_text}", labels, f.n)
+
+
+class MonitoringCollector(Collector):
+    """Collects every policy's latest monitoring figures at each scrape."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+
+    def collect(self) -> Iterator[Metric]:
+        out = _Families()
+        info = InfoMetricFamily(
+            PREFIX + "champion",
+            "The champion in the latest run and how it got its alias.",
+            labels=["policy"],
+        )
+        every_alert = alerts(self.home)
+        for name, policy in self.home.policies().items():
+            p = {"policy": name}
+            latest = reports(self.home, name, newest=1)
+            if latest:
+                report = latest[-1]
+                _report(out, p, report)
+                promotion = report.promotion
+                info.add_metric(
+                    [name],
+                    {
+                        "version": str(report.models.get("champion", "")),
+                        "verdict": (promotion.verdict or "none") if promotion else "none",
+                    },
+                )
+            if policy is not None:
+                _limits(out, p, policy)
+            queues = backlog(self.home, name, policy)
+            for q in queues.queues:
+                labels = p | {"queue": q.name}
+                out.set("backlog_open_tasks", "Open review tasks now, by queue.", labels, q.open)
+                age = q.oldest_hours * 3600 if q.oldest_hours is not None else 0.0
+                out.set(
+                    "backlog_oldest_age_seconds",
+                    "Age of the oldest open task (0: none).",
+                    labels,
+                    age,
+                )
+                out.set(
+                    "backlog_sla_breaches", "Open tasks older than the SLA.", labels, q.breaches
+                )
+            _reviewers(out, p, reviewer_quality(self.home, name))
+            mine = [a for a in every_alert if a.policy == name and a.open]
+            out.set("alerts_open", "Open Flywheel alerts.", p, len(mine))
+            for a in mine:
+                out.set(
+                    "alert_open",
+                    "An open Flywheel alert (1), by kind and subject.",
+                    p | {"kind": a.kind, "subject": a.subject},
+                    1,
+                )
+        yield info
+        yield from out.families.values()
+
+
+def _report(out: _Families, p: dict[str, str], r: MonitoringReport) -> None:
+    from datetime import datetime
+
+    out.set(
+        "monitor_run_timestamp_seconds",
+        "When the latest monitoring run was computed.",
+        p,
+        datetime.fromisoformat(r.computed_at).timestamp(),
+    )
+    out.set(
+        "monitor_window_predictions",
+        "Predictions in the latest run's window.",
+        p,
+        r.window.predictions,
+    )
+    for alias, version in r.models.items():
+        out.set(
+            "model_version_monitored",
+            "Model version by alias in the latest run.",
+            p | {"alias": alias},
+            version,
+        )
+    if r.drift is not None:
+        out.set(
+            "drift_share", "Share of the policy's fields that drifted.", p, r.drift.drifted_share
+        )
+        for field, d in r.drift.fields.items():
+            labels = p | {"field": field}
+            out.set(
+                "field_drift", "A field's drift statistic against training data.", labels, d.value
+            )
+            out.set("field_drift_threshold", "The drift test's threshold.", labels, d.threshold)
+            if d.drifted is not None:
+                out.set("field_drifted", "The field drifted (1) or not (0).", labels, d.drifted)
+        if r.drift.score is not None:
+            out.set(
+                "score_drift", "The score distribution's drift statistic.", p, r.drift.score.value
+            )
+            out.set(
+                "score_drift_threshold",
+                "The score drift test's threshold.",
+                p,
+                r.drift.score.threshold,
+            )
+            if r.drift.score.drifted is not None:
+                out.set(
+                    "score_drifted",
+                    "The score distribution drifted (1) or not (0).",
+                    p,
+                    r.drift.score.drifted,
+                )
+    for model, golden in (r.golden or {}).items():
+        for slice_, points in golden.slices.items():
+            for point, measures in points.items():
+                for measure, figure in measures.items():
+                    out.figure(
+                        "golden_rate",
+                        "A golden-set rate of a model at an operating point, in a slice.",
+                        p | {"model": model, "slice": slice_, "point": point, "measure": measure},
+                        figure,
+                    )
+    audit = r.production.audit
+    out.set("audit_items", "Items audited blind in the latest window.", p, audit.audited_items)
+    for rate, figure in audit.rates.items():
+        out.figure(
+            "audit_rate",
+            "A production rate estimated from the blind audit.",
+            p | {"rate": rate},
+            figure,
+        )
+    out.set(
+        "fallback_share",
+        "Share of the window's predictions answered on fallback.",
+        p,
+        r.health.fallback_share,
+    )
+    emerging = r.emerging.clusters if r.emerging else []
+    out.set(
+        "emerging_clusters",
+        "Emerging clusters in the latest run.",
+        p,
+        sum(c.emerging for c in emerging),
+    )
+    out.set(
+        "novel_clusters",
+        "Novel clusters (not bursting) in the latest run.",
+        p,
+        sum(not c.emerging for c in emerging),
+    )
+
+
+def _limits(out: _Families, p: dict[str, str], policy) -> None:
+    """The policy's targets and alert limits, for rules and dashboards to compare with."""
+    targets = policy.targets
+    rules = policy.monitoring.alerts
+    for name, value in (
+        ("auto_action_precision", targets.auto_action_precision),
+        ("review_recall", targets.review_recall),
+    ):
+        out.set("target", "A target of the policy.", p | {"target": name}, value)
+    for name, value in (
+        ("drift_share", rules.drift_share),
+        ("max_auto_action_fpr", rules.max_auto_action_fpr),
+        ("max_allow_fnr", rules.max_allow_fnr),
+        ("min_audit_precision", rules.min_audit_precision or targets.auto_action_precision),
+        ("min_golden_precision", rules.min_golden_precision or targets.auto_action_precision),
+        ("min_golden_recall", rules.min_golden_recall or targets.review_recall),
+        ("max_fallback_share", rules.max_fallback_share),
+        ("max_backlog", rules.max_backlog),
+        ("max_sla_breaches", rules.max_sla_breaches),
+    ):
+        out.set(
+            "alert_limit",
+            "An alert limit of the policy (absent: that alert is off).",
+            p | {"limit": name},
+            value,
+        )
+    out.set(
+        "sla_seconds",
+        "Time within which a review task should be decided.",
+        p,
+        policy.monitoring.sla_hours * 3600,
+    )
+    out.set(
+        "monitoring_confidence",
+        "The confidence of the policy's intervals.",
+        p,
+        policy.monitoring.confidence,
+    )
+
+
+def _reviewers(out: _Families, p: dict[str, str], qa: dict | None) -> None:
+    if not qa:
+        return
+    for r in qa.get("reviewers", []):
+        labels = p | {"reviewer": str(r["reviewer_id"])}
+        bounds = r.get("balanced_accuracy_ci") or [None, None]
+        out.figure(
+            "reviewer_balanced_accuracy",
+            "A reviewer's balanced accuracy (gold checks and agreement).",
+            labels,
+            Figure(
+                value=r.get("balanced_accuracy"),
+                low=bounds[0],
+                high=bounds[1],
+                n=r.get("gold_checks"),
+            ),
+        )
+        out.set(
+            "reviewer_flagged",
+            "The reviewer is flagged (1) or not (0).",
+            labels,
+            bool(r.get("flagged")),
+        )
+        out.set("reviewer_decisions", "Decisions the reviewer made.", labels, r.get("decisions"))
+        out.set(
+            "reviewer_decisions_per_active_hour",
+            "The reviewer's pace.",
+            labels,
+            r.get("decisions_per_active_hour"),
+        )
+
+
+def registry(home: Home) -> CollectorRegistry:
+    """The console's registry: the monitoring figures and the process's own collectors."""
+    registry = CollectorRegistry()
+    registry.register(MonitoringCollector(home))
+    ProcessCollector(registry=registry)
+    registry.register(PLATFORM_COLLECTOR)
+    registry.register(GC_COLLECTOR)
+    return registry
