@@ -116,13 +116,20 @@ def rescore(
     use_flywheel_home(get_settings())
     from flows.rescore import dask_runner
     from flows.rescore import rescore as rescore_flow
+    from flywheel.progress import watched_by
 
     run = rescore_flow
     if dask_address or dask_workers > 0:
         run = rescore_flow.with_options(task_runner=dask_runner(dask_address, dask_workers))
-    state = run(
-        policy, str(items), str(out_dir), alias=alias, chunk_items=chunk_items, return_state=True
-    )
+    with progress_bar() as progress, watched_by(progress):
+        state = run(
+            policy,
+            str(items),
+            str(out_dir),
+            alias=alias,
+            chunk_items=chunk_items,
+            return_state=True,
+        )
     summary = flow_result(state, f"rescoring {policy}")
     if as_json:
         print_json(summary.model_dump(mode="json"))

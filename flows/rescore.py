@@ -11,12 +11,14 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, ConfigDict
 
 from flywheel.errors import FlywheelError
 from flywheel.policy import load_policy, policy_path
+from flywheel.progress import watching
 from flywheel.settings import get_settings
 from serving.rescore import Chunk, pin_version, prepare, score_chunk
 
@@ -63,7 +65,13 @@ def rescore(
     futures = [
         score_chunk_task.submit(path, version, str(staged), chunk, str(out)) for chunk in chunks
     ]
-    done = [future.result() for future in futures]
+    progress = watching()
+    progress("scoring chunks", 0, len(futures))
+    done = []
+    for future in as_completed(futures):
+        done.append(future.result())
+        progress("scoring chunks", len(done), len(futures))
+    done.sort(key=lambda d: d["part"])
     summary = RescoreSummary(
         policy=loaded.name,
         model_version=version,

@@ -10,6 +10,7 @@ import pytest
 
 from flows.rescore import dask_runner, rescore
 from flywheel.errors import FlywheelError
+from flywheel.progress import watched_by
 from flywheel.registry import connect, get_version
 from flywheel.runtime import load_model
 from tests.conftest import run_cli
@@ -32,9 +33,14 @@ def test_chunks_run_on_dask_workers_and_match_in_process_scoring(
     out = tmp_path / "scored"
 
     run = rescore.with_options(task_runner=dask_runner(workers=2))
-    summary = run("spam", str(source), str(out), chunk_items=500)
+    reported = []
+    with watched_by(lambda step, done, total=None: reported.append((step, done, total))):
+        summary = run("spam", str(source), str(out), chunk_items=500)
 
     assert summary.rows == len(items) and len(summary.parts) == 5
+    assert summary.parts == sorted(summary.parts)
+    # the flow's progress reaches whoever watches it: chunk by chunk, as they complete
+    assert reported == [("scoring chunks", done, 5) for done in range(6)]
     assert summary.workers and all(not w.endswith(f":{os.getpid()}") for w in summary.workers)
     scored = pd.read_parquet(sorted(out.glob("part-*.parquet")))
     assert scored["item_id"].tolist() == items["item_id"].tolist()
