@@ -20,6 +20,7 @@ from flywheel.policy import Policy
 from monitoring.drift import SCORE
 from monitoring.emerging import signature_note
 
+COUNTS = {"open_tasks", "open_alerts", "alerts"}  # every other plotted series is a rate in [0, 1]
 SERIES = [
     ("drifted_share", "share of drifted fields"),
     ("golden_precision", "golden-set precision (auto_action)"),
@@ -105,7 +106,9 @@ def plots_page(
     extras: dict[str, str] | None = None,
 ) -> str:
     """A self-contained page, a section of stacked plots per frame (plotly's script inlined once,
-    so it opens without a network), each followed by its HTML in `extras`."""
+    so it opens without a network), each followed by its HTML in `extras`. Rates keep the axis
+    from 0 to 1 (a constant 1.0 is not drawn on an axis to 2), and whole-number x values (cycles)
+    are ticked at whole numbers."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -126,6 +129,12 @@ def plots_page(
                 row=row,
                 col=1,
             )
+            if column not in COUNTS:
+                figure.update_yaxes(range=[0, 1.05], row=row, col=1)
+            else:
+                figure.update_yaxes(rangemode="tozero", row=row, col=1)
+        if pd.api.types.is_integer_dtype(frame[x]):
+            figure.update_xaxes(dtick=1)
         figure.update_layout(height=180 * len(series), showlegend=False, title=name)
         sections.append(
             f"<section><h2>{escape(name)}</h2><p>{escape(summaries.get(name, ''))}</p>"
