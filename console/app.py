@@ -39,6 +39,7 @@ from console.figures import (
     series,
 )
 from console.metrics import registry
+from flywheel.errors import redact
 from flywheel.settings import Settings
 
 COOKIE = "flywheel_console"
@@ -407,10 +408,14 @@ def create_app(settings: Settings, key: str) -> FastAPI:
         policies = home.policies()
         sections = []
         for name in policies:
-            versions = model_versions(home, name)
+            try:
+                versions, problem = model_versions(home, name), ""
+            except Exception as exc:  # the registry down: the page says so, the rest still shows
+                versions, problem = [], f"the model registry did not answer: {redact(str(exc))}"
             sections.append(
                 {
                     "name": name,
+                    "problem": problem,
                     "versions": versions,
                     "chart": charts.thresholds_chart(
                         versions, f"{name}: operating points by version"

@@ -288,3 +288,16 @@ def test_metrics_carry_the_latest_figures_with_bounds_and_labels(client):
     assert 'flywheel_field_drifted{field="links",policy="scam"} 1.0' in text
     assert 'flywheel_champion_info{policy="spam",verdict="promoted",version="3"} 1.0' in text
     assert "process_cpu_seconds_total" in text
+
+
+def test_the_models_page_says_when_the_registry_does_not_answer(two_policies):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    down = two_policies.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{closed}"})
+    client = TestClient(create_app(down, KEY), follow_redirects=False)
+    page = client.get("/models", headers={"Authorization": f"Bearer {KEY}"})
+    assert page.status_code == 200
+    assert page.text.count("the model registry did not answer") == 2  # each policy says so
