@@ -136,8 +136,10 @@ def _look_at_the_console(driver, url: str, key: str, shots: Path) -> None:
             assert text.lower() in body, f"{path}: {text!r} not shown"
         errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
         assert not errors, f"{path}: {errors}"
-        height = driver.execute_script("return document.body.scrollHeight")
-        driver.set_window_size(1400, min(height + 40, 6000))
+        height = driver.execute_script(  # the page's height plus the window's own chrome
+            "return document.documentElement.scrollHeight + outerHeight - innerHeight"
+        )
+        driver.set_window_size(1400, min(height, 6000))
         driver.save_screenshot(
             str(shots / f"{path.strip('/').replace('/', '-') or 'overview'}.png")
         )
