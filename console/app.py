@@ -292,57 +292,8 @@ def create_app(settings: Settings, key: str) -> FastAPI:
         policy = policies[name]
         runs = reports(home, name)
         frame = series(runs)
-        rules = policy.monitoring.alerts if policy else None
-        targets = policy.targets if policy else None
-        figures = []
-        if not frame.empty:
-            figures = [
-                charts.rate_chart(
-                    frame,
-                    "gp",
-                    "Golden-set precision at auto_action",
-                    rules.min_golden_precision or targets.auto_action_precision if policy else None,
-                ),
-                charts.rate_chart(
-                    frame,
-                    "gr",
-                    "Golden-set recall at review",
-                    rules.min_golden_recall or targets.review_recall if policy else None,
-                ),
-                charts.rate_chart(
-                    frame,
-                    "fpr",
-                    "Production FPR of auto_action (blind audit)",
-                    rules.max_auto_action_fpr if rules else None,
-                    "alert above",
-                ),
-                charts.rate_chart(
-                    frame,
-                    "fnr",
-                    "Production FNR of allow (blind audit)",
-                    rules.max_allow_fnr if rules else None,
-                    "alert above",
-                ),
-                charts.value_chart(
-                    frame,
-                    "drifted_share",
-                    "Share of drifted fields",
-                    "share",
-                    rules.drift_share if rules else None,
-                ),
-                charts.value_chart(
-                    frame,
-                    "score_drift",
-                    "Score drift (distance)",
-                    "distance",
-                    frame["score_drift_threshold"].dropna().iloc[-1]
-                    if frame["score_drift_threshold"].notna().any()
-                    else None,
-                ),
-            ]
         traffic = daily_traffic(home, policy) if policy else pd.DataFrame()
-        if not traffic.empty:
-            figures.insert(0, charts.traffic_chart(traffic, "Predictions per day"))
+        figures = charts.policy_charts(frame, traffic, policy.alert_limits if policy else {})
         latest = runs[-1] if runs else None
         with_clusters = next(
             (r for r in reversed(runs) if r.emerging and r.emerging.clusters), None

@@ -203,3 +203,45 @@ def thresholds_chart(versions: list, title: str) -> dict[str, Any]:
     layout = _layout(title, "score threshold")
     layout["yaxis"]["range"] = [0, 1]
     return {"data": data, "layout": layout}
+
+
+def policy_charts(
+    runs: pd.DataFrame, traffic: pd.DataFrame, limits: dict[str, float | None]
+) -> list[dict[str, Any]]:
+    """A policy page's charts: traffic, then each figure over runs against its limit (the
+    policy's `alert_limits`; none drawn for a policy without its file)."""
+    figures = [traffic_chart(traffic, "Predictions per day")] if not traffic.empty else []
+    if runs.empty:
+        return figures
+    thresholds = runs["score_drift_threshold"].dropna()
+    return [
+        *figures,
+        rate_chart(
+            runs, "gp", "Golden-set precision at auto_action", limits.get("min_golden_precision")
+        ),
+        rate_chart(runs, "gr", "Golden-set recall at review", limits.get("min_golden_recall")),
+        rate_chart(
+            runs,
+            "fpr",
+            "Production FPR of auto_action (blind audit)",
+            limits.get("max_auto_action_fpr"),
+            "alert above",
+        ),
+        rate_chart(
+            runs,
+            "fnr",
+            "Production FNR of allow (blind audit)",
+            limits.get("max_allow_fnr"),
+            "alert above",
+        ),
+        value_chart(
+            runs, "drifted_share", "Share of drifted fields", "share", limits.get("drift_share")
+        ),
+        value_chart(
+            runs,
+            "score_drift",
+            "Score drift (distance)",
+            "distance",
+            thresholds.iloc[-1] if not thresholds.empty else None,
+        ),
+    ]

@@ -202,23 +202,12 @@ def _report(out: _Families, p: dict[str, str], r: MonitoringReport) -> None:
 def _limits(out: _Families, p: dict[str, str], policy) -> None:
     """The policy's targets and alert limits, for rules and dashboards to compare with."""
     targets = policy.targets
-    rules = policy.monitoring.alerts
     for name, value in (
         ("auto_action_precision", targets.auto_action_precision),
         ("review_recall", targets.review_recall),
     ):
         out.set("target", "A target of the policy.", p | {"target": name}, value)
-    for name, value in (
-        ("drift_share", rules.drift_share),
-        ("max_auto_action_fpr", rules.max_auto_action_fpr),
-        ("max_allow_fnr", rules.max_allow_fnr),
-        ("min_audit_precision", rules.min_audit_precision or targets.auto_action_precision),
-        ("min_golden_precision", rules.min_golden_precision or targets.auto_action_precision),
-        ("min_golden_recall", rules.min_golden_recall or targets.review_recall),
-        ("max_fallback_share", rules.max_fallback_share),
-        ("max_backlog", rules.max_backlog),
-        ("max_sla_breaches", rules.max_sla_breaches),
-    ):
+    for name, value in policy.alert_limits.items():
         out.set(
             "alert_limit",
             "An alert limit of the policy (absent: that alert is off).",

@@ -265,6 +265,24 @@ class Policy(_Section):
         return self.fields.all
 
     @property
+    def alert_limits(self) -> dict[str, float | None]:
+        """Each numeric alert limit as it applies: the minimums left null take the policy's
+        targets; None is an alert switched off. One reading for monitoring's conditions, the
+        console's target lines and the limits exported to Prometheus."""
+        rules, targets = self.monitoring.alerts, self.targets
+        return {
+            "drift_share": rules.drift_share,
+            "max_auto_action_fpr": rules.max_auto_action_fpr,
+            "max_allow_fnr": rules.max_allow_fnr,
+            "min_audit_precision": rules.min_audit_precision or targets.auto_action_precision,
+            "min_golden_precision": rules.min_golden_precision or targets.auto_action_precision,
+            "min_golden_recall": rules.min_golden_recall or targets.review_recall,
+            "max_fallback_share": rules.max_fallback_share,
+            "max_backlog": rules.max_backlog,
+            "max_sla_breaches": rules.max_sla_breaches,
+        }
+
+    @property
     def project_title(self) -> str:
         return self.labeling.project_title or f"Flywheel · {self.name}"
 

@@ -113,6 +113,7 @@ def drift_per_day(reference: pd.DataFrame, current: pd.DataFrame, policy: Policy
 def conditions(policy: Policy, report: MonitoringReport) -> list[Condition]:
     """What in a run's figures crosses the policy's alert thresholds."""
     rules = policy.monitoring.alerts
+    limits = policy.alert_limits
     found: list[Condition] = []
 
     def above(kind: str, subject: str, value, limit, what: str, below: bool = False) -> None:
@@ -176,7 +177,7 @@ def conditions(policy: Policy, report: MonitoringReport) -> list[Condition]:
             "golden",
             "precision",
             champion.rate("auto_action", "precision"),
-            rules.min_golden_precision or policy.targets.auto_action_precision,
+            limits["min_golden_precision"],
             "golden-set auto-action precision",
             "golden items auto-actioned",
             below=True,
@@ -185,7 +186,7 @@ def conditions(policy: Policy, report: MonitoringReport) -> list[Condition]:
             "golden",
             "recall",
             champion.rate("review", "recall"),
-            rules.min_golden_recall or policy.targets.review_recall,
+            limits["min_golden_recall"],
             "golden-set review recall",
             "violating golden items",
             below=True,
@@ -211,7 +212,7 @@ def conditions(policy: Policy, report: MonitoringReport) -> list[Condition]:
         "production",
         "auto_action_precision",
         audit.get("auto_action_precision"),
-        rules.min_audit_precision or policy.targets.auto_action_precision,
+        limits["min_audit_precision"],
         "production auto-action precision (audit)",
         "audited auto-actioned items",
         below=True,

@@ -112,3 +112,13 @@ def test_the_simulation_section_is_the_simulators_to_check():
     """Production reads a policy without the simulator's schema: the section is kept as given."""
     text = MINIMAL + "simulation:\n  numeric:\n    karma: {benign: 1, violating: 2}\n"
     assert parse_policy(text).simulation == {"numeric": {"karma": {"benign": 1, "violating": 2}}}
+
+
+def test_alert_limits_take_the_targets_where_left_null_and_keep_what_is_off():
+    limits = parse_policy(MINIMAL).alert_limits
+    assert limits["min_golden_precision"] == limits["min_audit_precision"] == 0.97
+    assert limits["min_golden_recall"] == 0.9 and limits["max_allow_fnr"] == 0.2
+    own = parse_policy(
+        MINIMAL + "monitoring:\n  alerts: {min_golden_recall: 0.8, drift_share: null}\n"
+    ).alert_limits
+    assert own["min_golden_recall"] == 0.8 and own["drift_share"] is None
