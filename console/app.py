@@ -160,8 +160,11 @@ def create_app(settings: Settings, key: str) -> FastAPI:
 
     @asynccontextmanager
     async def warm(app: FastAPI) -> AsyncIterator[None]:
-        """MLflow's client takes a second to import and connect: pay it before the first page."""
+        """Pay before the first page what the first page would: MLflow's client takes a second
+        to import and connect, and each policy's plotted reports are parsed once."""
         await run_in_threadpool(_warm_registry, settings)
+        for name in home.policies():
+            await run_in_threadpool(reports, home, name)
         yield
 
     app = FastAPI(

@@ -69,7 +69,7 @@ class Home:
 @lru_cache(maxsize=8192)
 def _parsed(path: str, stamp: int) -> MonitoringReport | None:
     try:
-        return MonitoringReport.model_validate(json.loads(Path(path).read_text()))
+        return MonitoringReport.model_validate_json(Path(path).read_bytes())
     except (OSError, ValueError):
         return None
 
