@@ -10,7 +10,8 @@ import typer
 from cli.common import JsonOption, PolicyOption, err, flow_result, out, print_json
 
 stack_app = typer.Typer(
-    help="The servers that run the wheel unattended: Prefect, its worker, the webhook receiver.",
+    help="The servers that run the wheel unattended: Prefect, its worker, the webhook "
+    "receiver, the console.",
     no_args_is_help=True,
 )
 
@@ -72,7 +73,8 @@ def _console_key(settings) -> str:
 
 
 def stop() -> None:
-    """Stop every server this home started: the scoring API, Label Studio, the Prefect stack."""
+    """Stop every server this home started: the scoring API, the console, Label Studio, the
+    Prefect stack."""
     from flows.stack import stop_all
     from flywheel.settings import get_settings
 
