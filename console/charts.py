@@ -181,24 +181,15 @@ def thresholds_chart(versions: list, title: str) -> dict[str, Any]:
     data = [
         {
             "x": x,
-            "y": [v.review for v in ordered],
+            "y": [getattr(v, point) for v in ordered],
             "text": labels,
             "type": "scatter",
             "mode": "lines+markers",
-            "line": {"shape": "hv", "color": COLOURS["review"]},
-            "name": "review from",
-            "hovertemplate": "%{text}: %{y:.4f}<extra>review</extra>",
-        },
-        {
-            "x": x,
-            "y": [v.auto_action for v in ordered],
-            "text": labels,
-            "type": "scatter",
-            "mode": "lines+markers",
-            "line": {"shape": "hv", "color": COLOURS["auto_action"]},
-            "name": "auto_action from",
-            "hovertemplate": "%{text}: %{y:.4f}<extra>auto_action</extra>",
-        },
+            "line": {"shape": "hv", "color": COLOURS[point]},
+            "name": f"{point} from",
+            "hovertemplate": f"%{{text}}: %{{y:.4f}}<extra>{point}</extra>",
+        }
+        for point in ("review", "auto_action")
     ]
     layout = _layout(title, "score threshold")
     layout["yaxis"]["range"] = [0, 1]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
-from flywheel.policy import Policy, load_policy
+from flywheel.policy import Monitoring, Policy, load_policy
 from flywheel.predictions import traffic
 from flywheel.settings import Settings
 from monitoring.alerts import Alert, AlertStore
@@ -182,7 +182,7 @@ class Backlog:
 def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
     """Open review tasks now, per queue (every queue tasks were pushed to, open or not), their
     age against the policy's SLA, and the oldest few."""
-    sla = policy.monitoring.sla_hours if policy else 24.0
+    sla = (policy.monitoring if policy else Monitoring()).sla_hours  # the default without a file
     lake = home.lake
     ledger = lake.pushed_tasks(name)
     project = lake.labeling_state(name).get("project_id")
@@ -254,10 +254,9 @@ class Version:
 
 def _number(text: str | None) -> float | None:
     try:
-        value = float(text) if text is not None else None
+        return float(text) if text is not None else None
     except ValueError:
         return None
-    return value
 
 
 def model_versions(home: Home, policy: str) -> list[Version]:

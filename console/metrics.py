@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from console.figures import Home, alerts, backlog, reports, reviewer_quality
-from monitoring.report import Figure, MonitoringReport
+from monitoring.report import FieldDrift, Figure, MonitoringReport
 
 PREFIX = "flywheel_"
 
@@ -135,30 +135,9 @@ def _report(out: _Families, p: dict[str, str], r: MonitoringReport) -> None:
             "drift_share", "Share of the policy's fields that drifted.", p, r.drift.drifted_share
         )
         for field, d in r.drift.fields.items():
-            labels = p | {"field": field}
-            out.set(
-                "field_drift", "A field's drift statistic against training data.", labels, d.value
-            )
-            out.set("field_drift_threshold", "The drift test's threshold.", labels, d.threshold)
-            if d.drifted is not None:
-                out.set("field_drifted", "The field drifted (1) or not (0).", labels, d.drifted)
+            _drift(out, "field", "a field", p | {"field": field}, d)
         if r.drift.score is not None:
-            out.set(
-                "score_drift", "The score distribution's drift statistic.", p, r.drift.score.value
-            )
-            out.set(
-                "score_drift_threshold",
-                "The score drift test's threshold.",
-                p,
-                r.drift.score.threshold,
-            )
-            if r.drift.score.drifted is not None:
-                out.set(
-                    "score_drifted",
-                    "The score distribution drifted (1) or not (0).",
-                    p,
-                    r.drift.score.drifted,
-                )
+            _drift(out, "score", "the score distribution", p, r.drift.score)
     for model, golden in (r.golden or {}).items():
         for slice_, points in golden.slices.items():
             for point, measures in points.items():
@@ -197,6 +176,20 @@ def _report(out: _Families, p: dict[str, str], r: MonitoringReport) -> None:
         p,
         sum(not c.emerging for c in emerging),
     )
+
+
+def _drift(out: _Families, name: str, what: str, labels: dict[str, str], d: FieldDrift) -> None:
+    """A drift test's statistic, its threshold, and whether it failed."""
+    out.set(
+        f"{name}_drift", f"The drift statistic of {what} against training data.", labels, d.value
+    )
+    out.set(
+        f"{name}_drift_threshold", f"The threshold of {what}'s drift test.", labels, d.threshold
+    )
+    if d.drifted is not None:
+        out.set(
+            f"{name}_drifted", f"{what.capitalize()} drifted (1) or not (0).", labels, d.drifted
+        )
 
 
 def _limits(out: _Families, p: dict[str, str], policy) -> None:

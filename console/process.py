@@ -11,9 +11,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from flywheel.errors import FlywheelError
 from flywheel.files import generated_once
-from flywheel.services import Service, answers, port_taken
+from flywheel.services import Service, start_local
 from flywheel.settings import Settings
 
 DEFAULT_PORT = 8095
@@ -40,21 +39,9 @@ def service(settings: Settings) -> Service:
 
 def start(settings: Settings, port: int = DEFAULT_PORT, timeout_s: float = 60.0) -> str:
     """Serve this home's console on 127.0.0.1:`port` in the background; its URL once it answers."""
-    server = service(settings)
-    pid = server.pid()
-    url = server.recorded().get("url") if pid is not None else f"http://127.0.0.1:{port}"
-    if pid is None:
-        if port_taken("127.0.0.1", port):
-            raise FlywheelError(f"port {port} is in use by another program; choose another port")
-        env = {
-            **os.environ,
-            "FLYWHEEL_HOME": str(settings.root),
-            "FLYWHEEL_CONSOLE_KEY": key(settings),
-        }
-        flywheel = str(Path(sys.executable).with_name("flywheel"))
-        pid = server.spawn([flywheel, "console", "--port", str(port)], env, url=url)
-    server.wait(pid, lambda: answers(f"{url}/healthz"), timeout_s)
-    return url
+    env = {**os.environ, "FLYWHEEL_HOME": str(settings.root), "FLYWHEEL_CONSOLE_KEY": key(settings)}
+    flywheel = str(Path(sys.executable).with_name("flywheel"))
+    return start_local(service(settings), [flywheel, "console"], env, port, timeout_s)
 
 
 def stop(settings: Settings) -> bool:

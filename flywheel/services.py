@@ -104,6 +104,21 @@ class Service:
         return True
 
 
+def start_local(
+    server: Service, command: list[str], env: dict[str, str], port: int, timeout_s: float
+) -> str:
+    """Run `command --port PORT` as this home's `server` on 127.0.0.1, or find it running (it
+    keeps the port it started on); its URL once `/healthz` answers."""
+    pid = server.pid()
+    url = server.recorded().get("url") if pid is not None else f"http://127.0.0.1:{port}"
+    if pid is None:
+        if port_taken("127.0.0.1", port):
+            raise FlywheelError(f"port {port} is in use by another program; choose another port")
+        pid = server.spawn([*command, "--port", str(port)], env, url=url)
+    server.wait(pid, lambda: answers(f"{url}/healthz"), timeout_s)
+    return url
+
+
 def answers(url: str, headers: dict[str, str] | None = None) -> bool:
     """True if a GET of `url` succeeds now: a readiness check for `Service.wait`."""
     try:

@@ -12,9 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from flywheel.errors import FlywheelError
 from flywheel.files import generated_once
-from flywheel.services import Service, answers, port_taken
+from flywheel.services import Service, start_local
 from flywheel.settings import Settings
 
 
@@ -48,23 +47,15 @@ def service(settings: Settings) -> Service:
 
 def start(settings: Settings, port: int = 8000, timeout_s: float = 120.0) -> str:
     """Serve this home's champions on 127.0.0.1:`port` in the background; its URL once it answers."""
-    server = service(settings)
-    pid = server.pid()
-    url = server.recorded().get("url") if pid is not None else f"http://127.0.0.1:{port}"
-    if pid is None:
-        if port_taken("127.0.0.1", port):
-            raise FlywheelError(f"port {port} is in use by another program; choose another port")
-        pair = keys(settings)
-        env = {
-            **os.environ,
-            "FLYWHEEL_HOME": str(settings.root),
-            "FLYWHEEL_API_KEYS": ",".join(sorted(settings.api_keys | {pair.api})),
-            "FLYWHEEL_ADMIN_KEY": pair.admin,
-        }
-        flywheel = str(Path(sys.executable).with_name("flywheel"))
-        pid = server.spawn([flywheel, "serve", "--port", str(port)], env, url=url)
-    server.wait(pid, lambda: answers(f"{url}/healthz"), timeout_s)
-    return url
+    pair = keys(settings)
+    env = {
+        **os.environ,
+        "FLYWHEEL_HOME": str(settings.root),
+        "FLYWHEEL_API_KEYS": ",".join(sorted(settings.api_keys | {pair.api})),
+        "FLYWHEEL_ADMIN_KEY": pair.admin,
+    }
+    flywheel = str(Path(sys.executable).with_name("flywheel"))
+    return start_local(service(settings), [flywheel, "serve"], env, port, timeout_s)
 
 
 def stop(settings: Settings) -> bool:
