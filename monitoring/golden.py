@@ -9,6 +9,8 @@ one surface or one region shows it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -36,17 +38,26 @@ def _slices(frame: pd.DataFrame, policy: Policy, min_items: int) -> list[tuple[s
     return slices
 
 
-def _decided(model: Model, golden: pd.DataFrame, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
-    """The golden items' truth, and the model's decisions on them."""
+@dataclass(frozen=True)
+class Decided:
+    """A model's decisions on the golden items, beside their truth: scored once per run, read
+    by the report and by the Evidently snapshot."""
+
+    version: int
+    truth: np.ndarray
+    decisions: np.ndarray
+
+
+def decide(model: Model, golden: pd.DataFrame, policy: Policy) -> Decided:
     truth = golden["label"].eq(policy.labels.positive).to_numpy()
-    return truth, model.ref.thresholds.decide(model.score(golden))
+    return Decided(model.ref.version, truth, model.ref.thresholds.decide(model.score(golden)))
 
 
-def golden_report(model: Model, golden: pd.DataFrame, policy: Policy) -> dict:
+def golden_report(decided: Decided, golden: pd.DataFrame, policy: Policy) -> dict:
     """One model's rates on the golden set at each operating point, overall and per slice."""
     rules = policy.monitoring
-    truth, decisions = _decided(model, golden, policy)
-    report = {"version": model.ref.version, "items": len(golden), "slices": {}}
+    truth, decisions = decided.truth, decided.decisions
+    report = {"version": decided.version, "items": len(golden), "slices": {}}
     for name, mask in _slices(golden, policy, rules.min_slice_items):
         report["slices"][name] = {
             point: as_report(rates)
@@ -57,18 +68,17 @@ def golden_report(model: Model, golden: pd.DataFrame, policy: Policy) -> dict:
     return report
 
 
-def golden_snapshot(model: Model, golden: pd.DataFrame, policy: Policy):
+def golden_snapshot(decided: Decided):
     """The model's golden-set precision and recall at each operating point as an Evidently
     snapshot (tagged `golden`), so the workspace's dashboard plots them run after run. These
     are Evidently's point estimates; the intervals are in the report and on the console."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import Precision, Recall
 
-    truth, decisions = _decided(model, golden, policy)
     frame = pd.DataFrame(
-        {"truth": truth.astype(int)}
+        {"truth": decided.truth.astype(int)}
         | {
-            point: np.isin(decisions, kinds).astype(int)
+            point: np.isin(decided.decisions, kinds).astype(int)
             for point, kinds in OPERATING_POINTS.items()
         }
     )
@@ -83,6 +93,6 @@ def golden_snapshot(model: Model, golden: pd.DataFrame, policy: Policy):
         for point in OPERATING_POINTS
         for measure in (Precision, Recall)
     ]
-    return Report(metrics, tags=["golden"], metadata={"version": str(model.ref.version)}).run(
+    return Report(metrics, tags=["golden"], metadata={"version": str(decided.version)}).run(
         Dataset.from_pandas(frame, data_definition=definition)
     )

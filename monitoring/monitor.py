@@ -27,7 +27,7 @@ from flywheel.settings import Settings
 from monitoring.alerts import TERM_SEPARATOR, AlertStore, Condition
 from monitoring.drift import SCORE, detect_drift
 from monitoring.emerging import emerging_risk, signature_note
-from monitoring.golden import golden_report, golden_snapshot
+from monitoring.golden import decide, golden_report, golden_snapshot
 from monitoring.health import operational_health
 from monitoring.page import add_to_workspace, write_health_page
 from monitoring.production import audit_estimates, compare, labelled_tasks, score_estimates
@@ -347,11 +347,12 @@ def run_monitor(
     if golden is None:
         notes.append("no golden set: golden-set error rates not measured")
     elif models:
+        decided = {alias: decide(m, golden.frame, policy) for alias, m in models.items()}
         report["golden"] = {
-            alias: golden_report(m, golden.frame, policy) for alias, m in models.items()
+            alias: golden_report(d, golden.frame, policy) for alias, d in decided.items()
         }
-        if "champion" in models:
-            snapshots.append(golden_snapshot(models["champion"], golden.frame, policy))
+        if "champion" in decided:
+            snapshots.append(golden_snapshot(decided["champion"]))
 
     # the audit speaks for the items scored in the policy's window (`window_days`), the window
     # its size was planned for, whatever shorter window a cycle looks at for drift
