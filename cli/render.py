@@ -78,15 +78,21 @@ def print_guarantee(tags: dict[str, str], policy) -> None:
         value = tags.get(key, "none")
         return "?" if value == "none" else f"{float(value):.1%}"
 
+    expected = tags.get("threshold_expected_positives")
+    truly = f", about {float(expected):,.0f} truly violating" if expected else ""
     lines = [
         f"guarantee: review recall {targets.review_recall} and auto-action precision "
         f"{targets.auto_action_precision}, each at {float(tags['threshold_confidence']):.0%} "
-        f"confidence, on {int(tags['threshold_positives']):,} labelled positives of "
-        f"{int(tags['threshold_items']):,} ({tags['threshold_source']})",
-        f"expected: {share('expected_review_share')} of traffic to review, "
+        f"confidence on the truth, from {int(tags['threshold_positives']):,} labelled "
+        f"positives{truly} of {int(tags['threshold_items']):,} ({tags['threshold_source']})",
+        f"noise assumed: {tags.get('threshold_noise', 'none: the labels taken as truth')}",
+        f"expected: {share('expected_review_share')} of traffic to review "
+        f"(a threshold on the truth: {share('truth_threshold_review_share')}), "
         f"{share('expected_auto_action_share')} to auto-action "
         f"(on {tags.get('expected_shares_on', 'labelled items')})",
     ]
+    if tags.get("review_guarantee") == "not shown":
+        lines.append(f"recall {targets.review_recall} is NOT shown at these thresholds")
     if tags.get("threshold_notes", "none") != "none":
         lines += [f"note: {note}" for note in tags["threshold_notes"].split(NOTE_SEPARATOR)]
     for line in lines:

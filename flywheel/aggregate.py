@@ -105,7 +105,7 @@ class Reliability:
     votes: pd.DataFrame  # item_id, reviewer_id, says_positive, p_others (leave-one-out), known
 
 
-def _components(
+def components(
     item_idx: np.ndarray, reviewer_idx: np.ndarray, n_items: int, n_reviewers: int
 ) -> np.ndarray:
     """Each item's connected component of the bipartite graph of items and their reviewers."""
@@ -115,6 +115,22 @@ def _components(
     )
     _, labels = connected_components(graph, directed=False)
     return labels[:n_items]
+
+
+def item_strata(
+    items: pd.Index,
+    strata: pd.Series | None,
+    item_idx: np.ndarray,
+    reviewer_idx: np.ndarray,
+    n_reviewers: int,
+) -> np.ndarray:
+    """Each item's stratum, the group that shares one share of violations: the reviewer
+    graph's connected components by default, else `strata` (item id → stratum), with the items
+    it does not name in one more."""
+    if strata is None:
+        return components(item_idx, reviewer_idx, len(items), n_reviewers)
+    codes = pd.factorize(strata.reindex(items))[0]  # an item it does not name: -1
+    return np.where(codes < 0, codes.max() + 1, codes)
 
 
 def _better_than_chance(sensitivity: np.ndarray, specificity: np.ndarray):
@@ -129,10 +145,14 @@ def _better_than_chance(sensitivity: np.ndarray, specificity: np.ndarray):
 
 
 def fit_reliability(
-    votes: pd.DataFrame, policy: Policy, known: pd.Series | None = None
+    votes: pd.DataFrame,
+    policy: Policy,
+    known: pd.Series | None = None,
+    strata: pd.Series | None = None,
 ) -> Reliability:
     """The constrained Dawid-Skene fit described in the module docstring, on each reviewer's
-    latest vote per item; `known` maps item ids to their known truth (bool)."""
+    latest vote per item; `known` maps item ids to their known truth (bool); `strata` groups
+    the items that share a share of violations (`item_strata`; components by default)."""
     votes = latest_per_reviewer(votes)
     items = pd.Index(np.sort(votes["item_id"].unique()))
     reviewers = pd.Index(np.sort(votes["reviewer_id"].unique()))
@@ -140,7 +160,7 @@ def fit_reliability(
     rev_idx = reviewers.get_indexer(votes["reviewer_id"])
     says = votes["label"].eq(policy.labels.positive).to_numpy(dtype=float)
     n_items, n_reviewers = len(items), len(reviewers)
-    item_component = _components(item_idx, rev_idx, n_items, n_reviewers)
+    item_component = item_strata(items, strata, item_idx, rev_idx, n_reviewers)
     n_components = int(item_component.max()) + 1 if n_items else 0
 
     truth = np.full(n_items, np.nan)

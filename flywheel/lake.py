@@ -6,7 +6,7 @@ Layout (one folder per policy):
     decisions/<policy>/retracted/part-<hash>.parquet   Label Studio annotations deleted since
     golden/<policy>/<version>.parquet             immutable golden-set versions
     golden/<policy>/CURRENT.json                  which golden version is current
-    datasets/<policy>/<version>/                  immutable dataset versions (splits + manifest)
+    datasets/<policy>/<version>/                  immutable dataset versions (splits, votes, manifest)
     labeling/<policy>/tasks/part-<hash>.parquet   every task pushed to Label Studio (the ledger)
     labeling/<policy>/pending/<hash>.parquet      tasks being imported (written before, dropped after)
     labeling/<policy>/state.json                  project id and the pull watermark

@@ -90,6 +90,11 @@ class Targets(_Section):
     review_recall: Probability
     # the thresholds meet both targets on new items with this confidence (training.thresholds)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    # the review band may send at most this many times the share of items a threshold on the
+    # truth would (as estimated from the same evidence); where the recall guarantee needs more,
+    # the band stops there and the version says the target is not shown and what evidence
+    # would show it. null: the guarantee at any cost, up to reviewing everything
+    max_review_factor: float | None = Field(default=2.0, ge=1.0)
 
 
 class Promotion(_Section):

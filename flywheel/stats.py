@@ -115,6 +115,84 @@ def min_n_for_rank(miss_rate: float, confidence: float) -> int:
     return math.ceil(math.log(1.0 - confidence) / math.log(1.0 - miss_rate))
 
 
+def _below(successes: np.ndarray, n: np.ndarray, bar: float) -> np.ndarray:
+    """Per draw, the chance the rate is under `bar` by Clopper-Pearson's lower confidence
+    distribution, Beta(s, n - s + 1): no success (or no item) puts it all at 0."""
+    out = np.ones(len(successes))
+    some = successes > 0
+    out[some] = beta.cdf(bar, successes[some], n[some] - successes[some] + 1.0)
+    return out
+
+
+def _above(successes: np.ndarray, n: np.ndarray, bar: float) -> np.ndarray:
+    """Per draw, the chance the rate is over `bar` by Clopper-Pearson's upper confidence
+    distribution, Beta(s + 1, n - s): no failure (or no item) puts it all at 1."""
+    out = np.ones(len(successes))
+    some = successes < n
+    out[some] = beta.sf(bar, successes[some] + 1.0, n[some] - successes[some])
+    return out
+
+
+def _counts(successes, n) -> tuple[np.ndarray, np.ndarray]:
+    return np.atleast_1d(np.asarray(successes, float)), np.atleast_1d(np.asarray(n, float))
+
+
+def chance_below(successes, n, bar: float) -> float:
+    """How likely the rate is under `bar`, over draws of uncertain counts (`flywheel.noise`):
+    the mean of each draw's Clopper-Pearson confidence distribution. A rate is shown under
+    `bar` at a confidence when this is at least it; with one draw that is the exact test."""
+    s, n = _counts(successes, n)
+    return float(_below(s, n, bar).mean())
+
+
+def chance_above(successes, n, bar: float) -> float:
+    """How likely the rate is over `bar`, over draws of uncertain counts (see `chance_below`)."""
+    s, n = _counts(successes, n)
+    return float(_above(s, n, bar).mean())
+
+
+def mixed_bounds(successes, n, confidence: float) -> tuple[float, float]:
+    """A rate's one-sided bounds when its counts are themselves uncertain: `successes` and `n`
+    hold one value per draw from their posterior (the reference truth of each item drawn from
+    what the votes say, `flywheel.noise`). Each bound is where the mixture of the draws'
+    Clopper-Pearson confidence distributions leaves 1 - confidence beyond it, so the reference's
+    uncertainty widens the interval instead of being taken as exact; with a single draw they
+    are Clopper-Pearson's bounds."""
+    return mixed_lower_bound(successes, n, confidence), mixed_upper_bound(successes, n, confidence)
+
+
+def mixed_lower_bound(successes, n, confidence: float) -> float:
+    """The lower of `mixed_bounds`."""
+    s, n = _counts(successes, n)
+    if (s == s[0]).all() and (n == n[0]).all():
+        return lower_bound(s[0], n[0], confidence)
+    if _below(s, n, 0.0).mean() > 1.0 - confidence:
+        return 0.0
+    return _solve(lambda bar: _below(s, n, bar).mean() > 1.0 - confidence)
+
+
+def mixed_upper_bound(successes, n, confidence: float) -> float:
+    """The upper of `mixed_bounds`."""
+    s, n = _counts(successes, n)
+    if (s == s[0]).all() and (n == n[0]).all():
+        return upper_bound(s[0], n[0], confidence)
+    if _above(s, n, 1.0).mean() > 1.0 - confidence:
+        return 1.0
+    return _solve(lambda bar: _above(s, n, bar).mean() <= 1.0 - confidence)
+
+
+def _solve(beyond, steps: int = 50) -> float:
+    """The bar in [0, 1] where `beyond` turns true (it holds for every bar above it)."""
+    low, high = 0.0, 1.0
+    for _ in range(steps):
+        middle = (low + high) / 2.0
+        if beyond(middle):
+            high = middle
+        else:
+            low = middle
+    return (low + high) / 2.0
+
+
 # what each operating point flags: auto-action its own decision, review everything not allowed
 OPERATING_POINTS = {"auto_action": ("auto_action",), "review": ("review", "auto_action")}
 

@@ -36,6 +36,7 @@ from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, LabelStudioAPI
 from labeling.explore import ExploreInputs, exploration_sample
 from labeling.project import choice_result, project_id
+from labeling.qa import gold_mix, read_qa
 from labeling.sample import QUEUES, audit_sample, gold_sample, review_queue
 
 CHUNK = 1000
@@ -153,8 +154,10 @@ def plan(
     ledger: pd.DataFrame,
     now,
     explore: ExploreInputs | None = None,
+    violating_gold: float = 0.5,
 ) -> pd.DataFrame:
-    """The tasks to push next, with their queue and why, in push order (no Label Studio)."""
+    """The tasks to push next, with their queue and why, in push order (no Label Studio);
+    `violating_gold` is the share of gold checks drawn from violating golden items."""
     pushed = {
         q: set(ledger.loc[ledger["queue"] == q, "item_id"]) if not ledger.empty else set()
         for q in QUEUES
@@ -181,7 +184,7 @@ def plan(
         [reviewed, audit.assign(queue="audit", reason="blind audit", priority=np.nan)],
         ignore_index=True,
     )
-    gold = gold_sample(golden, policy, len(others), pushed["gold"])
+    gold = gold_sample(golden, policy, len(others), pushed["gold"], violating_gold)
     gold = gold.drop(columns=["label"], errors="ignore").assign(
         queue="gold",
         reason="gold check",
@@ -265,6 +268,7 @@ def _push(
         lake.pushed_tasks(policy.name),
         now,
         explore_inputs(policy, lake, model, predictions, now),
+        gold_mix(read_qa(policy, lake)),
     )
     if tasks.empty:
         return PushReport(project, 0, 0, 0, None)

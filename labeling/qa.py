@@ -1,16 +1,26 @@
-"""Reviewer quality: judged on all the evidence, with flags that mean evidence.
+"""Reviewer quality: judged on all the evidence, with intervals that carry the reference's own
+uncertainty and flags that mean evidence.
 
 A reviewer's sensitivity (right on violating items) and specificity (right on benign ones) are
-measured on two kinds of evidence: gold checks, where the answer is known (exact counts), and
-items other reviewers also decided, where the answer is what the others' votes say once the
-reviewer's own vote is left out (soft counts from the fitted Dawid-Skene model of
-`flywheel.aggregate`, which weighs each of those reviewers by their own reliability). That holds
-for imported history as well as Label Studio decisions: a careless reviewer with no gold checks
-is still judged on the items they shared. The bar applies to balanced accuracy (the mean of the
-two rates: golden sets are enriched in violations, traffic is not, so plain accuracy would
-depend on the mix a reviewer happened to get), with bounds at `labeling.confidence`: a flag
-opens when the upper bound is under the bar and clears only when the lower bound is over it
-(`judge`). A reviewer without enough evidence either way is reported as unjudged.
+measured on two kinds of evidence: gold checks, where the answer is known, and items other
+reviewers also decided, where the answer is what all the votes say under the reviewers' fitted
+error rates (`flywheel.noise`). That reference is uncertain: a few violating items decided with
+one other reviewer, or with a careless one, do not make a known answer. So the answer on every
+such item is drawn from its posterior, the reviewer's right and wrong answers are counted on
+each draw, and the bounds are those of the mixture of each draw's exact (Clopper-Pearson)
+confidence distribution (`flywheel.stats.mixed_bounds`): an interval that covers the truth when
+the reference is thin, and equals the exact one when it is known. This holds for imported
+history as well as Label Studio decisions: a careless reviewer with no gold checks is still
+judged on the items they shared.
+
+The bar applies to balanced accuracy (the mean of the two rates: golden sets are enriched in
+violations, traffic is not, so plain accuracy would depend on the mix a reviewer happened to
+get), with bounds at `labeling.confidence`: a flag opens when the upper bound is under the bar
+and clears only when the lower bound is over it (`judge`). A reviewer without enough evidence
+either way is reported as unjudged, and the report says which evidence would judge them: how
+many violating (or benign) gold checks, which the push then mixes into the gold checks it sends
+(`labeling.sample.gold_sample`), within the policy's gold rate. At a low base rate it is
+usually the violating ones: a reviewer shares few violating items with anyone.
 
 Beside it: accuracy on gold checks alone with its bounds, the fitted confusion matrix,
 agreement with the consensus, Cohen's kappa for every pair with shared items, Krippendorff's
@@ -21,20 +31,25 @@ where monitoring and dataset building read it.
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from itertools import combinations
 
 import krippendorff
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
 from sklearn.metrics import cohen_kappa_score
 
 from flywheel.aggregate import Reliability, fit_reliability, latest_per_reviewer, reviewer_speed
 from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, utc_now
+from flywheel.noise import TruthDraws, sample_truth
 from flywheel.policy import Policy
-from flywheel.stats import Rate, lower_bound, upper_bound
+from flywheel.stats import Rate, min_n_for_bound, mixed_bounds
 
 MIN_SHARED_ITEMS = 5  # a kappa on fewer shared items says nothing
+MAX_ASK = 200  # the most gold checks of one class asked for a reviewer at a time
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -82,7 +97,9 @@ def _pairs(votes: pd.DataFrame) -> list[dict]:
         both = table[[a, b]].dropna()
         if len(both) < MIN_SHARED_ITEMS:
             continue
-        kappa = cohen_kappa_score(both[a], both[b])
+        # with one label between them kappa is undefined (no chance agreement to beat)
+        single = pd.unique(both[[a, b]].to_numpy().ravel()).size < 2
+        kappa = None if single else cohen_kappa_score(both[a], both[b])
         pairs.append(
             {
                 "reviewers": [a, b],
@@ -103,77 +120,146 @@ def _alpha(votes: pd.DataFrame, policy: Policy) -> float | None:
     return _round(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
 
 
-def _evidence(fitted: Reliability, iterations: int = 50) -> pd.DataFrame:
-    """Per reviewer, how often they are right on violating and on benign items, as counts.
+@dataclass(frozen=True)
+class Evidence:
+    """One reviewer's answers on the items whose answer is known or others also decided,
+    counted on each draw of the reference: right on violating items out of how many, right on
+    benign items out of how many."""
 
-    Each item the reviewer decided that is known (a gold check) or that others also decided
-    comes with a prior of being violating: the truth, or what the others' votes say once the
-    reviewer's own vote is left out. The reviewer's sensitivity and specificity are those that
-    best explain their votes given those priors (the maximum-likelihood fit of one annotator,
-    by EM), and the counts are the expected violating and benign items among them with the
-    expected number answered right. A noisy peer thus spreads an item's weight between the
-    classes instead of counting a careful reviewer wrong on it.
-    """
-    votes = fitted.votes[fitted.votes["p_others"].notna()]
-    index = fitted.reviewers.index
-    reviewer = index.get_indexer(votes["reviewer_id"])
-    prior = votes["p_others"].to_numpy(dtype=float)
-    says = votes["says_positive"].to_numpy(dtype=float)
-    n = len(index)
-    sensitivity, specificity = np.full(n, 0.8), np.full(n, 0.8)
-    for _ in range(iterations):
-        if_positive = np.where(says > 0, sensitivity[reviewer], 1 - sensitivity[reviewer])
-        if_negative = np.where(says > 0, 1 - specificity[reviewer], specificity[reviewer])
-        q = prior * if_positive / np.maximum(prior * if_positive + (1 - prior) * if_negative, 1e-12)
-        positives = np.bincount(reviewer, q, n)
-        negatives = np.bincount(reviewer, 1 - q, n)
-        sensitivity = np.bincount(reviewer, q * says, n) / np.maximum(positives, 1e-12)
-        specificity = np.bincount(reviewer, (1 - q) * (1 - says), n) / np.maximum(negatives, 1e-12)
-        sensitivity = np.clip(sensitivity, 1e-6, 1 - 1e-6)
-        specificity = np.clip(specificity, 1e-6, 1 - 1e-6)
-    shared = ~votes["known"].to_numpy()
-    return pd.DataFrame(
-        {
-            "overlap_items": np.bincount(reviewer[shared], minlength=n),
-            "pos": positives,
-            "tp": sensitivity * positives,
-            "neg": negatives,
-            "tn": specificity * negatives,
-        },
-        index=index,
-    )
+    right_positive: np.ndarray
+    positives: np.ndarray
+    right_negative: np.ndarray
+    negatives: np.ndarray
+    shared_items: int  # items decided with someone else (gold checks apart)
+
+    def sensitivity(self, confidence: float) -> tuple[float | None, float, float]:
+        return _estimate(self.right_positive, self.positives, confidence)
+
+    def specificity(self, confidence: float) -> tuple[float | None, float, float]:
+        return _estimate(self.right_negative, self.negatives, confidence)
+
+
+def _estimate(right: np.ndarray, n: np.ndarray, confidence: float):
+    """A rate over the draws: its value (right over items, summed over the draws) and its
+    mixed exact bounds (`flywheel.stats.mixed_bounds`)."""
+    value = float(right.sum() / n.sum()) if n.sum() else None
+    low, high = mixed_bounds(right, n, confidence)
+    return value, low, high
+
+
+def _evidence(draws: TruthDraws) -> dict[str, Evidence]:
+    """Per reviewer, their answers counted on every draw of the truth, on the items that say
+    something about them: gold checks and items someone else decided too (an item they decided
+    alone would only measure them against their own vote)."""
+    counts = draws.vote_counts()
+    useful = np.flatnonzero(draws.known[draws.vote_item] | (counts[draws.vote_item] > 1))
+    item, reviewer = draws.vote_item[useful], draws.vote_reviewer[useful]
+    says = draws.says_positive[useful][:, None]
+    truth = draws.truth[item]
+    n = len(draws.reviewers)
+    one_hot = csr_matrix((np.ones(len(item)), (reviewer, np.arange(len(item)))), (n, len(item)))
+
+    def per_reviewer(matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(one_hot @ matrix.astype(np.float64))
+
+    right_positive = per_reviewer(truth & says)
+    positives = per_reviewer(truth)
+    right_negative = per_reviewer(~truth & ~says)
+    negatives = per_reviewer(~truth)
+    shared = np.bincount(reviewer[~draws.known[item]], minlength=n)
+    return {
+        r: Evidence(
+            right_positive[j], positives[j], right_negative[j], negatives[j], int(shared[j])
+        )
+        for j, r in enumerate(draws.reviewers)
+    }
 
 
 def judge(
-    sensitivity: Rate, specificity: Rate, evidence_items: int, rules, was_flagged: bool
+    evidence: Evidence, evidence_items: int, rules, was_flagged: bool
 ) -> tuple[str, float | None, float | None]:
     """A reviewer's standing from the bounds of their balanced accuracy.
 
     The bounds combine the two rates' one-sided bounds, each at half the error allowance
     (Bonferroni), so the balanced accuracy lies under its upper bound (and over its lower one)
-    with at least the stated confidence. A flag opens when the upper bound is under the bar
-    (the evidence shows the reviewer below it) and clears only when the lower bound is over it;
-    in between the reviewer keeps the standing they had, so a flag does not flicker on noise.
-    With less evidence than `labeling.min_gold_checks` items, or none on one of the classes,
+    with at least the stated confidence, the reference's doubt included. A flag opens when the
+    upper bound is under the bar (the evidence shows the reviewer below it) and clears only
+    when the lower bound is over it; in between the reviewer keeps the standing they had, so a
+    flag does not flicker on noise. With less evidence than `labeling.min_gold_checks` items
     the reviewer is unjudged, not fine.
     """
-    if evidence_items < rules.min_gold_checks or sensitivity.n < 1 or specificity.n < 1:
+    if evidence_items < rules.min_gold_checks:
         return ("flagged" if was_flagged else "unjudged"), None, None
     bar = rules.min_reviewer_accuracy
     half = 1.0 - (1.0 - rules.confidence) / 2.0
-    low = (
-        lower_bound(sensitivity.successes, sensitivity.n, half)
-        + lower_bound(specificity.successes, specificity.n, half)
-    ) / 2.0
-    high = (
-        upper_bound(sensitivity.successes, sensitivity.n, half)
-        + upper_bound(specificity.successes, specificity.n, half)
-    ) / 2.0
+    _, sens_low, sens_high = evidence.sensitivity(half)
+    _, spec_low, spec_high = evidence.specificity(half)
+    low, high = (sens_low + spec_low) / 2.0, (sens_high + spec_high) / 2.0
     if high < bar:
         return "flagged", low, high
     if low > bar:
         return "meets the bar", low, high
     return ("flagged" if was_flagged else "unjudged"), low, high
+
+
+def evidence_needed(evidence: Evidence, rules) -> dict[str, int]:
+    """For a reviewer the evidence cannot judge yet: about how many more violating and benign
+    gold checks would, if they kept answering as they have. The rate whose bound is further
+    from its value is asked for first (at a low base rate, sensitivity: few shared items are
+    violating); both when one alone would not do."""
+    bar = rules.min_reviewer_accuracy
+    half = 1.0 - (1.0 - rules.confidence) / 2.0
+    sens, sens_low, sens_high = evidence.sensitivity(half)
+    spec, spec_low, spec_high = evidence.specificity(half)
+    # a class not seen at all is asked for as many items as a flawless record needs to show
+    # the lowest rate with which the other one could still reach the bar
+    blank = min_n_for_bound(1.0, 2.0 * bar - 1.0, half) or 1
+    if sens is None or spec is None:
+        return {
+            "violating": blank if sens is None else 0,
+            "benign": blank if spec is None else 0,
+        }
+    above = (sens + spec) / 2.0 > bar
+    margin = 2.0 * abs((sens + spec) / 2.0 - bar)
+    if margin <= 0:
+        return {"violating": 0, "benign": 0}
+    spread = {
+        "violating": (sens - sens_low) if above else (sens_high - sens),
+        "benign": (spec - spec_low) if above else (spec_high - spec),
+    }
+    values = {"violating": sens, "benign": spec}
+    counts = {"violating": evidence.positives.mean(), "benign": evidence.negatives.mean()}
+    first = max(spread, key=spread.get)
+    other = "benign" if first == "violating" else "violating"
+    wanted = {first: margin - spread[other], other: spread[other]}
+    if wanted[first] <= 0:  # the other rate alone is too loose: tighten both to half the margin
+        wanted = {first: margin / 2.0, other: margin / 2.0}
+    return {
+        kind: _more_items(values[kind], counts[kind], wanted[kind], above, half)
+        if wanted[kind] < spread[kind]
+        else 0
+        for kind in ("violating", "benign")
+    }
+
+
+def _more_items(rate: float, have: float, spread: float, above: bool, confidence: float) -> int:
+    """Items of one class beyond `have` at which a rate like `rate` is bounded within `spread`
+    of it on the side that decides (the lower bound for a reviewer above the bar), at most
+    `MAX_ASK` at a time: a record that sits near the bar would need thousands, and gold checks,
+    whose answers are known, usually move the estimate before that."""
+    value, bar = (rate, rate - spread) if above else (1.0 - rate, 1.0 - rate - spread)
+    if value <= max(bar, 0.0):  # this rate cannot decide it, however many items
+        return 0
+    needed = min_n_for_bound(value, max(bar, 0.0), confidence, limit=100 * MAX_ASK)
+    if needed is None:
+        return MAX_ASK
+    return min(max(math.ceil(needed - have), 0), MAX_ASK)
+
+
+def _asking(needs: dict | None) -> str:
+    """What the reason adds about the evidence that would judge a reviewer."""
+    wanted = [f"{n} {kind}" for kind, n in (needs or {}).items() if n]
+    return f": about {' and '.join(wanted)} gold checks more would judge them" if wanted else ""
 
 
 def reviewer_quality(
@@ -207,8 +293,9 @@ def reviewer_quality(
         else None
     )
     fitted = fit_reliability(votes, policy, known)
+    draws = sample_truth(votes, policy, known)
     gold = _gold(votes, golden, policy)
-    evidence = _evidence(fitted)
+    evidence = _evidence(draws)
     consensus = _consensus(fitted)
     speed = reviewer_speed(votes)
     for reviewer in sorted(speed.index):
@@ -216,21 +303,24 @@ def reviewer_quality(
         n_gold = int(g["n_gold"])
         accuracy = g["correct"] / n_gold if n_gold else None
         gold_rate = Rate(int(g["correct"]), n_gold, rules.confidence)
-        e = evidence.loc[reviewer]
-        sensitivity = Rate(float(e["tp"]), float(e["pos"]), rules.confidence)
-        specificity = Rate(float(e["tn"]), float(e["neg"]), rules.confidence)
-        items = n_gold + int(e["overlap_items"])
-        standing, low, high = judge(sensitivity, specificity, items, rules, reviewer in was_flagged)
+        e = evidence[reviewer]
+        sensitivity = e.sensitivity(rules.confidence)
+        specificity = e.specificity(rules.confidence)
+        items = n_gold + e.shared_items
+        standing, low, high = judge(e, items, rules, reviewer in was_flagged)
         balanced = (
-            (sensitivity.value + specificity.value) / 2 if sensitivity.n and specificity.n else None
+            (sensitivity[0] + specificity[0]) / 2
+            if sensitivity[0] is not None and specificity[0] is not None
+            else None
         )
-        said = f"{n_gold} gold checks and {int(e['overlap_items'])} items shared with others"
+        said = f"{n_gold} gold checks and {e.shared_items} items shared with others"
+        needs = evidence_needed(e, rules) if standing != "meets the bar" else None
         if standing == "flagged" and high is not None and high < bar:
             reason = f"balanced accuracy {balanced:.2f} (at most {high:.2f}) < {bar:.2f} on {said}"
         elif standing == "flagged":
             reason = f"flagged earlier and not yet shown above {bar:.2f}, on {said}"
         elif standing == "unjudged":
-            reason = f"not enough evidence either way on {said}"
+            reason = f"not enough evidence either way on {said}" + _asking(needs)
         else:
             reason = ""
         row = speed.loc[reviewer]
@@ -243,17 +333,20 @@ def reviewer_quality(
                 "gold_accuracy_ci": [_round(gold_rate.low), _round(gold_rate.high)],
                 "gold_sensitivity": _round(g["tp"] / g["n_pos"] if g["n_pos"] else None),
                 "gold_specificity": _round(g["tn"] / g["n_neg"] if g["n_neg"] else None),
-                "overlap_items": int(e["overlap_items"]),
+                "overlap_items": e.shared_items,
+                "violating_evidence": _round(e.positives.mean(), 1),
+                "benign_evidence": _round(e.negatives.mean(), 1),
                 "consensus_agreement": _round(consensus.get(reviewer)),
-                "sensitivity": _round(sensitivity.value),
-                "sensitivity_ci": [_round(sensitivity.low), _round(sensitivity.high)],
-                "specificity": _round(specificity.value),
-                "specificity_ci": [_round(specificity.low), _round(specificity.high)],
+                "sensitivity": _round(sensitivity[0]),
+                "sensitivity_ci": [_round(sensitivity[1]), _round(sensitivity[2])],
+                "specificity": _round(specificity[0]),
+                "specificity_ci": [_round(specificity[1]), _round(specificity[2])],
                 "fitted_sensitivity": _round(fitted.reviewers.loc[reviewer, "sensitivity"]),
                 "fitted_specificity": _round(fitted.reviewers.loc[reviewer, "specificity"]),
                 "balanced_accuracy": _round(balanced),
                 "balanced_accuracy_ci": [_round(low), _round(high)],
                 "standing": standing,
+                "needs_gold_checks": needs,
                 "decisions_per_active_hour": _round(row["decisions"] / row["active_hours"], 2),
                 "median_seconds_per_decision": _round(row["median_seconds"], 1),
                 "p90_seconds_per_decision": _round(row["p90_seconds"], 1),
@@ -270,12 +363,29 @@ def reviewer_quality(
     return report
 
 
+def read_qa(policy: Policy, lake: Lake) -> dict | None:
+    """The latest QA report in the lake, if any."""
+    path = lake.labeling_path(policy.name, "qa.json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def gold_mix(report: dict | None) -> float:
+    """The share of the next gold checks to draw from violating golden items: what the
+    unjudged reviewers' asks add up to (`needs_gold_checks`), half when nobody asks. Label
+    Studio hands a task to whoever opens it, so the checks reach the whole team; the asks only
+    change their mix, within the policy's gold rate."""
+    asks = [r.get("needs_gold_checks") or {} for r in (report or {}).get("reviewers", [])]
+    violating = sum(a.get("violating", 0) for a in asks)
+    benign = sum(a.get("benign", 0) for a in asks)
+    return violating / (violating + benign) if violating + benign else 0.5
+
+
 def run_qa(policy: Policy, lake: Lake) -> dict:
     """Compute the report from the lake and store it there, for monitoring and for dataset
     building (which leaves flagged reviewers' decisions out)."""
     golden = lake.golden(policy.name)
     path = lake.labeling_path(policy.name, "qa.json")
-    previous = json.loads(path.read_text()) if path.is_file() else None
+    previous = read_qa(policy, lake)
     report = reviewer_quality(
         lake.decisions(policy.name),
         golden.frame if golden is not None else None,

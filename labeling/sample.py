@@ -66,11 +66,17 @@ def audit_sample(
 
 
 def gold_sample(
-    golden: pd.DataFrame, policy: Policy, n_other: int, pushed: set[str]
+    golden: pd.DataFrame,
+    policy: Policy,
+    n_other: int,
+    pushed: set[str],
+    violating_share: float = 0.5,
 ) -> pd.DataFrame:
-    """Golden items not yet used as checks, about `gold_rate` per other task pushed, half of
-    each label where the golden set allows: a reviewer's rate on violations and on benign items
-    are then measured equally well, which a rare-violation mix would not do."""
+    """Golden items not yet used as checks, about `gold_rate` per other task pushed,
+    `violating_share` of them violating where the golden set allows: half by default, so a
+    reviewer's rate on violations and on benign items are measured equally well, which a
+    rare-violation mix would not do; more where reviewer QA asks for violating checks
+    (`labeling.qa.gold_mix`)."""
     wanted = round(policy.labeling.gold_rate * n_other)
     unused = golden[~golden["item_id"].isin(pushed)]
     if wanted <= 0 or unused.empty:
@@ -78,7 +84,7 @@ def gold_sample(
     draw = uniform_draw(unused["item_id"], f"gold|{policy.name}")
     unused = unused.assign(_draw=draw).sort_values("_draw", kind="stable")
     positive = unused["label"].eq(policy.labels.positive)
-    half = wanted // 2
-    take_pos = min(int(positive.sum()), max(half, wanted - int((~positive).sum())))
+    share = round(wanted * violating_share)
+    take_pos = min(int(positive.sum()), max(share, wanted - int((~positive).sum())))
     chosen = pd.concat([unused[positive].head(take_pos), unused[~positive].head(wanted - take_pos)])
     return chosen.sort_values("_draw").drop(columns="_draw").reset_index(drop=True)

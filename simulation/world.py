@@ -64,7 +64,7 @@ class TextVocabulary(_Section):
 class Simulation(_Section):
     """The synthetic world `flywheel simulate` builds for a policy: its `simulation` section."""
 
-    base_rate: float = Field(default=0.05, ge=0.02, le=0.10)
+    base_rate: float = Field(default=0.05, ge=0.005, le=0.10)
     borderline_rate: float = Field(default=0.08, ge=0.0, le=0.5)
     emerging_share: float = Field(default=0.6, ge=0.0, le=1.0)
     text: TextVocabulary | None = None
@@ -239,6 +239,24 @@ NEW_TEAM = (
     Reviewer("new-mo", 0.94, 0.995, 50.0),
 )
 UNRELIABLE_BELOW = 0.9
+
+
+def team(
+    error: float, size: int = 7, careless: float | None = None, miss_share: float = 0.5
+) -> tuple[Reviewer, ...]:
+    """A team for worlds of `reviewer_errors: uniform`: `size` careful reviewers whose balanced
+    error is `error` (with `miss_share` of it on violations: 0.5 is symmetric, 2/3 misses
+    violations twice as often as it invents them), and optionally one careless reviewer who
+    flips `careless` of their answers."""
+    miss, false_alarm = 2 * error * miss_share, 2 * error * (1 - miss_share)
+    members = [
+        Reviewer(f"rev-{k + 1:02d}", 1 - miss, 1 - false_alarm, 40.0 + 5 * k) for k in range(size)
+    ]
+    if careless is not None:
+        members.append(Reviewer("rev-careless", 1 - careless, 1 - careless, 15.0))
+    return tuple(members)
+
+
 CAREFUL_ERROR_ON_CLEAR_ITEMS = 0.4  # share of a careful reviewer's error rate left on clear items
 
 
@@ -253,6 +271,10 @@ class WorldConfig:
     history_days: int | None = None  # decisions exist for days before this; default: emerging_day
     review_fraction: float = 0.35
     multi_review_fraction: float = 0.3
+    max_reviews_per_item: int = 3  # an item decided more than once gets 2 to this many
+    # how reviewers err: "borderline" (careful ones mostly on hard items, the realistic default)
+    # or "uniform" (every reviewer at their own rates whatever the item: the Dawid-Skene model)
+    reviewer_errors: Literal["borderline", "uniform"] = "borderline"
     golden_items: int = 600
     golden_positive_share: float = 0.3
     borderline_accuracy_drop: float = 0.15
@@ -280,6 +302,10 @@ class WorldConfig:
             raise FlywheelError("simulate: a golden set needs at least 10 items")
         if len(self.reviewers) < 3:
             raise FlywheelError("simulate: at least 3 reviewers are needed")
+        if not 2 <= self.max_reviews_per_item <= len(self.reviewers):
+            raise FlywheelError(
+                f"simulate: reviews per item must be between 2 and {len(self.reviewers)}"
+            )
         if self.campaign_day is not None and not 0 <= self.campaign_day <= self.days:
             raise FlywheelError(f"simulate: the campaign day must be between 0 and {self.days}")
         if not 0 < self.campaign_share < 1:
@@ -523,14 +549,20 @@ def verdicts(
     borderline: np.ndarray,
     borderline_drop: float,
     rng: np.random.Generator,
+    by_difficulty: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """What each (reviewer, item) pair says, and how long it took: the simulated reviewers of
-    the decision files and of Label Studio answer by the same rule."""
+    the decision files and of Label Studio answer by the same rule. `by_difficulty`: careful
+    reviewers err mostly on borderline items (else every reviewer errs at their own rates on
+    any item)."""
     right = np.where(truly, [r.sensitivity for r in reviewers], [r.specificity for r in reviewers])
-    # careful reviewers err mostly on hard items; a careless one errs anywhere
-    careful = np.array([r.accuracy >= UNRELIABLE_BELOW for r in reviewers], dtype=bool)
-    right = np.where(careful & ~borderline, 1 - (1 - right) * CAREFUL_ERROR_ON_CLEAR_ITEMS, right)
-    right = np.where(borderline, np.maximum(right - borderline_drop, 0.5), right)
+    if by_difficulty:
+        # careful reviewers err mostly on hard items; a careless one errs anywhere
+        careful = np.array([r.accuracy >= UNRELIABLE_BELOW for r in reviewers], dtype=bool)
+        right = np.where(
+            careful & ~borderline, 1 - (1 - right) * CAREFUL_ERROR_ON_CLEAR_ITEMS, right
+        )
+        right = np.where(borderline, np.maximum(right - borderline_drop, 0.5), right)
     says_positive = np.where(rng.random(len(truly)) < right, truly, ~truly)
     speed = np.array([r.seconds_per_decision for r in reviewers], dtype=float)
     lead = np.round(rng.lognormal(np.log(speed) - 0.18, 0.6), 1)
@@ -547,7 +579,7 @@ def _review(
     """Reviewers decide a random share of the items; some items get two or three reviewers."""
     reviewed = np.flatnonzero(rng.random(len(items)) < config.review_fraction)
     extra = rng.random(len(reviewed)) < config.multi_review_fraction
-    n_reviews = np.where(extra, rng.integers(2, 4, len(reviewed)), 1)
+    n_reviews = np.where(extra, rng.integers(2, config.max_reviews_per_item + 1, len(reviewed)), 1)
     pool = config.reviewers
     # distinct reviewers per item: the first k of a random permutation of the pool
     permutations = np.argsort(rng.random((len(reviewed), len(pool))), axis=1)
@@ -557,7 +589,12 @@ def _review(
     truly = truth["is_violating"].to_numpy()[item_idx]
     borderline = truth["is_borderline"].to_numpy()[item_idx]
     says_positive, lead = verdicts(
-        [pool[i] for i in rev_idx], truly, borderline, config.borderline_accuracy_drop, rng
+        [pool[i] for i in rev_idx],
+        truly,
+        borderline,
+        config.borderline_accuracy_drop,
+        rng,
+        by_difficulty=config.reviewer_errors == "borderline",
     )
     queue_delay = rng.exponential(3 * 3600, len(item_idx)).round()
     created = pd.to_datetime(items["created_at"].to_numpy()[item_idx], utc=True)
@@ -603,6 +640,7 @@ def _new_team(
         truth["is_borderline"].to_numpy()[item_idx],
         config.borderline_accuracy_drop,
         rng,
+        by_difficulty=config.reviewer_errors == "borderline",
     )
     created = pd.to_datetime(items["created_at"].to_numpy()[item_idx], utc=True)
     decisions = pd.DataFrame(

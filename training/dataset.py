@@ -2,7 +2,9 @@
 
 One label per item (reviewers weighed by reliability, see `flywheel.aggregate`, with gold checks
 pinning it), golden items left out, the decisions of reviewers that QA flags left out (QA showed
-them below the bar, and the operating thresholds read precision and recall off these labels),
+them below the bar; the manifest names each and how many decisions that removed), and beside
+the splits every remaining vote (`votes.parquet`: the operating thresholds weigh the labels'
+noise with them, `training.thresholds.draw_truth`),
 items split into train / validation / test. By default the split is drawn from a hash
 of the item id: an item stays in the same split in every version (no version tests on what an
 earlier one trained on), and the decisions of the last cycle reach training at once. Splitting
@@ -21,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flywheel.aggregate import aggregate_labels
+from flywheel.aggregate import aggregate_labels, latest_per_reviewer
 from flywheel.errors import FlywheelError
 from flywheel.files import staged_directory
 from flywheel.lake import Lake, content_hash, uniform_draw, utc_now, write_parquet_atomic
 from flywheel.policy import Policy
 
 SPLITS = ("train", "validation", "test")
+VOTES_FILE = "votes.parquet"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class DatasetVersion:
 
     def split(self, name: str) -> pd.DataFrame:
         return pd.read_parquet(self.path / f"{name}.parquet")
+
+    def votes(self) -> pd.DataFrame | None:
+        """Each reviewer's latest decision on the version's items and on golden items (gold
+        checks, with their known truth in `known`): what the threshold rules weigh the labels'
+        noise with. None for a version built before votes were kept."""
+        path = self.path / VOTES_FILE
+        return pd.read_parquet(path) if path.is_file() else None
 
 
 def _items(decisions: pd.DataFrame, policy: Policy) -> pd.DataFrame:
@@ -149,6 +159,18 @@ def _flagged_reviewers(policy: Policy, lake: Lake) -> set[str]:
     return set(json.loads(path.read_text()).get("flagged", []))
 
 
+def _votes(trusted: pd.DataFrame, known: pd.Series | None) -> pd.DataFrame:
+    """Each reviewer's latest word per item, golden items' with their known truth: the noise
+    model's input (`flywheel.noise`), kept with the version so that its thresholds can be
+    recomputed from it alone."""
+    votes = latest_per_reviewer(trusted)[["item_id", "reviewer_id", "label", "decided_at"]]
+    votes = votes.sort_values(["item_id", "reviewer_id"], ignore_index=True)
+    truth = known.reindex(votes["item_id"]).to_numpy() if known is not None else None
+    return votes.assign(
+        known=pd.array(truth if truth is not None else [None] * len(votes), "boolean")
+    )
+
+
 def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
     """Build (or find) the dataset version for the decisions stored now."""
     decisions = lake.decisions(policy.name)
@@ -181,6 +203,7 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
         else None
     )
     labels = aggregate_labels(trusted, policy, known)
+    votes = _votes(trusted, known)
     fallbacks = labels.attrs.get("fallbacks", {})
     labels = labels[~labels["item_id"].isin(golden_ids)]
     frame = _items(usable, policy).merge(labels, on="item_id", validate="one_to_one")
@@ -197,6 +220,7 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
             "labels": label_rule,
             "fields": policy.feature_columns,
             "excluded_reviewers": sorted(flagged),
+            "votes": content_hash(votes),
         },
     )
     path = lake.dataset_dir(policy.name, version)
@@ -228,6 +252,20 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
         "flagged_reviewers": {
             "excluded": sorted(flagged),
             "excluded_decisions": int(len(decisions) - len(trusted)),
+            "decisions_removed": {
+                reviewer: int(count)
+                for reviewer, count in decisions["reviewer_id"]
+                .loc[decisions["reviewer_id"].isin(flagged)]
+                .value_counts()
+                .sort_index()
+                .items()
+            },
+        },
+        "votes": {
+            "file": VOTES_FILE,
+            "votes": len(votes),
+            "reviewers": int(votes["reviewer_id"].nunique()),
+            "gold_checks": int(votes["known"].notna().sum()),
         },
         "source": {
             "decisions": len(decisions),
@@ -242,6 +280,7 @@ def build_dataset(policy: Policy, lake: Lake) -> DatasetVersion:
             write_parquet_atomic(
                 frame[frame["split"] == name].reset_index(drop=True), staging / f"{name}.parquet"
             )
+        write_parquet_atomic(votes, staging / VOTES_FILE)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return DatasetVersion(policy.name, version, path, manifest, created=True)
 

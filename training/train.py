@@ -33,7 +33,7 @@ from training.dataset import DatasetVersion, build_dataset, load_dataset
 from training.evaluate import evaluate
 from training.features import build_features
 from training.register import register
-from training.thresholds import choose_operating_points
+from training.thresholds import choose_operating_points, draw_truth
 
 
 def _xy(frame: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, np.ndarray]:
@@ -128,7 +128,8 @@ def fit(policy: Policy, dataset: DatasetVersion) -> FittedModel:
     the number of rounds. When the validation split holds `training.crossfit_below_positives`
     positives, that model is calibrated on validation and the thresholds are read there (one
     held-out split is plenty). Otherwise train and validation are pooled and cross-fitted, so
-    the thresholds rest on every labelled item rather than one small split.
+    the thresholds rest on every labelled item rather than one small split. The rules count
+    the truth as drawn from the dataset's votes and the reviewers' errors, not the labels.
     """
     train, validation = dataset.split("train"), dataset.split("validation")
     features, classifier, validation_matrix, y_val = _early_stopped(policy, train, validation)
@@ -139,11 +140,12 @@ def fit(policy: Policy, dataset: DatasetVersion) -> FittedModel:
     if y_val.sum() >= policy.training.crossfit_below_positives or folds < 2:
         calibrated = _calibrated(classifier, validation_matrix, y_val, policy.training.calibration)
         scores, labels = calibrated.predict_proba(validation_matrix)[:, 1], y_val
-        source = "validation split"
+        scored, source = validation["item_id"], "validation split"
     else:
         features, calibrated, scores, labels = _cross_fitted(policy, pool, rounds, folds)
-        source = f"out-of-fold, {folds} folds over train and validation"
-    operating = choose_operating_points(labels, scores, policy.targets, source)
+        scored, source = pool["item_id"], f"out-of-fold, {folds} folds over train and validation"
+    truth, noise = draw_truth(dataset.votes(), policy, scored, scores, labels)
+    operating = choose_operating_points(scores, labels, policy.targets, source, truth, noise)
     return FittedModel(
         Pipeline([("features", features), ("classifier", calibrated)]),
         operating,

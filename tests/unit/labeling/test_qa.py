@@ -114,9 +114,42 @@ def test_a_flag_holds_until_the_evidence_clears_it():
     assert "flagged earlier" in next(
         r["reason"] for r in kept["reviewers"] if r["reviewer_id"] == "rev-ana"
     )
-    policy, more = _history(seed=2, n_items=6000)
-    cleared = reviewer_quality(more, None, policy, previous={"flagged": ["rev-ana"]})
-    assert "rev-ana" not in cleared["flagged"]
+    # the report asks for the gold checks that would judge her; she answers them as she
+    # answers everything, and the flag clears within a few rounds of asking
+    report, golden, rng = kept, pd.DataFrame(columns=["item_id", "label"]), np.random.default_rng(7)
+    for round_ in range(3):
+        ana = next(r for r in report["reviewers"] if r["reviewer_id"] == "rev-ana")
+        if not ana["flagged"]:
+            break
+        asked = ana["needs_gold_checks"]
+        # at a 6% base rate, violations are what is missing first
+        assert asked["violating"] > 0 if round_ == 0 else sum(asked.values()) > 0, ana
+        checks = _gold_checks(policy, "rev-ana", asked, len(golden), rng)
+        golden = pd.concat(
+            [golden, checks[["item_id", "truth"]].rename(columns={"truth": "label"})]
+        )
+        decisions = pd.concat([decisions, checks.drop(columns="truth")], ignore_index=True)
+        report = reviewer_quality(decisions, golden, policy, previous=report)
+    assert "rev-ana" not in report["flagged"], ana
+
+
+def _gold_checks(policy, reviewer_id: str, asked: dict, offset: int, rng) -> pd.DataFrame:
+    """The gold checks a report asks for, answered by the simulated reviewer."""
+    from simulation.world import DEFAULT_REVIEWERS, verdicts
+
+    reviewer = next(r for r in DEFAULT_REVIEWERS if r.reviewer_id == reviewer_id)
+    truly = np.r_[np.ones(asked["violating"], bool), np.zeros(asked["benign"], bool)]
+    says, lead = verdicts([reviewer] * len(truly), truly, rng.random(len(truly)) < 0.08, 0.15, rng)
+    return pd.DataFrame(
+        {
+            "item_id": [f"g{offset + k}" for k in range(len(truly))],
+            "reviewer_id": reviewer_id,
+            "label": np.where(says, policy.labels.positive, policy.labels.negative),
+            "truth": np.where(truly, policy.labels.positive, policy.labels.negative),
+            "decided_at": pd.Timestamp("2026-10-20", tz="UTC"),
+            "lead_time_s": lead,
+        }
+    )
 
 
 def test_an_empty_lake_gives_an_empty_report():

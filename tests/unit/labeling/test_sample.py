@@ -96,6 +96,26 @@ def test_gold_checks_follow_the_rate_and_are_not_reused(policy):
     assert (scarce["label"] == "violating").sum() == 20 and len(scarce) == 50
 
 
+def test_gold_checks_lean_to_what_reviewer_qa_asks_for(policy):
+    """Unjudged reviewers at a low base rate ask for violating gold checks: the next checks
+    lean that way, in the same number (the policy's gold rate)."""
+    from labeling.qa import gold_mix
+
+    report = {
+        "reviewers": [
+            {"needs_gold_checks": {"violating": 30, "benign": 0}},
+            {"needs_gold_checks": {"violating": 10, "benign": 10}},
+            {"needs_gold_checks": None},  # meets the bar: asks nothing
+        ]
+    }
+    assert gold_mix(report) == pytest.approx(0.8) and gold_mix(None) == 0.5
+    labels = ["violating"] * 50 + ["benign"] * 50
+    golden = pd.DataFrame({"item_id": [f"g{i}" for i in range(100)], "label": labels})
+    leaning = gold_sample(golden, policy, n_other=100, pushed=set(), violating_share=0.8)
+    assert len(leaning) == round(policy.labeling.gold_rate * 100) < 50
+    assert (leaning["label"] == "violating").sum() == round(0.8 * len(leaning))
+
+
 def test_plan_mixes_gold_among_the_other_tasks(policy):
     log = _log(20000).assign(text="x", account_age_days=1.0)
     golden = pd.DataFrame({"item_id": [f"g{i}" for i in range(500)], "label": "benign"})

@@ -88,6 +88,47 @@ def test_golden_items_decided_by_reviewers_stay_out(stocked, spam, small_world):
     assert not dataset.split("train")["item_id"].isin(golden_ids).any()
 
 
+def test_the_votes_travel_with_the_version_gold_checks_with_their_answer(
+    stocked, spam, small_world
+):
+    """The noise model's input is kept with the version: each reviewer's latest word per item,
+    golden items decided as gold checks with their known answer."""
+    from flywheel.records import validate_decisions
+
+    golden = stocked.golden("spam").frame.head(5)
+    checks = small_world.golden[small_world.golden["item_id"].isin(golden["item_id"])].assign(
+        reviewer_id="rev-ana", decided_at="2026-01-10T00:00:00Z"
+    )
+    stocked.append_decisions("spam", validate_decisions(checks, spam, "gold").frame, "gold")
+    dataset = build_dataset(spam, stocked)
+    votes = dataset.votes()
+    assert (
+        len(votes) == dataset.manifest["votes"]["votes"]
+        and not votes.duplicated(["item_id", "reviewer_id"]).any()
+    )
+    known = votes.dropna(subset=["known"]).set_index("item_id")["known"]
+    truth = golden.set_index("item_id")["label"].eq(spam.labels.positive)
+    assert dataset.manifest["votes"]["gold_checks"] == 5
+    assert known.sort_index().tolist() == truth.sort_index().tolist()
+    items = pd.concat(_parts(dataset).values())["item_id"]
+    assert set(votes["item_id"]) == set(items) | set(golden["item_id"])
+
+
+def test_a_flagged_reviewer_is_named_with_the_decisions_removed(stocked, spam):
+    path = stocked.labeling_path("spam", "qa.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"flagged": ["rev-fox"]}))
+    decisions = stocked.decisions("spam")
+    dataset = build_dataset(spam, stocked)
+    removed = dataset.manifest["flagged_reviewers"]
+    assert removed["excluded"] == ["rev-fox"]
+    assert removed["decisions_removed"] == {
+        "rev-fox": int(decisions["reviewer_id"].eq("rev-fox").sum())
+    }
+    assert removed["excluded_decisions"] == removed["decisions_removed"]["rev-fox"] > 0
+    assert not dataset.votes()["reviewer_id"].eq("rev-fox").any()
+
+
 def test_too_small_or_one_sided_data_writes_nothing(lake, tmp_path):
     policy = parse_policy(MINIMAL)
     from flywheel.records import validate_decisions

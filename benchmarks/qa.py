@@ -1,0 +1,139 @@
+"""Benchmark: reviewer QA on noisy, sparse, rare-violation worlds, on the grid of `noisy_grid`.
+
+Each world's decisions go through `labeling.qa.reviewer_quality` (no gold checks: imported
+history). Every reviewer's true sensitivity and specificity are the simulator's, so each world
+says whether their intervals covered them and whether the flags were right. The peer in the
+same run is QA as it was before this change: the same report with the reference taken as
+exact (the soft counts of the fitted model of the votes, `flywheel.aggregate`, bounded as if
+they were known answers), which the issue measured flagging a careful reviewer.
+
+Per cell:
+- careful flagged: the share of worlds where any careful reviewer was flagged (bar: at most
+  5%);
+- careless flagged: the share of worlds where the careless one was (bar: at least 80% where
+  they decided 300 items or more; here they decide about 1,500);
+- coverage: the share of (reviewer, world) pairs whose sensitivity interval, and whose
+  specificity interval, held the reviewer's true rate (bar: at least 90%, the two one-sided
+  95% bounds);
+- unjudged: the share of careful reviewers left unjudged, and the violating gold checks QA
+  asked for them (median).
+
+    .venv/bin/python benchmarks/qa.py [--draws 200]
+
+Prints a Markdown table (also written to benchmarks/results/qa.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import pandas as pd
+from bench_common import publish
+from noisy_grid import POLICY, Cell, cells, sweep
+
+from flywheel.aggregate import fit_reliability, latest_per_reviewer
+from flywheel.stats import Rate
+from labeling.qa import reviewer_quality
+
+CARELESS_ID = "rev-careless"
+
+
+def _exact_reference(votes: pd.DataFrame) -> dict[str, tuple]:
+    """The peer: each reviewer's rates counted against the fitted model's leave-one-out
+    posterior of the others' votes, as exact counts (what QA did before)."""
+    fitted = fit_reliability(latest_per_reviewer(votes), POLICY)
+    shared = fitted.votes[fitted.votes["p_others"].notna()]
+    p, says = shared["p_others"], shared["says_positive"]
+    out = {}
+    for reviewer, rows in shared.groupby("reviewer_id"):
+        q, s = p.loc[rows.index], says.loc[rows.index]
+        sens = Rate(float((q * s).sum()), float(q.sum()), POLICY.labeling.confidence)
+        spec = Rate(float(((1 - q) * ~s).sum()), float((1 - q).sum()), POLICY.labeling.confidence)
+        out[reviewer] = (sens.low, sens.high, spec.low, spec.high)
+    return out
+
+
+def measure(cell: Cell, draw: int) -> dict:
+    world = cell.world(draw)
+    report = reviewer_quality(world.votes, None, POLICY)
+    truth = {r.reviewer_id: (r.sensitivity, r.specificity) for r in world.team}
+    peer = _exact_reference(world.votes)
+    rows = []
+    for r in report["reviewers"]:
+        sens, spec = truth[r["reviewer_id"]]
+        low, high = r["sensitivity_ci"]
+        spec_low, spec_high = r["specificity_ci"]
+        old = peer.get(r["reviewer_id"], (0.0, 1.0, 0.0, 1.0))
+        rows.append(
+            {
+                "careless": r["reviewer_id"] == CARELESS_ID,
+                "decisions": r["decisions"],
+                "flagged": r["flagged"],
+                "unjudged": r["standing"] == "unjudged",
+                "asked": (r["needs_gold_checks"] or {}).get("violating", 0),
+                "sens_covered": low <= sens <= high,
+                "spec_covered": spec_low <= spec <= spec_high,
+                "peer_sens_covered": old[0] <= sens <= old[1],
+                "peer_spec_covered": old[2] <= spec <= old[3],
+            }
+        )
+    return {"reviewers": rows}
+
+
+def table(results: dict[Cell, list[dict]]) -> str:
+    lines = [
+        "| base rate | error | decided twice | careless | careful flagged | careless flagged "
+        "| sensitivity covered | specificity covered | careful unjudged (violating gold "
+        "checks asked) | before: sensitivity, specificity covered |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    worst = {"careful": 0.0, "careless": 1.0, "coverage": 1.0}
+    for cell, worlds in results.items():
+        frame = pd.DataFrame(
+            [dict(r, world=k) for k, w in enumerate(worlds) for r in w["reviewers"]]
+        )
+        careful = frame[~frame["careless"]]
+        any_careful = careful.groupby("world")["flagged"].any().mean()
+        careless = frame[frame["careless"]]
+        caught = careless["flagged"].mean() if len(careless) else None
+        sens, spec = frame["sens_covered"].mean(), frame["spec_covered"].mean()
+        worst["careful"] = max(worst["careful"], any_careful)
+        worst["coverage"] = min(worst["coverage"], sens, spec)
+        if caught is not None and careless["decisions"].min() >= 300:
+            worst["careless"] = min(worst["careless"], caught)
+        asked = careful.loc[careful["unjudged"], "asked"]
+        lines.append(
+            f"{cell.label} {any_careful:.1%} | {'–' if caught is None else f'{caught:.0%}'} | "
+            f"{sens:.1%} | {spec:.1%} | {careful['unjudged'].mean():.0%} "
+            f"({asked.median() if len(asked) else 0:.0f}) | "
+            f"{frame['peer_sens_covered'].mean():.0%}, {frame['peer_spec_covered'].mean():.0%} |"
+        )
+    summary = (
+        f"\n\nWorst cell: careful reviewers flagged in {worst['careful']:.1%} of worlds "
+        f"(bar 5%); careless flagged in {worst['careless']:.0%} (bar 80%); interval coverage "
+        f"{worst['coverage']:.1%} (bar 90%)."
+    )
+    return "\n".join(lines) + summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=200)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = sweep(measure, cells(), args.draws)
+    elapsed = time.perf_counter() - started
+    header = (
+        f"Machine: {platform.machine()}, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}; {args.draws} worlds per cell, about 12,000 decisions "
+        f"each, no gold checks; bar balanced accuracy {POLICY.labeling.min_reviewer_accuracy}, "
+        f"confidence {POLICY.labeling.confidence}; `python benchmarks/qa.py --draws "
+        f"{args.draws}` ({elapsed / 60:.0f} min)\n\n"
+    )
+    publish("qa", header + table(results))
+
+
+if __name__ == "__main__":
+    main()
