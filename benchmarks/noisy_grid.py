@@ -41,12 +41,14 @@ class Cell:
     overlap: float
     careless: bool
 
-    def world(self, draw: int) -> ScoredWorld:
-        """The cell's `draw`-th world, the same on every run."""
+    def world(self, draw: int, gold_checks: float = 0.0) -> ScoredWorld:
+        """The cell's `draw`-th world, the same on every run (gold checks apart)."""
         seed = [draw, int(self.prevalence * 1e4), int(self.error * 1e4), int(self.overlap * 8)]
         rng = np.random.default_rng([*seed, int(self.careless)])
         members = team(self.error, careless=CARELESS if self.careless else None)
-        return scored_world(rng, self.prevalence, members, overlap=self.overlap)
+        return scored_world(
+            rng, self.prevalence, members, overlap=self.overlap, gold_checks=gold_checks
+        )
 
     @property
     def label(self) -> str:

@@ -1,7 +1,8 @@
 """Benchmark: reviewer QA on noisy, sparse, rare-violation worlds, on the grid of `noisy_grid`.
 
-Each world's decisions go through `labeling.qa.reviewer_quality` (no gold checks: imported
-history). Every reviewer's true sensitivity and specificity are the simulator's, so each world
+Each world's decisions go through `labeling.qa.reviewer_quality` twice: as imported history
+(no gold checks), and with gold checks at the policy's rate (5% of decisions, half violating)
+as the platform's pushes add them. Every reviewer's true sensitivity and specificity are the simulator's, so each world
 says whether their intervals covered them and whether the flags were right. The peer in the
 same run is QA as it was before this change: the same report with the reference taken as
 exact (the soft counts of the fitted model of the votes, `flywheel.aggregate`, bounded as if
@@ -29,6 +30,7 @@ import argparse
 import platform
 import time
 
+import numpy as np
 import pandas as pd
 from bench_common import publish
 from noisy_grid import POLICY, Cell, cells, sweep
@@ -40,10 +42,12 @@ from labeling.qa import reviewer_quality
 CARELESS_ID = "rev-careless"
 
 
-def _exact_reference(votes: pd.DataFrame) -> dict[str, tuple]:
+def _exact_reference(votes: pd.DataFrame, golden: pd.DataFrame) -> dict[str, tuple]:
     """The peer: each reviewer's rates counted against the fitted model's leave-one-out
-    posterior of the others' votes, as exact counts (what QA did before)."""
-    fitted = fit_reliability(latest_per_reviewer(votes), POLICY)
+    posterior of the others' votes (gold checks at their answer), as exact counts (what QA did
+    before)."""
+    known = golden.set_index("item_id")["label"].eq("violating") if len(golden) else None
+    fitted = fit_reliability(latest_per_reviewer(votes), POLICY, known)
     shared = fitted.votes[fitted.votes["p_others"].notna()]
     p, says = shared["p_others"], shared["says_positive"]
     out = {}
@@ -56,10 +60,27 @@ def _exact_reference(votes: pd.DataFrame) -> dict[str, tuple]:
 
 
 def measure(cell: Cell, draw: int) -> dict:
-    world = cell.world(draw)
-    report = reviewer_quality(world.votes, None, POLICY)
+    """The world's history QA'd as imported (no gold checks) and with gold checks at the
+    policy's rate (half violating), as the platform's pushes add them."""
+    return {
+        "reviewers": _judged(cell.world(draw)),
+        "with_gold": _judged(cell.world(draw, POLICY.labeling.gold_rate)),
+    }
+
+
+def _judged(world) -> list[dict]:
+    """Each reviewer's flag and whether their intervals held their true rates."""
+    checked = world.votes[world.votes["known"].notna()]
+    golden = pd.DataFrame(
+        {
+            "item_id": checked["item_id"],
+            "label": np.where(checked["known"].astype(bool), "violating", "benign"),
+        }
+    ).drop_duplicates("item_id")
+    votes = world.votes.drop(columns="known")
+    report = reviewer_quality(votes, golden if len(golden) else None, POLICY)
     truth = {r.reviewer_id: (r.sensitivity, r.specificity) for r in world.team}
-    peer = _exact_reference(world.votes)
+    peer = _exact_reference(votes, golden)
     rows = []
     for r in report["reviewers"]:
         sens, spec = truth[r["reviewer_id"]]
@@ -79,10 +100,10 @@ def measure(cell: Cell, draw: int) -> dict:
                 "peer_spec_covered": old[2] <= spec <= old[3],
             }
         )
-    return {"reviewers": rows}
+    return rows
 
 
-def table(results: dict[Cell, list[dict]]) -> str:
+def table(results: dict[Cell, list[dict]], key: str) -> str:
     lines = [
         "| base rate | error | decided twice | careless | careful flagged | careless flagged "
         "| sensitivity covered | specificity covered | careful unjudged (violating gold "
@@ -91,9 +112,7 @@ def table(results: dict[Cell, list[dict]]) -> str:
     ]
     worst = {"careful": 0.0, "careless": 1.0, "coverage": 1.0}
     for cell, worlds in results.items():
-        frame = pd.DataFrame(
-            [dict(r, world=k) for k, w in enumerate(worlds) for r in w["reviewers"]]
-        )
+        frame = pd.DataFrame([dict(r, world=k) for k, w in enumerate(worlds) for r in w[key]])
         careful = frame[~frame["careless"]]
         any_careful = careful.groupby("world")["flagged"].any().mean()
         careless = frame[frame["careless"]]
@@ -128,11 +147,19 @@ def main() -> None:
     header = (
         f"Machine: {platform.machine()}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}; {args.draws} worlds per cell, about 12,000 decisions "
-        f"each, no gold checks; bar balanced accuracy {POLICY.labeling.min_reviewer_accuracy}, "
+        f"each; bar balanced accuracy {POLICY.labeling.min_reviewer_accuracy}, "
         f"confidence {POLICY.labeling.confidence}; `python benchmarks/qa.py --draws "
         f"{args.draws}` ({elapsed / 60:.0f} min)\n\n"
     )
-    publish("qa", header + table(results))
+    publish(
+        "qa",
+        header
+        + "Imported history, no gold checks:\n\n"
+        + table(results, "reviewers")
+        + f"\n\nThe same worlds with gold checks at the policy's rate "
+        f"({POLICY.labeling.gold_rate:.0%} of decisions, half violating):\n\n"
+        + table(results, "with_gold"),
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,11 @@ def scored_world(
     team: tuple[Reviewer, ...],
     decisions: int = 12_000,
     overlap: float = 0.125,
+    gold_checks: float = 0.0,
 ) -> ScoredWorld:
-    """About `decisions` decisions on items of which `overlap` are decided twice."""
+    """About `decisions` decisions on items of which `overlap` are decided twice, and
+    `gold_checks` as many again on golden items (half violating, answers known), each by one
+    reviewer; golden items have no score and are not among the world's items."""
     n = round(decisions / (1 + overlap))
     truth = rng.random(n) < prevalence
     scores = expit(np.where(truth, rng.normal(*LOGIT_POSITIVE, n), rng.normal(*LOGIT_NEGATIVE, n)))
@@ -69,7 +72,26 @@ def scored_world(
         }
     )
     labels = np.bincount(item, says, n) / counts > 0.5
+    if gold_checks:
+        votes = pd.concat([votes, _gold_checks(rng, team, round(gold_checks * decisions), n)])
     return ScoredWorld(prevalence, truth, scores, votes, labels, team)
+
+
+def _gold_checks(rng, team: tuple[Reviewer, ...], k: int, first: int) -> pd.DataFrame:
+    """`k` gold checks: golden items numbered from `first`, half violating, one reviewer each."""
+    known = np.arange(k) < k // 2
+    who = rng.integers(0, len(team), k)
+    right = np.where(known, [team[j].sensitivity for j in who], [team[j].specificity for j in who])
+    says = np.where(rng.random(k) < right, known, ~known)
+    return pd.DataFrame(
+        {
+            "item_id": first + np.arange(k),
+            "reviewer_id": [team[j].reviewer_id for j in who],
+            "label": np.where(says, POSITIVE, NEGATIVE),
+            "decided_at": pd.Timestamp("2026-01-01", tz="UTC"),
+            "known": pd.array(known, "boolean"),
+        }
+    )
 
 
 def true_recall(threshold: float) -> float:
