@@ -234,12 +234,15 @@ def evidence_needed(evidence: Evidence, rules) -> dict[str, int]:
     wanted = {first: margin - spread[other], other: spread[other]}
     if wanted[first] <= 0:  # the other rate alone is too loose: tighten both to half the margin
         wanted = {first: margin / 2.0, other: margin / 2.0}
-    return {
+    asks = {
         kind: _more_items(values[kind], counts[kind], wanted[kind], above, half)
         if wanted[kind] < spread[kind]
         else 0
         for kind in ("violating", "benign")
     }
+    if not any(asks.values()):  # bounds that are not symmetric: ask for the looser rate anyway
+        asks[first] = rules.min_gold_checks
+    return asks
 
 
 def _more_items(rate: float, have: float, spread: float, above: bool, confidence: float) -> int:

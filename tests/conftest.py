@@ -114,6 +114,39 @@ def trained(tmp_path_factory: pytest.TempPathFactory, spam: Policy, world_files:
     return settings, result, verdict
 
 
+def answer_gold_checks(lake: Lake, policy: Policy, per_reviewer: int, seed: int = 0) -> None:
+    """The simulator's reviewers answer gold checks, half of them on violating golden items,
+    as the push sends them; their decisions go to the lake like any others."""
+    import numpy as np
+
+    from flywheel.records import validate_decisions
+    from simulation.world import DEFAULT_REVIEWERS, verdicts
+
+    golden = lake.golden(policy.name).frame
+    rng = np.random.default_rng(seed)
+    violating = golden["label"].eq(policy.labels.positive).to_numpy()
+    rows = []
+    for reviewer in DEFAULT_REVIEWERS:
+        half = per_reviewer // 2
+        picks = np.r_[
+            rng.choice(np.flatnonzero(violating), half, replace=False),
+            rng.choice(np.flatnonzero(~violating), per_reviewer - half, replace=False),
+        ]
+        says, _ = verdicts(
+            [reviewer] * len(picks), violating[picks], np.zeros(len(picks), bool), 0.15, rng
+        )
+        rows.append(
+            golden.iloc[picks].assign(
+                label=np.where(says, policy.labels.positive, policy.labels.negative),
+                reviewer_id=reviewer.reviewer_id,
+                decided_at="2026-02-01T00:00:00Z",
+                source="gold",
+            )
+        )
+    frame = validate_decisions(pd.concat(rows, ignore_index=True), policy, "gold checks").frame
+    lake.append_decisions(policy.name, frame, "gold checks")
+
+
 def copy_trained(trained_settings: Settings, home: Path) -> Settings:
     """A private copy of the trained home, without its prediction log: the scoring API tests
     serve from the trained home, and their items (`it-1`, `b0`...) belong to no test's world,
