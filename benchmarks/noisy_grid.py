@@ -8,13 +8,17 @@ careless one). Worlds are spread over the machine's cores; each returns a plain 
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import os
+import platform
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from bench_common import publish
 
 from flywheel.policy import parse_policy
 from simulation.scored import ScoredWorld, scored_world
@@ -84,3 +88,21 @@ def monte_carlo_floor(share: float, n: int) -> float:
     """A rule that holds in `share` of worlds falls below this on `n` worlds with about 0.1%
     chance: three standard errors under it."""
     return share - 3 * float(np.sqrt(share * (1 - share) / n))
+
+
+def run(name: str, measure: Callable[[Cell, int], dict], render, what: str) -> None:
+    """A grid benchmark's command line: sweep every cell's worlds (`--draws` each), time it,
+    and publish `render(results, draws)` under a header that says how it was measured."""
+    parser = argparse.ArgumentParser(description=f"benchmarks/{name}.py on the noisy-label grid")
+    parser.add_argument("--draws", type=int, default=200)
+    draws = parser.parse_args().draws
+    started = time.perf_counter()
+    results = sweep(measure, cells(), draws)
+    minutes = (time.perf_counter() - started) / 60
+    header = (
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}; {draws} worlds per cell, "
+        f"about 12,000 decisions each; {what}; `python benchmarks/{name}.py --draws {draws}` "
+        f"({minutes:.0f} min)\n\n"
+    )
+    publish(name, header + render(results, draws))

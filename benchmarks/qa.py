@@ -26,14 +26,9 @@ Prints a Markdown table (also written to benchmarks/results/qa.md).
 
 from __future__ import annotations
 
-import argparse
-import platform
-import time
-
 import numpy as np
 import pandas as pd
-from bench_common import publish
-from noisy_grid import POLICY, Cell, cells, sweep
+from noisy_grid import POLICY, Cell, run
 
 from flywheel.aggregate import fit_reliability, latest_per_reviewer
 from flywheel.stats import Rate
@@ -137,28 +132,24 @@ def table(results: dict[Cell, list[dict]], key: str) -> str:
     return "\n".join(lines) + summary
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=200)
-    args = parser.parse_args()
-    started = time.perf_counter()
-    results = sweep(measure, cells(), args.draws)
-    elapsed = time.perf_counter() - started
-    header = (
-        f"Machine: {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}; {args.draws} worlds per cell, about 12,000 decisions "
-        f"each; bar balanced accuracy {POLICY.labeling.min_reviewer_accuracy}, "
-        f"confidence {POLICY.labeling.confidence}; `python benchmarks/qa.py --draws "
-        f"{args.draws}` ({elapsed / 60:.0f} min)\n\n"
-    )
-    publish(
-        "qa",
-        header
-        + "Imported history, no gold checks:\n\n"
+def both(results: dict[Cell, list[dict]], draws: int) -> str:
+    """The table without gold checks, then with them."""
+    return (
+        "Imported history, no gold checks:\n\n"
         + table(results, "reviewers")
         + f"\n\nThe same worlds with gold checks at the policy's rate "
         f"({POLICY.labeling.gold_rate:.0%} of decisions, half violating):\n\n"
-        + table(results, "with_gold"),
+        + table(results, "with_gold")
+    )
+
+
+def main() -> None:
+    run(
+        "qa",
+        measure,
+        both,
+        f"bar balanced accuracy {POLICY.labeling.min_reviewer_accuracy}, confidence "
+        f"{POLICY.labeling.confidence}",
     )
 
 

@@ -26,15 +26,11 @@ Prints Markdown tables (also written to benchmarks/results/thresholds.md).
 
 from __future__ import annotations
 
-import argparse
 import math
-import platform
-import time
 
 import numpy as np
 import pandas as pd
-from bench_common import publish
-from noisy_grid import POLICY, Cell, cells, monte_carlo_floor, sweep
+from noisy_grid import POLICY, Cell, monte_carlo_floor, run
 
 from labeling.qa import reviewer_quality
 from simulation.scored import oracle_threshold, true_precision, true_recall, true_share
@@ -111,21 +107,14 @@ def table(results: dict[Cell, list[dict]], draws: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=200)
-    args = parser.parse_args()
-    started = time.perf_counter()
-    results = sweep(measure, cells(), args.draws)
-    elapsed = time.perf_counter() - started
-    header = (
-        f"Machine: {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}; {args.draws} worlds per cell, about 12,000 decisions "
-        f"each; targets recall {TARGETS.review_recall}, precision "
-        f"{TARGETS.auto_action_precision}, confidence {TARGETS.confidence}, cost limit "
-        f"{TARGETS.max_review_factor}× the truth's review share; "
-        f"`python benchmarks/thresholds.py --draws {args.draws}` ({elapsed / 60:.0f} min)\n\n"
+    run(
+        "thresholds",
+        measure,
+        table,
+        f"targets recall {TARGETS.review_recall}, precision {TARGETS.auto_action_precision}, "
+        f"confidence {TARGETS.confidence}, cost limit {TARGETS.max_review_factor}× the truth's "
+        "review share",
     )
-    publish("thresholds", header + table(results, args.draws))
 
 
 if __name__ == "__main__":
