@@ -250,6 +250,10 @@ class Version:
     dataset: str
     golden_precision: float | None
     golden_recall: float | None
+    review_share: float | None = None  # expected share of traffic to review
+    truth_share: float | None = None  # what a threshold on the truth would review (estimated)
+    guarantee: str = ""  # whether the recall target is shown at the served thresholds
+    notes: str = ""  # the thresholds' notes: why a target is not shown, what would show it
 
 
 def _number(text: str | None) -> float | None:
@@ -291,6 +295,12 @@ def model_versions(home: Home, policy: str) -> list[Version]:
                 dataset=tags.get("dataset_version", ""),
                 golden_precision=_number(tags.get("golden_auto_action_precision")),
                 golden_recall=_number(tags.get("golden_review_recall")),
+                review_share=_number(tags.get("expected_review_share")),
+                truth_share=_number(tags.get("truth_threshold_review_share")),
+                guarantee=tags.get("review_guarantee", ""),
+                notes=""
+                if tags.get("threshold_notes") == "none"
+                else tags.get("threshold_notes", ""),
             )
         )
     return sorted(versions, key=lambda v: -v.version)

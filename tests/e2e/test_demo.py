@@ -109,7 +109,7 @@ PAGES = [
     ("/policies/spam", ["Audit estimates", "Drift per field", "Emerging clusters"], 7),
     ("/reviewers", ["rev-fox", "flagged", "balanced accuracy"], 0),
     ("/queues", ["Open review tasks now", "spam"], 0),
-    ("/models", ["v1", "champion", "promoted"], 1),
+    ("/models", ["v1", "champion", "promoted", "to review (truth)"], 1),
     ("/alerts", ["Open (", "rev-fox", "Resolved ("], 0),
 ]
 
