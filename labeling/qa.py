@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import krippendorff
@@ -131,12 +131,20 @@ class Evidence:
     right_negative: np.ndarray
     negatives: np.ndarray
     shared_items: int  # items decided with someone else (gold checks apart)
+    _bounds: dict = field(default_factory=dict, compare=False, repr=False)
 
     def sensitivity(self, confidence: float) -> tuple[float | None, float, float]:
-        return _estimate(self.right_positive, self.positives, confidence)
+        return self._rate("sensitivity", self.right_positive, self.positives, confidence)
 
     def specificity(self, confidence: float) -> tuple[float | None, float, float]:
-        return _estimate(self.right_negative, self.negatives, confidence)
+        return self._rate("specificity", self.right_negative, self.negatives, confidence)
+
+    def _rate(self, name: str, right: np.ndarray, n: np.ndarray, confidence: float):
+        """A rate at a confidence, computed once (the flag and the ask both read it)."""
+        key = (name, confidence)
+        if key not in self._bounds:
+            self._bounds[key] = _estimate(right, n, confidence)
+        return self._bounds[key]
 
 
 def _estimate(right: np.ndarray, n: np.ndarray, confidence: float):
