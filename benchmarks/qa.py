@@ -1,8 +1,9 @@
 """Benchmark: reviewer QA on noisy, sparse, rare-violation worlds, on the grid of `noisy_grid`.
 
 Each world's decisions go through `labeling.qa.reviewer_quality` twice: as imported history
-(no gold checks), and with gold checks at the policy's rate (5% of decisions, half violating)
-as the platform's pushes add them. Every reviewer's true sensitivity and specificity are the simulator's, so each world
+before any model (no gold checks, no scores), and as the platform runs once a model has scored
+the labelled items (its held-out scores band the noise model) with gold checks at the policy's
+rate (5% of decisions, half violating) among the decisions. Every reviewer's true sensitivity and specificity are the simulator's, so each world
 says whether their intervals covered them and whether the flags were right. The peer in the
 same run is QA as it was before this change: the same report with the reference taken as
 exact (the soft counts of the fitted model of the votes, `flywheel.aggregate`, bounded as if
@@ -55,15 +56,16 @@ def _exact_reference(votes: pd.DataFrame, golden: pd.DataFrame) -> dict[str, tup
 
 
 def measure(cell: Cell, draw: int) -> dict:
-    """The world's history QA'd as imported (no gold checks) and with gold checks at the
-    policy's rate (half violating), as the platform's pushes add them."""
+    """The world's history QA'd as imported, before any model (no gold checks, no scores),
+    and as the platform runs once a model has scored the labelled items, with gold checks at
+    the policy's rate (half violating) among the decisions."""
     return {
-        "reviewers": _judged(cell.world(draw)),
-        "with_gold": _judged(cell.world(draw, POLICY.labeling.gold_rate)),
+        "reviewers": _judged(cell.world(draw), scored=False),
+        "with_gold": _judged(cell.world(draw, POLICY.labeling.gold_rate), scored=True),
     }
 
 
-def _judged(world) -> list[dict]:
+def _judged(world, scored: bool) -> list[dict]:
     """Each reviewer's flag and whether their intervals held their true rates."""
     checked = world.votes[world.votes["known"].notna()]
     golden = pd.DataFrame(
@@ -73,7 +75,8 @@ def _judged(world) -> list[dict]:
         }
     ).drop_duplicates("item_id")
     votes = world.votes.drop(columns="known")
-    report = reviewer_quality(votes, golden if len(golden) else None, POLICY)
+    scores = pd.Series(world.scores) if scored else None  # item ids are positions
+    report = reviewer_quality(votes, golden if len(golden) else None, POLICY, scores=scores)
     truth = {r.reviewer_id: (r.sensitivity, r.specificity) for r in world.team}
     peer = _exact_reference(votes, golden)
     rows = []
@@ -135,11 +138,11 @@ def table(results: dict[Cell, list[dict]], key: str) -> str:
 def both(results: dict[Cell, list[dict]], draws: int) -> str:
     """The table without gold checks, then with them."""
     return (
-        "Imported history, no gold checks:\n\n"
+        "Imported history, before any model: no gold checks, no scores:\n\n"
         + table(results, "reviewers")
-        + f"\n\nThe same worlds with gold checks at the policy's rate "
-        f"({POLICY.labeling.gold_rate:.0%} of decisions, half violating):\n\n"
-        + table(results, "with_gold")
+        + "\n\nThe same worlds as the platform runs them once a model has scored the "
+        f"labelled items, with gold checks at the policy's rate ({POLICY.labeling.gold_rate:.0%} "
+        "of decisions, half violating):\n\n" + table(results, "with_gold")
     )
 
 

@@ -7,6 +7,7 @@ Layout (one folder per policy):
     golden/<policy>/<version>.parquet             immutable golden-set versions
     golden/<policy>/CURRENT.json                  which golden version is current
     datasets/<policy>/<version>/                  immutable dataset versions (splits, votes, manifest)
+    training/<policy>/labelled_scores.parquet     the latest version's held-out scores of labelled items
     labeling/<policy>/tasks/part-<hash>.parquet   every task pushed to Label Studio (the ledger)
     labeling/<policy>/pending/<hash>.parquet      tasks being imported (written before, dropped after)
     labeling/<policy>/state.json                  project id and the pull watermark
@@ -364,6 +365,26 @@ class Lake:
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if (p / "manifest.json").is_file())
+
+    # scores of labelled items -------------------------------------------------------------
+
+    def labelled_scores_path(self, policy: str) -> Path:
+        return self._dir("training", policy) / "labelled_scores.parquet"
+
+    def write_labelled_scores(self, policy: str, frame: pd.DataFrame) -> None:
+        """The latest trained version's scores of the labelled items it did not train on
+        (`item_id`, `score`, `model_version`): training writes them, reviewer QA reads them."""
+        path = self.labelled_scores_path(policy)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(frame, path)
+
+    def labelled_scores(self, policy: str) -> pd.Series | None:
+        """item id → score, from the latest trained version; None before the first."""
+        path = self.labelled_scores_path(policy)
+        if not path.is_file():
+            return None
+        frame = pd.read_parquet(path, columns=["item_id", "score"])
+        return frame.set_index("item_id")["score"]
 
 
 def _same(a: pd.Series, b: pd.Series) -> pd.Series:

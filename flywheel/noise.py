@@ -25,7 +25,8 @@ the reference as well as the sample's.
   prior is what prefers the first; gold checks and score bands are what settle it.
 - **Strata**: the share of violations is a parameter of each stratum. By default a stratum is a
   connected component of the reviewer graph (as in `flywheel.aggregate`). The threshold rules
-  stratify by the model's score (`training.thresholds.score_strata`): a violating vote on an
+  stratify by a model's held-out score (`score_strata`), and so does reviewer QA once a model
+  has scored the labelled items: a violating vote on an
   item scored among benign ones is then weighed against how often reviewers err, and a benign
   vote on an item scored among violations against how often they miss, with the share in each
   band learnt from the votes there, not from the model.
@@ -56,6 +57,8 @@ RATE_PRIOR = (9.0, 1.0)
 START = RATE_PRIOR[0] / sum(RATE_PRIOR)  # the rates the chain starts from: the prior's mean
 SHARE_PRIOR = (0.5, 0.5)  # Beta prior on each stratum's share of violations (Jeffreys)
 CLIP = 1e-9
+FIRST_STRATUM = 25  # items in the top score band; each band below holds twice the one above
+STRATA_REACH = 2.0  # bands reach down to twice as many items as were labelled violating
 REDRAWS = 50  # tries at a better-than-chance pair of rates before keeping the last sweep's
 
 
@@ -229,3 +232,22 @@ def _contributions(says, sensitivity, specificity) -> np.ndarray:
         np.log(sensitivity) - np.log1p(-specificity),
         np.log1p(-sensitivity) - np.log(specificity),
     )
+
+
+def score_strata(scores: np.ndarray, labelled_positives: int) -> np.ndarray:
+    """Bands of the model's score, each with its own share of violations in the noise model:
+    the top `FIRST_STRATUM` items, then bands twice as large as the one above, down to twice as
+    many items as were labelled violating, and everything below in one band. Fine where
+    violations are and the share changes fast, coarse where it is flat: every band's share is
+    learnt from the votes in it, and a band of benign-scored items is best learnt whole."""
+    scores = np.asarray(scores, dtype=float)
+    order = np.argsort(-scores, kind="stable")
+    n = len(scores)
+    reach = min(n, int(STRATA_REACH * max(labelled_positives, FIRST_STRATUM)))
+    band = np.empty(n, dtype=int)
+    start, size, number = 0, FIRST_STRATUM, 0
+    while start < n:
+        end = n if start >= reach else min(n, start + size)
+        band[order[start:end]] = number
+        start, size, number = end, size * 2, number + 1
+    return band

@@ -11,7 +11,11 @@ each draw, and the bounds are those of the mixture of each draw's exact (Clopper
 confidence distribution (`flywheel.stats.mixed_bounds`): an interval that covers the truth when
 the reference is thin, and equals the exact one when it is known. This holds for imported
 history as well as Label Studio decisions: a careless reviewer with no gold checks is still
-judged on the items they shared.
+judged on the items they shared. Once a model has scored the labelled items (training leaves
+their held-out scores in the lake), the noise model's share of violations is learnt per band of
+that score (`_bands`): with one or two votes per item the votes alone cannot tell rare
+violations and careful reviewers from commoner violations and reviewers who miss more, and the
+bands are what settle it where gold checks are few.
 
 The bar applies to balanced accuracy (the mean of the two rates: golden sets are enriched in
 violations, traffic is not, so plain accuracy would depend on the mix a reviewer happened to
@@ -44,7 +48,7 @@ from sklearn.metrics import cohen_kappa_score
 from flywheel.aggregate import Reliability, fit_reliability, latest_per_reviewer, reviewer_speed
 from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, utc_now
-from flywheel.noise import TruthDraws, sample_truth
+from flywheel.noise import TruthDraws, sample_truth, score_strata
 from flywheel.policy import Policy
 from flywheel.stats import Rate, min_n_for_bound, mixed_bounds
 
@@ -267,6 +271,26 @@ def _more_items(rate: float, have: float, spread: float, above: bool, confidence
     return min(max(math.ceil(needed - have), 0), MAX_ASK)
 
 
+def _bands(votes: pd.DataFrame, scores: pd.Series | None, policy: Policy) -> pd.Series | None:
+    """The noise model's strata: bands of a model's held-out score where there are scores.
+
+    With one or two votes per item and one share of violations per component, the votes alone
+    do not tell "violations rare, reviewers careful" from "violations commoner, reviewers
+    missing more of them": the prior chooses, and with plenty of evidence the intervals close
+    around its choice. Bands of the score break the tie (each band's share is learnt from the
+    votes in it, and their differences pin the reviewers' rates), as they do for the threshold
+    rules. Items no model has scored (decided since the last training) share one more band.
+    The model only sorts items into bands: which answer is right is still the votes'."""
+    if scores is None or scores.empty:
+        return None
+    scored = scores[scores.index.isin(votes["item_id"])]
+    if scored.empty:
+        return None
+    says = votes[votes["item_id"].isin(scored.index)]
+    majority = says["label"].eq(policy.labels.positive).groupby(says["item_id"]).mean() > 0.5
+    return pd.Series(score_strata(scored.to_numpy(), int(majority.sum())), index=scored.index)
+
+
 def _asking(needs: dict | None) -> str:
     """What the reason adds about the evidence that would judge a reviewer."""
     wanted = [f"{n} {kind}" for kind, n in (needs or {}).items() if n]
@@ -278,9 +302,11 @@ def reviewer_quality(
     golden: pd.DataFrame | None,
     policy: Policy,
     previous: dict | None = None,
+    scores: pd.Series | None = None,
 ) -> dict:
     """The QA report of a policy's reviewers, as plain data; `previous` is the last report,
-    whose open flags stay open until the evidence clears them."""
+    whose open flags stay open until the evidence clears them; `scores` (item id → a model's
+    held-out score, `Lake.labelled_scores`) band the noise model by score."""
     rules = policy.labeling
     bar = rules.min_reviewer_accuracy
     report = {
@@ -304,7 +330,7 @@ def reviewer_quality(
         else None
     )
     fitted = fit_reliability(votes, policy, known)
-    draws = sample_truth(votes, policy, known)
+    draws = sample_truth(votes, policy, known, _bands(votes, scores, policy))
     gold = _gold(votes, golden, policy)
     evidence = _evidence(draws)
     consensus = _consensus(fitted)
@@ -402,6 +428,7 @@ def run_qa(policy: Policy, lake: Lake) -> dict:
         golden.frame if golden is not None else None,
         policy,
         previous,
+        lake.labelled_scores(policy.name),
     )
     write_json_atomic(report, path)
     return report

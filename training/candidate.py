@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from flywheel.policy import Policy
@@ -22,6 +23,9 @@ class FittedModel:
     operating: OperatingPoints  # the thresholds and the evidence behind them
     boosting_rounds: int  # trees the early-stopped fit built
     best_round: int  # trees the model predicts with
+    # the labelled items the thresholds were read on, with their held-out scores (`item_id`,
+    # `score`): reviewer QA bands its noise model by them (`flywheel.noise.score_strata`)
+    labelled_scores: pd.DataFrame | None = None
 
     @property
     def thresholds(self) -> Thresholds:

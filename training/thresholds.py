@@ -8,7 +8,7 @@ threshold (or none) and say what more evidence would show.
 
 **What the rules count.** Not the labels: draws of each item's truth given every vote, the
 reviewers' measured error rates and their uncertainty (`flywheel.noise`), with the share of
-violations learnt per band of the model's score (`score_strata`). On each draw a threshold
+violations learnt per band of the model's score (`flywheel.noise.score_strata`). On each draw a threshold
 lets through some count of positives out of all of them; each rule bounds over the mixture of
 the draws' exact (Clopper-Pearson) confidence distributions (`flywheel.stats.chance_above`,
 `chance_below`). So the reviewers' errors are neither ignored nor taken as truth: a violating
@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from flywheel.noise import sample_truth
+from flywheel.noise import sample_truth, score_strata
 from flywheel.policy import Policy, Targets
 from flywheel.registry import Thresholds
 from flywheel.stats import (
@@ -67,8 +67,6 @@ RULE = (
     "on the truth drawn from the votes and the reviewers' errors; recall: conformal order "
     "statistic with exact bounds; precision: fixed-sequence exact tests"
 )
-FIRST_STRATUM = 25  # items in the top score band; each band below holds twice the one above
-STRATA_REACH = 2.0  # bands reach down to twice as many items as were labelled violating
 UNCERTAIN = (0.02, 0.98)  # an item whose chance of violating lies here is in doubt
 
 
@@ -157,25 +155,6 @@ def describe_noise(noise: list[dict]) -> str:
     )
 
 
-def score_strata(scores: np.ndarray, labelled_positives: int) -> np.ndarray:
-    """Bands of the model's score, each with its own share of violations in the noise model:
-    the top `FIRST_STRATUM` items, then bands twice as large as the one above, down to twice as
-    many items as were labelled violating, and everything below in one band. Fine where
-    violations are and the share changes fast, coarse where it is flat: every band's share is
-    learnt from the votes in it, and a band of benign-scored items is best learnt whole."""
-    scores = np.asarray(scores, dtype=float)
-    order = np.argsort(-scores, kind="stable")
-    n = len(scores)
-    reach = min(n, int(STRATA_REACH * max(labelled_positives, FIRST_STRATUM)))
-    band = np.empty(n, dtype=int)
-    start, size, number = 0, FIRST_STRATUM, 0
-    while start < n:
-        end = n if start >= reach else min(n, start + size)
-        band[order[start:end]] = number
-        start, size, number = end, size * 2, number + 1
-    return band
-
-
 def draw_truth(
     votes: pd.DataFrame | None,
     policy: Policy,
@@ -185,7 +164,7 @@ def draw_truth(
 ) -> tuple[np.ndarray, list[dict]]:
     """The truth the rules count for the scored items: draws given every vote of the dataset
     (`flywheel.noise`), the scored items' share of violations learnt per score band
-    (`score_strata`), gold checks pinned to their known answer; and the noise assumed. Without
+    (`flywheel.noise.score_strata`), gold checks pinned to their known answer; and the noise assumed. Without
     votes (a version built before they were kept) the labels are the truth and no noise is
     assumed."""
     if votes is None or votes.empty:

@@ -151,6 +151,7 @@ def fit(policy: Policy, dataset: DatasetVersion) -> FittedModel:
         operating,
         boosting_rounds=int(classifier.n_iter_),
         best_round=rounds,
+        labelled_scores=pd.DataFrame({"item_id": scored.to_numpy(), "score": scores}),
     )
 
 
@@ -246,5 +247,8 @@ def train(
         raise
     except Exception as exc:
         raise FlywheelError(f"registering {policy.name} in MLflow failed: {exc}") from exc
+    lake.write_labelled_scores(
+        policy.name, fitted.labelled_scores.assign(model_version=int(ref.version))
+    )
     phase(4, "done")
     return TrainResult(ref, dataset, reused=False)

@@ -5,6 +5,7 @@ import math
 import mlflow
 import numpy as np
 
+from flywheel.lake import Lake
 from flywheel.registry import CHALLENGER, CHAMPION, connect, get_version
 from flywheel.runtime import load_model
 from training.train import train
@@ -36,6 +37,10 @@ def test_version_carries_design_tags_and_aliases(trained, spam):
             assert 0 <= float(tags[f"golden_{point}_{metric}"]) <= 1
     assert float(tags["golden_roc_auc"]) > 0.9, "the simulated world is learnable"
     assert tags["promotion_verdict"] == "promoted"
+    # the held-out scores the thresholds were read on reach reviewer QA through the lake
+    scores = Lake(settings.lake_dir).labelled_scores("spam")
+    assert len(scores) == int(tags["threshold_items"]) and scores.between(0, 1).all()
+    assert scores.index.isin(result.dataset.split("train")["item_id"]).any()
 
 
 def test_run_logs_dataset_inputs_and_metrics_per_slice(trained, spam):

@@ -156,3 +156,35 @@ def test_an_empty_lake_gives_an_empty_report():
     policy = load_policy("spam")
     report = reviewer_quality(pd.DataFrame(), None, policy)
     assert report["reviewers"] == [] and report["flagged"] == []
+
+
+def test_a_models_held_out_scores_let_the_intervals_cover_where_votes_alone_cannot():
+    """With one or two votes per item the votes alone leave a tie between "violations rare,
+    reviewers careful" and "violations commoner, reviewers missing more": with much evidence
+    the intervals close around the prior's choice and miss the truth. Banding the noise model
+    by a model's held-out score breaks the tie (violations 10%, reviewers erring on 2%, half
+    the items decided twice)."""
+    from simulation.scored import scored_world
+    from simulation.world import team
+
+    policy = load_policy("spam")
+    covered = {False: [], True: []}
+    for seed in range(5):
+        world = scored_world(np.random.default_rng(seed), 0.10, team(0.02), overlap=0.5)
+        votes = world.votes.drop(columns="known").replace(
+            {"label": {"violating": policy.labels.positive, "benign": policy.labels.negative}}
+        )
+        truth = {r.reviewer_id: r for r in world.team}
+        for banded in covered:
+            scores = pd.Series(world.scores) if banded else None
+            report = reviewer_quality(votes, None, policy, scores=scores)
+            assert report["flagged"] == []
+            for r in report["reviewers"]:
+                t = truth[r["reviewer_id"]]
+                covered[banded] += [
+                    r["sensitivity_ci"][0] <= t.sensitivity <= r["sensitivity_ci"][1],
+                    r["specificity_ci"][0] <= t.specificity <= r["specificity_ci"][1],
+                ]
+    assert np.mean(covered[True]) >= 0.85 > np.mean(covered[False]), {
+        k: np.mean(v) for k, v in covered.items()
+    }
