@@ -13,23 +13,23 @@ the reference as well as the sample's.
 - **Gibbs sampling** (data augmentation): each item's truth given the rates and shares; each
   reviewer's rates given the truth (Beta); each stratum's share given the truth (Beta). Items
   whose truth is known (gold checks on golden items) stay fixed and pin the rates of whoever
-  decided them. The chain starts from the vote and is seeded: the same votes give the same
-  draws.
+  decided them. The chain starts at the prior's mean and is seeded: the same votes give the
+  same draws.
 - **Priors**: Beta(9, 1) on each reviewer's sensitivity and specificity (a trained reviewer
   is right about nine times in ten, a belief worth ten decisions), restricted to better than
   chance (their sum above 1), which also keeps the two classes from swapping; Jeffreys'
-  Beta(1/2, 1/2) on each stratum's share of violations. The chain starts at the prior's mean.
-  With one or two votes per item the model is not identified by the votes alone at a low base
-  rate: "violations rare, reviewers careful" and "violations common, reviewers missing most"
-  fit them about equally, and a chain started from the vote can settle in the second. The
-  prior is what prefers the first; gold checks and score bands are what settle it.
+  Beta(1/2, 1/2) on each stratum's share of violations. With one or two votes per item and
+  one share for all, the votes alone do not identify the model: "violations rare, reviewers
+  careful" and "violations commoner, reviewers missing more of them" fit them about equally
+  (at a low base rate a chain started from the vote settles in the second). The prior is what
+  prefers the first; gold checks and score bands are what settle it.
 - **Strata**: the share of violations is a parameter of each stratum. By default a stratum is a
   connected component of the reviewer graph (as in `flywheel.aggregate`). The threshold rules
   stratify by a model's held-out score (`score_strata`), and so does reviewer QA once a model
-  has scored the labelled items: a violating vote on an
-  item scored among benign ones is then weighed against how often reviewers err, and a benign
-  vote on an item scored among violations against how often they miss, with the share in each
-  band learnt from the votes there, not from the model.
+  has scored the labelled items: a violating vote on an item scored among benign ones is then
+  weighed against how often reviewers err, and a benign vote on an item scored among
+  violations against how often they miss, with the share in each band learnt from the votes
+  there, not from the model.
 
 What it assumes, and so what a guarantee built on it assumes: a reviewer's errors do not depend
 on the item beyond its class (the Dawid-Skene assumption, which the aggregation already makes).
@@ -50,9 +50,7 @@ from flywheel.policy import Policy
 DRAWS = 400  # posterior draws kept
 BURN_IN = 200  # sweeps discarded before the first kept draw
 # Beta prior on each reviewer's sensitivity and specificity: a trained reviewer is right about
-# nine times in ten, a belief worth ten decisions. At a low base rate the votes alone fit
-# "violations rare, reviewers careful" and "violations common, reviewers missing most of them"
-# about equally; this is what prefers the first
+# nine times in ten, a belief worth ten decisions (module docstring: what it settles)
 RATE_PRIOR = (9.0, 1.0)
 START = RATE_PRIOR[0] / sum(RATE_PRIOR)  # the rates the chain starts from: the prior's mean
 SHARE_PRIOR = (0.5, 0.5)  # Beta prior on each stratum's share of violations (Jeffreys)
