@@ -18,9 +18,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from flows.ingest import RETRIES, pull_task, qa_task
+from flows.ingest import RETRIES, pull_task
 from flows.monitor import monitor_task
-from flows.retrain import build_dataset_task, check_registry_task, promote_task, train_task
+from flows.retrain import check_registry_task, promote_task, settled_training
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
 from flywheel.policy import Policy, load_policy
@@ -70,9 +70,7 @@ def cycle(policy: str, since: datetime | None = None) -> CycleSummary:
     with one_cycle_at_a_time(loaded.name):
         check_registry_task()
         added = pull_task(loaded)
-        flagged = qa_task(loaded)
-        dataset = build_dataset_task(loaded)
-        trained = train_task(loaded, dataset)
+        flagged, dataset, trained = settled_training(loaded)
         verdict = promote_task(loaded)
         monitored = monitor_task(loaded, since)
         pushed = push_task(loaded)

@@ -47,7 +47,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from flywheel.aggregate import Reliability, fit_reliability, latest_per_reviewer, reviewer_speed
 from flywheel.files import write_json_atomic
-from flywheel.lake import Lake, utc_now
+from flywheel.lake import Lake, content_hash, utc_now
 from flywheel.noise import TruthDraws, sample_truth, score_strata
 from flywheel.policy import Policy
 from flywheel.stats import Rate, min_n_for_bound, mixed_bounds
@@ -419,16 +419,32 @@ def gold_mix(report: dict | None) -> float:
 
 def run_qa(policy: Policy, lake: Lake) -> dict:
     """Compute the report from the lake and store it there, for monitoring and for dataset
-    building (which leaves flagged reviewers' decisions out)."""
+    building (which leaves flagged reviewers' decisions out).
+
+    The same evidence keeps its judgement: when no decision, golden item or QA rule changed
+    since the last report, and that report was already banded by a model's scores (or there
+    are still none), it stands. Judging the same votes again with each new model's bands would
+    test the same reviewers repeatedly (a flag somewhere by chance) and would change the
+    dataset, and so the model, on a rerun that brought nothing new."""
     golden = lake.golden(policy.name)
+    golden_frame = golden.frame if golden is not None else None
+    decisions = lake.decisions(policy.name)
+    scores = lake.labelled_scores(policy.name)
     path = lake.labeling_path(policy.name, "qa.json")
     previous = read_qa(policy, lake)
-    report = reviewer_quality(
-        lake.decisions(policy.name),
-        golden.frame if golden is not None else None,
-        policy,
-        previous,
-        lake.labelled_scores(policy.name),
+    evidence = content_hash(
+        decisions,
+        *([golden_frame] if golden_frame is not None else []),
+        extra=policy.labeling.model_dump(mode="json"),
     )
+    if (
+        previous is not None
+        and previous.get("evidence") == evidence
+        and (previous.get("scored") or scores is None)
+    ):
+        return previous
+    report = reviewer_quality(decisions, golden_frame, policy, previous, scores)
+    report["evidence"] = evidence
+    report["scored"] = scores is not None
     write_json_atomic(report, path)
     return report

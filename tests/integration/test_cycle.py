@@ -8,6 +8,7 @@ from flows.cycle import cycle, one_cycle_at_a_time
 from flywheel.lake import Lake
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
+from labeling.qa import read_qa
 from simulation.reviewers import work
 from tests.conftest import copy_trained, log_recent_traffic, policy_variant
 
@@ -25,8 +26,12 @@ def wheel(trained, small_world, ls_env, tmp_path, monkeypatch):
 
 def test_a_cycle_turns_the_wheel_and_a_rerun_adds_nothing(prefect_harness, wheel, small_world):
     settings, policy, path = wheel
+    trained_flags = read_qa(policy, Lake(settings.lake_dir))["flagged"]
     first = cycle(path)
-    assert first.decisions_added == 0 and first.reused_model  # nothing decided yet
+    assert first.decisions_added == 0
+    # Nothing decided yet: the model is reused unless the trained model's scores let QA judge
+    # a reviewer the history alone could not (then it is trained again without them).
+    assert first.reused_model == (first.flagged_reviewers == trained_flags)
     assert first.tasks_pushed > 0
 
     lake = Lake(settings.lake_dir)

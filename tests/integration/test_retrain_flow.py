@@ -1,18 +1,31 @@
 """The retrain flow on a real (test) Prefect server."""
 
+import json
+
 from flows.retrain import retrain
+from flywheel.policy import load_policy
+from labeling.qa import read_qa
 
 
 def test_retrain_flow_promotes_then_is_idempotent(prefect_harness, stocked):
     state = retrain("spam", return_state=True)
     assert state.is_completed()
     summary = state.result()
-    assert summary.outcome == "promoted" and summary.model_version == 1 and not summary.reused_model
+    assert summary.outcome == "promoted" and not summary.reused_model
+    # The imported history alone cannot judge the careless reviewer; the first model's scores
+    # can, so the run trained once more without them and gated that model.
+    report = read_qa(load_policy("spam"), stocked)
+    assert report["scored"] and report["flagged"] == ["rev-fox"]
+    manifest = json.loads(
+        (stocked.dataset_dir("spam", summary.dataset_version) / "manifest.json").read_text()
+    )
+    assert manifest["flagged_reviewers"]["excluded"] == ["rev-fox"]
+    assert summary.model_version == 2
 
     again = retrain("spam")
-    assert again.reused_model and again.model_version == 1
+    assert again.reused_model and again.model_version == summary.model_version
     assert again.dataset_version == summary.dataset_version
-    assert again.outcome == "version 1 is already the champion"
+    assert again.outcome == f"version {summary.model_version} is already the champion"
 
 
 def test_retrain_flow_fails_cleanly_without_decisions(prefect_harness, home):

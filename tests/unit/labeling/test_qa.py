@@ -188,3 +188,34 @@ def test_a_models_held_out_scores_let_the_intervals_cover_where_votes_alone_cann
     assert np.mean(covered[True]) >= 0.85 > np.mean(covered[False]), {
         k: np.mean(v) for k, v in covered.items()
     }
+
+
+def test_the_same_evidence_keeps_its_judgement(tmp_path):
+    """QA judges again when decisions arrive, and once when a model's scores first band it; a
+    new model alone does not judge the same votes again (a rerun would retrain on a flag's
+    chance flicker)."""
+    from flywheel.lake import Lake
+    from labeling.qa import run_qa
+
+    policy, decisions, truth = two_reviewer_votes(400, positive_rate=0.3, seed=3)
+    lake = Lake(tmp_path)
+    lake.append_decisions(policy.name, decisions.iloc[:600], "history")
+    first = run_qa(policy, lake)
+    assert not first["scored"]
+    assert run_qa(policy, lake)["computed_at"] == first["computed_at"]
+
+    def scores(version: int) -> pd.DataFrame:
+        noise = np.random.default_rng(version).normal(0, 0.1, len(truth))
+        return pd.DataFrame(
+            {"item_id": truth.index, "score": truth.to_numpy() + noise, "model_version": version}
+        )
+
+    lake.write_labelled_scores(policy.name, scores(1))
+    banded = run_qa(policy, lake)
+    assert banded["scored"] and banded["computed_at"] != first["computed_at"]
+    lake.write_labelled_scores(policy.name, scores(2))
+    assert run_qa(policy, lake)["computed_at"] == banded["computed_at"]
+    lake.append_decisions(policy.name, decisions.iloc[600:], "more")
+    again = run_qa(policy, lake)
+    assert again["computed_at"] != banded["computed_at"]
+    assert sum(r["decisions"] for r in again["reviewers"]) == len(decisions)
