@@ -241,6 +241,103 @@ class Monitoring(_Section):
     alerts: AlertRules = AlertRules()
 
 
+PURPOSES = ("review", "explore", "audit", "gold", "appeal")
+DECISIONS = ("allow", "review", "auto_action")
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+
+
+class Condition(_Section):
+    """What a routing rule tests. Every key given must hold; a list holds when any of its
+    values does; no key at all matches every task."""
+
+    purpose: list[Literal["review", "explore", "audit", "gold", "appeal"]] | None = None
+    decision: list[Literal["allow", "review", "auto_action"]] | None = None
+    score_at_least: Probability | None = None  # the champion's score
+    score_below: Probability | None = None
+    # ISO 639-1 codes of the language detected in the item's text fields (flywheel.language)
+    language: list[str] | None = None
+    emerging: bool | None = None  # a member of the latest monitoring run's emerging clusters
+    field: dict[str, list[str | int | float | bool]] | None = None  # field → the values it may take
+    field_at_least: dict[str, float] | None = None  # numeric field → its least value
+    field_below: dict[str, float] | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _codes(cls, codes: list[str] | None) -> list[str] | None:
+        for code in codes or []:
+            if not _LANGUAGE.match(code):
+                raise ValueError(f"{code!r} is not a two-letter ISO 639-1 language code")
+        return codes
+
+    @property
+    def fields(self) -> set[str]:
+        """The item fields this condition reads."""
+        return {*(self.field or {}), *(self.field_at_least or {}), *(self.field_below or {})}
+
+
+class Route(_Section):
+    """Tasks that meet `when` go to `queue`; routes are tried in order, the first match wins."""
+
+    queue: str
+    when: Condition = Condition()
+
+
+class Queue(_Section):
+    """A review queue: one Label Studio project, worked by the rostered reviewers who have its
+    skills (a language code is a skill)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    sla_hours: float = Field(gt=0)  # a task should be decided within this many hours
+    severity: float = Field(default=1.0, gt=0)  # harm of a violation waiting here, relative
+    skills: list[str] = []  # every reviewer working the queue has all of these
+
+
+class Queues(_Section):
+    """Review queues, their routing rules and the roster that staffs them. Without this
+    section a policy has one project for every task, as before."""
+
+    roster: str  # the roster file (flywheel.roster), relative to the policy file
+    define: list[Queue] = Field(min_length=1)
+    routes: list[Route] = Field(min_length=1)
+    # tasks that near their SLA (this share of it elapsed, still open) move to this queue;
+    # null: to the head of their own queue
+    escalation: str | None = None
+    escalate_at: float = Field(default=0.75, gt=0, lt=1)
+    appeals: str | None = None  # the queue appeals go to (it needs a route only if named here)
+    sla_target: float = Field(default=0.95, gt=0, lt=1)  # share decided within the SLA, planned for
+    age_weight: float = Field(default=1.0, ge=0)  # harm added per SLA's length waited (no starving)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Queues:
+        names = [q.name for q in self.define]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"queues defined twice: {', '.join(dupes)}")
+        known = set(names)
+        for i, route in enumerate(self.routes):
+            if route.queue not in known:
+                raise ValueError(
+                    f"routes[{i}]: unknown queue {route.queue!r} (defined: {', '.join(names)})"
+                )
+        if self.routes[-1].when != Condition():
+            raise ValueError(
+                "routes: the last route must have no `when`, so that every task has a queue"
+            )
+        for key in ("escalation", "appeals"):
+            name = getattr(self, key)
+            if name is not None and name not in known:
+                raise ValueError(f"{key}: unknown queue {name!r} (defined: {', '.join(names)})")
+        return self
+
+    def queue(self, name: str) -> Queue:
+        return next(q for q in self.define if q.name == name)
+
+    @property
+    def languages(self) -> list[str]:
+        """Every language a route tests, for the detector to tell apart."""
+        return sorted({c for r in self.routes for c in (r.when.language or [])})
+
+
 class Policy(_Section):
     name: str
     description: str = ""
@@ -252,6 +349,7 @@ class Policy(_Section):
     training: Training = Training()
     labeling: Labeling = Labeling()
     monitoring: Monitoring = Monitoring()
+    queues: Queues | None = None
     # the simulator's section: its schema is the simulator's (`simulation.world.Simulation`),
     # checked when a world is built, so that nothing in production depends on it
     simulation: dict[str, Any] = {}
@@ -264,6 +362,23 @@ class Policy(_Section):
                 "must be lower-case letters, digits, '-' or '_', starting with a letter"
             )
         return name
+
+    @model_validator(mode="after")
+    def _routes_read_known_fields(self) -> Policy:
+        if self.queues is None:
+            return self
+        for i, route in enumerate(self.queues.routes):
+            for name in sorted(route.when.fields - set(self.fields.all)):
+                raise ValueError(
+                    f"queues.routes[{i}].when: unknown field {name!r} "
+                    f"(the policy's fields: {', '.join(self.fields.all)})"
+                )
+            numeric = {*(route.when.field_at_least or {}), *(route.when.field_below or {})}
+            for name in sorted(numeric - set(self.fields.numeric)):
+                raise ValueError(
+                    f"queues.routes[{i}].when: {name!r} is not a numeric field, so it has no range"
+                )
+        return self
 
     @property
     def feature_columns(self) -> list[str]:
@@ -319,7 +434,6 @@ def describe_problem(
     errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     key = ".".join([*([within] if within else []), *(str(part) for part in first["loc"])])
-    key = key or "(top level)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "required key is missing"
@@ -332,7 +446,8 @@ def describe_problem(
             message += f" (did you mean {close[0]!r}?)"
     more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {key}: {message}{suffix}"
+    # a check across sections names its keys in the message itself
+    return f"{source}: {key + ': ' if key else ''}{message}{suffix}"
 
 
 def parse_policy(text: str, source: str = "policy") -> Policy:
@@ -374,6 +489,14 @@ def load_policy(name_or_path: str, settings: Settings | None = None) -> Policy:
         raise FlywheelError(
             f"{path}: name: {policy.name!r} does not match the file name {path.stem!r}"
         )
+    if policy.queues is not None:
+        from flywheel.roster import load_roster  # the roster's schema builds on this module's
+
+        roster = (path.parent / policy.queues.roster).resolve()
+        policy = policy.model_copy(
+            update={"queues": policy.queues.model_copy(update={"roster": str(roster)})}
+        )
+        load_roster(policy)  # checked on load: a policy with a broken roster does not load
     return policy
 
 

@@ -491,3 +491,62 @@ def chromium() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+QUEUES = {
+    "roster": "roster.yaml",
+    "define": [
+        {"name": "general", "sla_hours": 24},
+        {"name": "portuguese", "sla_hours": 24, "skills": ["pt"]},
+        {"name": "urgent", "sla_hours": 4, "severity": 3},
+        {"name": "appeals", "sla_hours": 48, "severity": 2, "skills": ["senior"]},
+    ],
+    "routes": [
+        {"queue": "appeals", "when": {"purpose": ["appeal"]}},
+        {"queue": "portuguese", "when": {"language": ["pt"]}},
+        {"queue": "urgent", "when": {"score_at_least": 0.8, "field": {"surface": ["dm"]}}},
+        {"queue": "general"},
+    ],
+    "appeals": "appeals",
+}
+ROSTER = {
+    "timezone": "UTC",
+    "reviewers": [
+        {
+            "id": "rev-ana",
+            "user": "ana@example.org",
+            "languages": ["en", "pt"],
+            "queues": ["portuguese", "general"],
+            "decisions_per_hour": 20,
+            "shifts": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}
+            ],
+        },
+        {
+            "id": "rev-bo",
+            "user": "bo@example.org",
+            "languages": ["en", "es"],
+            "skills": ["senior"],
+            "queues": ["general", "urgent", "appeals"],
+            "decisions_per_hour": 30,
+            "shifts": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00", "end": "06:00"}
+            ],
+        },
+    ],
+}
+
+
+def queued_policy(folder: Path, queues: dict | None = None, roster: dict | None = None) -> Policy:
+    """The shipped spam policy with review queues and a roster file beside it."""
+    import copy
+
+    import yaml
+
+    raw = yaml.safe_load((REPO / "policies" / "spam.yaml").read_text())
+    raw["queues"] = copy.deepcopy(queues or QUEUES)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "roster.yaml").write_text(yaml.safe_dump(copy.deepcopy(roster or ROSTER)))
+    path = folder / "spam.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_policy(str(path))
