@@ -86,16 +86,24 @@ class Reviewer(_Section):
         """Everything a queue may ask of a reviewer: languages are skills too."""
         return {*self.languages, *self.skills}
 
-    def hours(self, start: datetime, end: datetime, zone: ZoneInfo) -> float:
-        """Hours on shift between `start` and `end` (time zone aware)."""
-        total = 0.0
+    def on_shift(self, start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[float, float]]:
+        """The reviewer's shifts between `start` and `end` (time zone aware), as hours from
+        `start`, in order."""
+        spans = []
         day = datetime.combine((start.astimezone(zone) - timedelta(days=1)).date(), time(), zone)
         while day < end:
             for begin, finish in (i for s in self.shifts for i in s.intervals(day)):
-                overlap = min(finish, end) - max(begin, start)
-                total += max(overlap.total_seconds(), 0.0) / 3600.0
+                lo, hi = max(begin, start), min(finish, end)
+                if hi > lo:
+                    spans.append(
+                        ((lo - start).total_seconds() / 3600, (hi - start).total_seconds() / 3600)
+                    )
             day = datetime.combine((day + timedelta(days=1)).date(), time(), zone)
-        return total
+        return sorted(spans)
+
+    def hours(self, start: datetime, end: datetime, zone: ZoneInfo) -> float:
+        """Hours on shift between `start` and `end` (time zone aware)."""
+        return sum(hi - lo for lo, hi in self.on_shift(start, end, zone))
 
 
 class Roster(_Section):

@@ -26,22 +26,36 @@ from flywheel.roster import Roster
 RESERVED = ("audit", "gold", "appeal")  # pushed first: the statistics and the users waiting
 
 
+def paces(
+    policy: Policy, roster: Roster, waiting: dict[str, float]
+) -> dict[tuple[str, str], float]:
+    """(reviewer, queue) → tasks an hour that reviewer decides in that queue while on shift:
+    their pace over the decisions each task needs, shared among their queues in proportion to
+    the severity-weighted work waiting in each (evenly when nothing waits)."""
+    assert policy.queues is not None
+    severity = {q.name: q.severity for q in policy.queues.define}
+    out = {}
+    for reviewer in roster.reviewers:
+        demand = {q: waiting.get(q, 0.0) * severity[q] for q in reviewer.queues}
+        total = sum(demand.values())
+        for name in reviewer.queues:
+            share = demand[name] / total if total > 0 else 1.0 / len(reviewer.queues)
+            out[reviewer.id, name] = reviewer.decisions_per_hour * share / policy.labeling.overlap
+    return out
+
+
 def capacity(
     policy: Policy, roster: Roster, now: datetime, waiting: dict[str, float]
 ) -> dict[str, float]:
     """Tasks each queue's reviewers can decide within its SLA from `now`; `waiting` is the
     work waiting per queue (tasks open and not yet pushed), which shares a reviewer's hours."""
     assert policy.queues is not None
-    queues = {q.name: q for q in policy.queues.define}
-    room = dict.fromkeys(queues, 0.0)
-    for reviewer in roster.reviewers:
-        demand = {q: waiting.get(q, 0.0) * queues[q].severity for q in reviewer.queues}
-        total = sum(demand.values())
-        for name in reviewer.queues:
-            share = demand[name] / total if total > 0 else 1.0 / len(reviewer.queues)
-            end = now + timedelta(hours=queues[name].sla_hours)
-            hours = reviewer.hours(now, end, roster.zone)
-            room[name] += reviewer.decisions_per_hour * hours * share / policy.labeling.overlap
+    room = {q.name: 0.0 for q in policy.queues.define}
+    sla = {q.name: q.sla_hours for q in policy.queues.define}
+    by_id = {r.id: r for r in roster.reviewers}
+    for (reviewer, name), pace in paces(policy, roster, waiting).items():
+        end = now + timedelta(hours=sla[name])
+        room[name] += pace * by_id[reviewer].hours(now, end, roster.zone)
     return room
 
 
