@@ -60,10 +60,10 @@ def capacity(
 
 
 def fill(tasks: pd.DataFrame, room: dict[str, int], explore_budget: float) -> pd.DataFrame:
-    """The tasks that fit each queue's room (`queue`, `purpose` and `harm` columns), in push
-    order: reserved purposes first, then exploration within its budget, then by harm."""
+    """The tasks that fit each queue's room (`review_queue`, `purpose` and `harm` columns):
+    reserved purposes first, then exploration within its budget, then review by harm."""
     chosen = []
-    for name, group in tasks.groupby("queue", sort=True):
+    for name, group in tasks.groupby("review_queue", sort=True):
         left = max(int(room.get(name, 0)), 0)
         group = group.sort_values("harm", ascending=False, kind="stable")
         reserved = group[group["purpose"].isin(RESERVED)].head(left)

@@ -1,4 +1,5 @@
-"""One Label Studio project per policy, made from the policy and kept in step with it.
+"""One Label Studio project per policy (per queue, with `queues:`), made from the policy and
+kept in step with it.
 
 The labeling interface is derived from the policy: its text fields, its signals as one line, the
 model's assistance (empty on blind-audit tasks), a single required choice between the policy's two
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from html import escape
 
 from flywheel.lake import Lake
-from flywheel.policy import Policy
+from flywheel.policy import Policy, Queue
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.webhook import SECRET_HEADER, webhook_secret
@@ -97,37 +98,92 @@ def instructions(policy: Policy) -> str:
     return f"<p>{base}</p>"
 
 
-def bootstrap(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> Project:
-    """Create or update the policy's project (and its webhook when one is configured)."""
-    fields = {
-        "title": policy.project_title,
+def _fields(policy: Policy, title: str, queue: Queue | None) -> dict:
+    """A project's settings: the policy's interface, and a queue's name and SLA."""
+    note = (
+        f"<p>Queue <b>{escape(queue.name)}</b>: decide each task within {queue.sla_hours:g} "
+        "hours. Work from the “By harm” tab: it puts the tasks most likely to do harm first.</p>"
+        if queue is not None
+        else ""
+    )
+    return {
+        "title": title,
         "description": policy.description or policy.name,
         "label_config": label_config(policy),
-        "expert_instruction": instructions(policy),
+        "expert_instruction": instructions(policy) + note,
         "show_instruction": True,
         "show_skip_button": True,
         "maximum_annotations": policy.labeling.overlap,
     }
-    state = lake.labeling_state(policy.name)
-    existing = _find(api, state.get("project_id"), policy.project_title)
+
+
+def _ensure(api: LabelStudioAPI, known: int | None, fields: dict) -> Project:
+    """Create the project, or update the one known by id or found by title."""
+    existing = _find(api, known, fields["title"])
     if existing is None:
-        project = api.call(
+        made = api.call(
             f"creating project {fields['title']!r}", lambda: api.sdk.projects.create(**fields)
         )
-        created = True
-    else:
-        project = api.call(
-            f"updating project {existing}",
-            lambda: api.sdk.projects.update(id=existing, **fields),
-        )
-        created = False
+        return Project(made.id, fields["title"], True)
+    api.call(f"updating project {existing}", lambda: api.sdk.projects.update(id=existing, **fields))
+    return Project(existing, fields["title"], False)
+
+
+def bootstrap(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> Project:
+    """Create or update the policy's project (and its webhook when one is configured); with
+    `queues:`, one project per queue (`bootstrap_queues`) and this returns the first."""
+    if policy.queues is not None:
+        return next(iter(bootstrap_queues(policy, lake, api, settings).values()))
+    state = lake.labeling_state(policy.name)
+    project = _ensure(api, state.get("project_id"), _fields(policy, policy.project_title, None))
     if state.get("project_id") != project.id:
         lake.write_labeling_state(policy.name, {**state, "project_id": project.id})
+    _hook(api, project.id, policy, settings)
+    return project
+
+
+def queue_title(policy: Policy, queue: str) -> str:
+    return f"{policy.project_title} · {queue}"
+
+
+def bootstrap_queues(
+    policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings
+) -> dict[str, Project]:
+    """One project per queue, each with a "By harm" tab that orders its tasks by the harm the
+    push ranked them by (`data.priority`): Label Studio's label stream follows a tab's order."""
+    assert policy.queues is not None
+    state = lake.labeling_state(policy.name)
+    known = state.get("projects", {})
+    made = {}
+    for queue in policy.queues.define:
+        title = queue_title(policy, queue.name)
+        made[queue.name] = _ensure(api, known.get(queue.name), _fields(policy, title, queue))
+        _harm_tab(api, made[queue.name].id)
+        _hook(api, made[queue.name].id, policy, settings)
+    ids = {name: p.id for name, p in made.items()}
+    if known != ids:
+        lake.write_labeling_state(policy.name, {**state, "projects": ids})
+    return made
+
+
+HARM_TAB = "By harm"
+
+
+def _harm_tab(api: LabelStudioAPI, project: int) -> None:
+    views = api.call("listing tabs", lambda: api.sdk.views.list(project=project))
+    if any((v.data or {}).get("title") == HARM_TAB for v in views):
+        return
+    api.call(
+        "creating the tab by harm",
+        lambda: api.sdk.views.create(
+            project=project, data={"title": HARM_TAB, "ordering": ["-tasks:data.priority"]}
+        ),
+    )
+
+
+def _hook(api: LabelStudioAPI, project: int, policy: Policy, settings: Settings) -> None:
     if settings.webhook_url:
-        _ensure_webhook(
-            api, project.id, webhook_address(settings, policy), webhook_secret(settings)
-        )
-    return Project(project.id, policy.project_title, created)
+        _ensure_webhook(api, project, webhook_address(settings, policy), webhook_secret(settings))
 
 
 def _find(api: LabelStudioAPI, project_id: int | None, title: str) -> int | None:
@@ -169,6 +225,18 @@ def _ensure_webhook(api: LabelStudioAPI, project: int, url: str, secret: str) ->
 
 
 def project_id(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> int:
-    """The policy's project, bootstrapped on first use."""
-    known = lake.labeling_state(policy.name).get("project_id")
-    return known if known is not None else bootstrap(policy, lake, api, settings).id
+    """The policy's project (the first queue's, with queues), bootstrapped on first use."""
+    return next(iter(projects(policy, lake, api, settings).values()))
+
+
+def projects(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> dict[str, int]:
+    """The policy's projects by queue ("" for the one project of a policy without queues),
+    bootstrapped on first use and whenever a queue is new."""
+    state = lake.labeling_state(policy.name)
+    if policy.queues is None:
+        known = state.get("project_id")
+        return {"": known if known is not None else bootstrap(policy, lake, api, settings).id}
+    known = state.get("projects", {})
+    if set(known) >= {q.name for q in policy.queues.define}:
+        return {q.name: known[q.name] for q in policy.queues.define}
+    return {n: p.id for n, p in bootstrap_queues(policy, lake, api, settings).items()}

@@ -29,7 +29,7 @@ from flywheel.progress import Progress, quiet
 from flywheel.records import validate_decisions
 from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, WATERMARK_FORMAT, LabelStudioAPI, updated_after
-from labeling.project import CHOICE, NOTES, annotator, project_id
+from labeling.project import CHOICE, NOTES, annotator, projects
 from labeling.push import TASK_KEY, recover
 
 
@@ -138,23 +138,32 @@ def pull(
     progress: Progress = quiet,
 ) -> PullReport:
     """Store the decisions made since the last pull; nothing is written if any read fails."""
-    project = project_id(policy, lake, api, settings)
+    targets = projects(policy, lake, api, settings)
+    project = next(iter(targets.values()))
     state = lake.labeling_state(policy.name)
     report = PullReport(project, watermark=state.get("watermark"))
     began = _utc(api.server_time()) - CLOCK_MARGIN
     since = state.get("watermark")
-    changed = []
-    for task in api.iter_tasks(project, *([updated_after(since)] if since else [])):
-        changed.append(task)
-        progress("listing changed tasks", len(changed))
-    report.tasks_seen = len(changed)
-    if not changed:
+    changed: dict[int, list[dict]] = {p: [] for p in targets.values()}
+    for target in targets.values():
+        for task in api.iter_tasks(target, *([updated_after(since)] if since else [])):
+            changed[target].append(task)
+            progress("listing changed tasks", sum(map(len, changed.values())))
+    everything = [t for listed in changed.values() for t in listed]
+    report.tasks_seen = len(everything)
+    if not everything:
         return report
-    tasks = api.export_tasks(
-        project,
-        [t["id"] for t in changed],
-        lambda done: progress("reading their annotations", done, len(changed)),
-    )
+    tasks = []
+    for target, listed in changed.items():
+        if listed:
+            tasks += api.export_tasks(
+                target,
+                [t["id"] for t in listed],
+                lambda done, before=len(tasks): progress(
+                    "reading their annotations", before + done, len(everything)
+                ),
+            )
+    changed = everything
     users = reviewer_ids(api)
     decisions: list[_Annotation] = []
     for task in tasks:
@@ -171,9 +180,9 @@ def pull(
                 report.skipped += 1
     with lake.lock(policy.name, "push", wait=False) as free:
         if free:
-            recover(policy, lake, api, project)
+            recover(policy, lake, api)
     pushing = set() if free else {str(t["id"]) for t in tasks if TASK_KEY in (t.get("data") or {})}
-    held = _store(policy, lake, tasks, decisions, project, report, pushing)
+    held = _store(policy, lake, tasks, decisions, report, pushing)
     stamps = {str(t["id"]): _utc(t["updated_at"]) for t in changed}
     waiting = [stamps[t] - pd.Timedelta(microseconds=1) for t in held if t in stamps]
     report.watermark = min([max(stamps.values()), began, *waiting]).strftime(WATERMARK_FORMAT)
@@ -193,7 +202,6 @@ def _store(
     lake: Lake,
     tasks: list[dict],
     decisions: list[_Annotation],
-    project: int,
     report: PullReport,
     pushing: set[str],
 ) -> set[str]:
@@ -220,7 +228,7 @@ def _store(
             axis=1,
         )
         if not frame.empty:
-            source = f"Label Studio project {project}"
+            source = f"Label Studio projects of {policy.name}"
             validated = validate_decisions(frame, policy, source=source)
             result = lake.append_decisions(policy.name, validated.frame, source=source)
             report.added, report.already_present = result.added, result.already_present

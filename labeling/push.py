@@ -20,7 +20,7 @@ reviewers on the model.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,11 +31,13 @@ from flywheel.novelty import novelty, training_items
 from flywheel.policy import Policy
 from flywheel.predictions import latest_per_item, read_predictions
 from flywheel.progress import Progress, quiet
+from flywheel.roster import load_roster
 from flywheel.runtime import Model, load
 from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, LabelStudioAPI
+from labeling.dispatch import Routed, dispatch, open_work
 from labeling.explore import ExploreInputs, exploration_sample
-from labeling.project import choice_result, project_id
+from labeling.project import choice_result, projects
 from labeling.qa import gold_mix, read_qa
 from labeling.sample import QUEUES, audit_sample, gold_sample, review_queue
 
@@ -54,6 +56,7 @@ LEDGER_COLUMNS = [
     "score",
     "model_version",
     "pushed_at",
+    "review_queue",  # the policy's review queue it was routed to ("" without queues)
 ]
 
 
@@ -65,6 +68,8 @@ class PushReport:
     gold: int
     assisted_by: str | None
     explore: int = 0
+    # per review queue (a policy with queues): pushed, room within its SLA, open, candidates
+    routed: dict[str, dict] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -111,6 +116,8 @@ def _task(row: pd.Series, policy: Policy, model: Model | None) -> dict:
         "assist": row["assist"],
         TASK_KEY: row["task_key"],
     }
+    if row.get("review_queue"):
+        data["priority"] = float(row["harm"])  # the "By harm" tab's order
     task: dict = {"data": _plain(data)}
     if row["assist"] and model is not None:
         choice = policy.label_value(bool(row["score"] >= 0.5))
@@ -155,9 +162,12 @@ def plan(
     now,
     explore: ExploreInputs | None = None,
     violating_gold: float = 0.5,
+    queued: bool = False,
 ) -> pd.DataFrame:
     """The tasks to push next, with their queue and why, in push order (no Label Studio);
-    `violating_gold` is the share of gold checks drawn from violating golden items."""
+    `violating_gold` is the share of gold checks drawn from violating golden items. `queued`
+    (a policy with review queues): every candidate of the review band and no gold checks,
+    which `labeling.dispatch` adds per queue once it knows what fits."""
     pushed = {
         q: set(ledger.loc[ledger["queue"] == q, "item_id"]) if not ledger.empty else set()
         for q in QUEUES
@@ -174,7 +184,7 @@ def plan(
         explored = exploration_sample(
             _recent_allowed(latest, policy, now), policy, explore, taken, _last_push(ledger)
         )
-        limit = policy.labeling.review_batch - len(explored)
+        limit = len(latest) if queued else policy.labeling.review_batch - len(explored)
         review = review_queue(latest, policy, now, pushed["review"], limit)
     reviewed = _interleave(
         review.assign(queue="review", reason="scored in the review band"),
@@ -184,6 +194,8 @@ def plan(
         [reviewed, audit.assign(queue="audit", reason="blind audit", priority=np.nan)],
         ignore_index=True,
     )
+    if queued:
+        return others
     gold = gold_sample(golden, policy, len(others), pushed["gold"], violating_gold)
     gold = gold.drop(columns=["label"], errors="ignore").assign(
         queue="gold",
@@ -244,9 +256,37 @@ def push(
     """Sample from the prediction log and the golden set, and push what was not pushed before
     (waiting for another push of the policy to finish first)."""
     with lake.lock(policy.name, "push"):
-        project = project_id(policy, lake, api, settings)
-        recover(policy, lake, api, project)
-        return _push(policy, settings, lake, api, project, progress)
+        targets = projects(policy, lake, api, settings)
+        recover(policy, lake, api)
+        return _push(policy, settings, lake, api, targets, progress)
+
+
+def _planned(
+    policy: Policy, settings: Settings, lake: Lake, model: Model | None, now: pd.Timestamp
+) -> tuple[pd.DataFrame, Routed | None]:
+    """The tasks to push, and for a policy with queues what each queue got and had room for."""
+    golden = lake.golden(policy.name)
+    golden_frame = golden.frame if golden is not None else pd.DataFrame(columns=["item_id"])
+    predictions = read_predictions(settings, policy)
+    ledger = lake.pushed_tasks(policy.name)
+    mix = gold_mix(read_qa(policy, lake))
+    explore = explore_inputs(policy, lake, model, predictions, now)
+    if policy.queues is None:
+        return plan(policy, predictions, golden_frame, ledger, now, explore, mix), None
+    candidates = plan(policy, predictions, golden_frame, ledger, now, explore, mix, queued=True)
+    pushed_gold = (
+        set(ledger.loc[ledger["queue"] == "gold", "item_id"]) if not ledger.empty else set()
+    )
+    emerging = {
+        m
+        for c in (lake.latest_emerging(policy.name) or {}).get("clusters", [])
+        for m in c.get("members", [])
+    }
+    owed = open_work(ledger, lake.decisions(policy.name), policy.labeling.overlap)
+    routed = dispatch(
+        candidates, golden_frame, pushed_gold, policy, load_roster(policy), owed, emerging, now, mix
+    )
+    return routed.tasks, routed
 
 
 def _push(
@@ -254,63 +294,79 @@ def _push(
     settings: Settings,
     lake: Lake,
     api: LabelStudioAPI,
-    project: int,
+    targets: dict[str, int],
     progress: Progress,
 ) -> PushReport:
-    golden = lake.golden(policy.name)
     model = champion(settings, policy)
-    predictions = read_predictions(settings, policy)
     now = pd.Timestamp(utc_now())
-    tasks = plan(
-        policy,
-        predictions,
-        golden.frame if golden is not None else pd.DataFrame(columns=["item_id"]),
-        lake.pushed_tasks(policy.name),
-        now,
-        explore_inputs(policy, lake, model, predictions, now),
-        gold_mix(read_qa(policy, lake)),
-    )
+    tasks, routed = _planned(policy, settings, lake, model, now)
+    first = next(iter(targets.values()))
     if tasks.empty:
-        return PushReport(project, 0, 0, 0, None)
+        return PushReport(first, 0, 0, 0, None, routed=_routing(routed, tasks))
     blind = tasks["queue"].eq("audit")
     assisted = _with_assistance(tasks[~blind], model, policy.labeling.assist_features)
     tasks = pd.concat([assisted, tasks[blind].assign(assist="")]).sort_index()
     tasks = tasks.assign(task_key=[uuid.uuid4().hex for _ in range(len(tasks))])
+    if "review_queue" not in tasks:
+        tasks = tasks.assign(review_queue="", harm=np.nan)
     since = api.server_time() - CLOCK_MARGIN
     progress("pushing tasks", 0, len(tasks))
-    for start in range(0, len(tasks), CHUNK):
-        chunk = tasks.iloc[start : start + CHUNK]
-        rows = _ledger(chunk, project, policy)
-        intent = lake.write_push_intent(policy.name, rows.assign(since=since))
-        payload = [_task(row, policy, model) for _, row in chunk.iterrows()]
-        created = api.import_tasks(project, payload, TASK_KEY, since)
-        lake.record_pushed(policy.name, _created(rows, created))
-        intent.unlink()
-        progress("pushing tasks", start + len(chunk), len(tasks))
+    done = 0
+    for name, group in tasks.groupby("review_queue", sort=False):
+        project = targets[str(name)]
+        for start in range(0, len(group), CHUNK):
+            chunk = group.iloc[start : start + CHUNK]
+            rows = _ledger(chunk, project, policy)
+            intent = lake.write_push_intent(policy.name, rows.assign(since=since))
+            payload = [_task(row, policy, model) for _, row in chunk.iterrows()]
+            created = api.import_tasks(project, payload, TASK_KEY, since)
+            lake.record_pushed(policy.name, _created(rows, created))
+            intent.unlink()
+            done += len(chunk)
+            progress("pushing tasks", done, len(tasks))
     counts = tasks["queue"].value_counts()
     return PushReport(
-        project,
+        first,
         int(counts.get("review", 0)),
         int(counts.get("audit", 0)),
         int(counts.get("gold", 0)),
         f"{model.ref.name} v{model.ref.version}" if model is not None else None,
         int(counts.get("explore", 0)),
+        _routing(routed, tasks),
     )
 
 
-def recover(policy: Policy, lake: Lake, api: LabelStudioAPI, project: int) -> int:
+def _routing(routed: Routed | None, tasks: pd.DataFrame) -> dict[str, dict]:
+    """Per review queue: tasks pushed, room within its SLA, work already open, candidates."""
+    if routed is None:
+        return {}
+    pushed = tasks["review_queue"].value_counts() if not tasks.empty else pd.Series(dtype=int)
+    return {
+        q: {
+            "pushed": int(pushed.get(q, 0)),
+            "room": round(routed.room[q], 1),
+            "open": round(routed.open[q], 1),
+            "candidates": routed.waiting[q],
+        }
+        for q in routed.room
+    }
+
+
+def recover(policy: Policy, lake: Lake, api: LabelStudioAPI) -> int:
     """Record in the ledger the tasks of imports that never got there (the process died, or
-    the import failed for good after creating some): found in Label Studio by their keys. The
-    rest of such an import was never created and is planned again by the next push. Run with
-    the policy's push lock held; returns how many tasks were recorded."""
+    the import failed for good after creating some): found in Label Studio by their keys, in
+    the project each was sent to. The rest of such an import was never created and is planned
+    again by the next push. Run with the policy's push lock held; returns how many tasks were
+    recorded."""
     recorded = 0
     for path, rows in lake.push_intents(policy.name):
         since = pd.Timestamp(rows["since"].min()).to_pydatetime()
-        found = api.created_since(project, since, TASK_KEY, set(rows["task_key"]))
-        made = rows[rows["task_key"].isin(found)].drop(columns="since")
-        if not made.empty:
-            lake.record_pushed(policy.name, _created(made, found))
-            recorded += len(made)
+        for project, part in rows.groupby("project_id"):
+            found = api.created_since(int(project), since, TASK_KEY, set(part["task_key"]))
+            made = part[part["task_key"].isin(found)].drop(columns="since")
+            if not made.empty:
+                lake.record_pushed(policy.name, _created(made, found))
+                recorded += len(made)
         path.unlink()
     return recorded
 
@@ -329,6 +385,6 @@ def _ledger(chunk: pd.DataFrame, project: int, policy: Policy) -> pd.DataFrame:
     )
     for column in ("score", "priority", "sampling_prob"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    for column in ("decision", "model_version", "reason"):
+    for column in ("decision", "model_version", "reason", "review_queue"):
         frame[column] = frame.get(column, pd.Series(None, index=frame.index)).astype("string")
     return frame[[*LEDGER_COLUMNS, *policy.feature_columns]]

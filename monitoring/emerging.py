@@ -540,6 +540,8 @@ def _describe(
         "representatives": [str(members.iloc[i]["item_id"]) for i in ranked if allowed.iloc[i]][
             :REPRESENTATIVES
         ],
+        # every member, for review queues that route a cluster's items (labeling.route)
+        "members": sorted(members["item_id"].astype(str).unique().tolist()),
     }
 
 

@@ -537,14 +537,23 @@ ROSTER = {
 }
 
 
-def queued_policy(folder: Path, queues: dict | None = None, roster: dict | None = None) -> Policy:
-    """The shipped spam policy with review queues and a roster file beside it."""
+def queued_policy(
+    folder: Path, queues: dict | None = None, roster: dict | None = None, **labeling: object
+) -> Policy:
+    """The shipped spam policy with review queues and a roster file beside it, its projects
+    titled apart from every other test's (and labeling overrides)."""
     import copy
+    import uuid
 
     import yaml
 
     raw = yaml.safe_load((REPO / "policies" / "spam.yaml").read_text())
     raw["queues"] = copy.deepcopy(queues or QUEUES)
+    raw["labeling"] = {
+        **raw.get("labeling", {}),
+        "project_title": f"spam queues {uuid.uuid4().hex[:8]}",
+        **labeling,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "roster.yaml").write_text(yaml.safe_dump(copy.deepcopy(roster or ROSTER)))
     path = folder / "spam.yaml"

@@ -35,7 +35,7 @@ def test_a_shared_reviewer_goes_where_severity_weighted_work_waits(tmp_path):
 def test_fill_reserves_audit_and_gold_keeps_exploration_budget_and_ranks_review_by_harm():
     tasks = pd.DataFrame(
         {
-            "queue": ["a"] * 8 + ["b"] * 2,
+            "review_queue": ["a"] * 8 + ["b"] * 2,
             "purpose": ["review", "review", "review", "explore", "explore", "audit", "gold", "review", "review", "audit"],
             "harm": [0.9, 0.5, 0.1, 0.3, 0.2, 0.0, 0.5, 0.8, 0.7, 0.1],
             "item_id": [f"i{k}" for k in range(10)],

@@ -1,0 +1,142 @@
+"""Review queues against a real Label Studio: routing to one project per queue, capacity from
+the roster, the blind audit's inclusion probabilities intact."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flywheel.lake import uniform_draw
+from flywheel.roster import load_roster
+from flywheel.settings import Settings
+from labeling.client import LabelStudioAPI
+from labeling.project import HARM_TAB
+from labeling.push import push
+from tests.conftest import ROSTER, queued_policy, write_prediction_log
+
+PORTUGUESE = [
+    "Ganhe seguidores grátis agora, clique aqui no link da promoção",
+    "Obrigado pela ajuda de ontem, até amanhã no trabalho",
+    "Desconto imperdível, compre já com o código promocional",
+    "Feliz aniversário, que o seu dia seja muito especial",
+]
+ALL_DAY = [
+    {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "23:59"}
+]
+QUEUES = {
+    "roster": "roster.yaml",
+    "define": [
+        {"name": "general", "sla_hours": 24},
+        {"name": "portuguese", "sla_hours": 12, "severity": 2, "skills": ["pt"]},
+    ],
+    "routes": [{"queue": "portuguese", "when": {"language": ["pt"]}}, {"queue": "general"}],
+}
+
+
+def _roster(pace_ana: float, pace_bo: float) -> dict:
+    roster = copy.deepcopy(ROSTER)
+    ana, bo = roster["reviewers"]
+    ana.update(queues=["portuguese"], decisions_per_hour=pace_ana, shifts=ALL_DAY)
+    bo.update(queues=["general"], skills=[], decisions_per_hour=pace_bo, shifts=ALL_DAY)
+    return roster
+
+
+@pytest.fixture
+def settings(home, ls_env) -> Settings:
+    return Settings(home=home)
+
+
+def _log(settings, policy, small_world) -> pd.DataFrame:
+    """Forty items in the review band (a quarter in Portuguese) and sixty allowed ones."""
+    items = small_world.traffic.head(100).reset_index(drop=True).copy()
+    items.loc[:9, "text"] = [PORTUGUESE[k % 4] + f" {k}" for k in range(10)]
+    decisions = ["review"] * 40 + ["allow"] * 60
+    scores = np.r_[np.linspace(0.9, 0.3, 40), np.linspace(0.2, 0.0, 60)]
+    now = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)
+    return write_prediction_log(settings, policy, items, scores, decisions, now)
+
+
+def test_each_queue_is_a_project_and_gets_what_routes_to_it(
+    settings, lake, tmp_path, small_world, world_files
+):
+    from flywheel.ingest import import_golden
+
+    policy = queued_policy(
+        tmp_path, QUEUES, _roster(1000, 1000), gold_rate=0.1, overlap=1,
+        audit_rates={"allow": 0.3, "review": 0.2, "auto_action": 0.05},
+    )  # fmt: skip
+    import_golden(world_files["golden"], policy, lake)
+    log = _log(settings, policy, small_world)
+    api = LabelStudioAPI(settings)
+    report = push(policy, settings, lake, api)
+
+    ledger = lake.pushed_tasks("spam")
+    projects = lake.labeling_state("spam")["projects"]
+    assert set(projects) == {"general", "portuguese"}
+    portuguese = set(log["item_id"].head(10))
+    routed = ledger[ledger["queue"] != "gold"]
+    assert set(routed.loc[routed["review_queue"] == "portuguese", "item_id"]) <= portuguese
+    assert portuguese & set(routed.loc[routed["queue"] == "review", "item_id"]) <= set(
+        routed.loc[routed["review_queue"] == "portuguese", "item_id"]
+    )
+    # every review-band item went out (ample room), each to its queue's project
+    assert set(ledger.loc[ledger["queue"] == "review", "item_id"]) == set(log["item_id"].head(40))
+    for name, project in projects.items():
+        in_ls = {t.data["item_id"] for t in api.sdk.tasks.list(project=project, fields="all")}
+        assert in_ls == set(ledger.loc[ledger["review_queue"] == name, "item_id"])
+        views = api.sdk.views.list(project=project)
+        assert any((v.data or {}).get("title") == HARM_TAB for v in views)
+    # the blind audit: drawn by the item's hash against its decision's rate, that rate kept
+    audit = ledger[ledger["queue"] == "audit"].set_index("item_id")
+    rates = log.set_index("item_id")["decision"].map({"allow": 0.3, "review": 0.2})
+    drawn = uniform_draw(pd.Series(rates.index), "audit|spam") < rates.to_numpy()
+    assert set(audit.index) == set(rates.index[drawn])
+    assert np.allclose(audit["sampling_prob"], rates.loc[audit.index])
+    # gold checks: about gold_rate per other task of each queue, from golden items routed there
+    assert report.gold == int((ledger["queue"] == "gold").sum()) > 0
+    assert report.routed["general"]["pushed"] == int((ledger["review_queue"] == "general").sum())
+
+
+def test_a_queue_gets_no_more_than_its_team_can_decide_within_its_sla(
+    settings, lake, tmp_path, small_world
+):
+    """Bo decides 1 task an hour on general: its 24-hour SLA holds about 24 tasks; Ana's
+    portuguese queue has room for all. The audit goes first, then review by harm; what does
+    not fit waits, and a second push with nothing decided sends nothing more."""
+    rates = {"allow": 0.1, "review": 0.05, "auto_action": 0.05}
+    policy = queued_policy(
+        tmp_path, QUEUES, _roster(1000, 1.0), gold_rate=0.0, overlap=1, audit_rates=rates
+    )
+    log = _log(settings, policy, small_world)
+    api = LabelStudioAPI(settings)
+    now = pd.Timestamp.now(tz="UTC")
+    report = push(policy, settings, lake, api)
+    roster = load_roster(policy)
+    bo_hours = roster.reviewers[1].hours(now, now + pd.Timedelta(hours=24), roster.zone)
+    general = report.routed["general"]
+    assert general["room"] == pytest.approx(bo_hours, abs=0.2)
+    ledger = lake.pushed_tasks("spam")
+    mine = ledger[ledger["review_queue"] == "general"]
+    assert len(mine) == general["pushed"] <= general["room"] < general["candidates"]
+    # every audit item drawn for general went out (the audit is reserved room), drawn at the
+    # rate the push sized for its decision (never under the policy's) and recorded with it
+    english = log.iloc[10:]
+    audit = ledger[ledger["queue"] == "audit"].merge(log[["item_id", "decision"]], on="item_id")
+    sized = audit.groupby("decision_y")["sampling_prob"].agg(["min", "max"])
+    floor = pd.Series(rates).reindex(sized.index)
+    assert (sized["min"] == sized["max"]).all() and (sized["min"] >= floor).all()
+    draw = uniform_draw(english["item_id"], "audit|spam")
+    drawn = draw < english["decision"].map(sized["min"]).fillna(0).to_numpy()
+    assert set(mine.loc[mine["queue"] == "audit", "item_id"]) == set(english["item_id"][drawn])
+    # review by harm: every review task pushed scores above any review-band item left waiting
+    band = english[english["decision"] == "review"]
+    pushed = band[band["item_id"].isin(mine.loc[mine["queue"] == "review", "item_id"])]
+    waiting = band[~band["item_id"].isin(ledger["item_id"])]
+    assert not pushed.empty and not waiting.empty
+    assert pushed["score"].min() > waiting["score"].max()
+
+    again = push(policy, settings, lake, api)
+    assert again.routed["general"]["pushed"] == 0 and again.routed["general"]["open"] == len(mine)
