@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from cli import console, data, label, models, monitor, serve, wheel
+from cli import console, data, label, models, monitor, queues, serve, wheel
 from cli.common import ExitCode, err
 from flywheel.errors import FlywheelError
 
@@ -36,6 +36,7 @@ app.command()(serve.serve)
 app.add_typer(data.predictions_app, name="predictions")
 app.add_typer(label.labelstudio_app, name="labelstudio")
 app.add_typer(label.label_app, name="label")
+app.add_typer(queues.queues_app, name="queues")
 app.command()(monitor.monitor)
 app.add_typer(monitor.alerts_app, name="alerts")
 app.command()(console.console)

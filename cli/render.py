@@ -6,6 +6,7 @@ QA, alerts), so what people read is written in one place.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -215,6 +216,61 @@ def render_qa(report: dict, policy: str) -> None:
         + ("–" if alpha is None else f"{alpha:.2f}")
     )
     print_flags(report)
+
+
+SHOWN_DAYS = 3  # forecast days that fit 80 columns
+
+
+def render_queues(statuses: list, policy: str, forecast: bool, target: float = 0.0) -> None:
+    """Each queue's backlog (and forecast) within 80 columns."""
+    from rich import box
+
+    table = Table(
+        title=f"Review queues of {policy}" + (" (forecast)" if forecast else ""),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("queue")
+    table.add_column("SLA h", justify="right")
+    table.add_column("open", justify="right")
+    if forecast:
+        for d in statuses[0].days[:SHOWN_DAYS] if statuses else []:
+            table.add_column("today" if d.day == 0 else f"day +{d.day}", justify="right")
+        table.add_column("staff", justify="right")
+    else:
+        for column in ("oldest h", "past SLA", "in/h", "in log", "on shift"):
+            table.add_column(column, justify="right")
+    for s in statuses:
+        row = [s.queue, f"{s.sla_hours:g}", f"{s.open:g}"]
+        if forecast:
+            row += [
+                "–" if d.within_sla is None else f"{d.within_sla:.0%} ({d.low:.0%}–{d.high:.0%})"
+                for d in s.days[:SHOWN_DAYS]
+            ]
+            needed = "–" if s.reviewers_needed is None else str(s.reviewers_needed)
+            row.append(f"{needed}/{s.rostered}")
+        else:
+            oldest = "–" if s.oldest_hours is None else f"{s.oldest_hours:.1f}"
+            row += [
+                oldest, str(s.past_sla), f"{s.arrivals_per_hour:g}", str(s.waiting_in_log),
+                f"{s.on_shift}/{s.rostered}",
+            ]  # fmt: skip
+        table.add_row(*row)
+    out.print(table)
+    if forecast:
+        note = (
+            f"Share of each day's tasks decided within the SLA (5th–95th percentile of "
+            f"simulated days); staff: reviewers needed for {target:.0%} over the horizon / "
+            "rostered."
+            + (
+                " --json gives every day."
+                if statuses and len(statuses[0].days) > SHOWN_DAYS
+                else ""
+            )
+        )
+        out.print(textwrap.fill(note, 80))
 
 
 def render_monitor(report: MonitoringReport) -> None:

@@ -45,17 +45,23 @@ class Routed:
     waiting: dict[str, int]  # candidates routed to each queue, pushed or not
 
 
-def open_work(ledger: pd.DataFrame, decisions: pd.DataFrame, overlap: int) -> dict[str, float]:
-    """Tasks' worth of decisions still owed per queue: each pushed task needs `overlap`."""
+def open_tasks(ledger: pd.DataFrame, decisions: pd.DataFrame, overlap: int) -> pd.DataFrame:
+    """Queued tasks still owed decisions (each needs `overlap`), with the share owed (`owed`)."""
     if ledger.empty or "review_queue" not in ledger:
-        return {}
+        return pd.DataFrame(columns=["task_id", "review_queue", "pushed_at", "owed"])
     tasks = ledger[ledger["review_queue"].fillna("").ne("")]
     if "task_id" in decisions and not decisions.empty:
         made = decisions.groupby("task_id")["reviewer_id"].nunique()
     else:
         made = pd.Series(dtype=float)
     owed = (overlap - tasks["task_id"].map(made).fillna(0)).clip(lower=0) / overlap
-    return {str(q): float(v) for q, v in owed.groupby(tasks["review_queue"]).sum().items()}
+    return tasks.assign(owed=owed)[owed > 0]
+
+
+def open_work(ledger: pd.DataFrame, decisions: pd.DataFrame, overlap: int) -> dict[str, float]:
+    """Tasks' worth of decisions still owed per queue."""
+    tasks = open_tasks(ledger, decisions, overlap)
+    return {str(q): float(v) for q, v in tasks.groupby("review_queue")["owed"].sum().items()}
 
 
 def _severity_and_sla(queue: pd.Series, policy: Policy) -> tuple[pd.Series, pd.Series]:

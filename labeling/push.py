@@ -302,7 +302,7 @@ def _push(
     tasks, routed = _planned(policy, settings, lake, model, now)
     first = next(iter(targets.values()))
     if tasks.empty:
-        return PushReport(first, 0, 0, 0, None, routed=_routing(routed, tasks))
+        return PushReport(first, 0, 0, 0, None, routed=_record_routing(policy, lake, routed, tasks))
     blind = tasks["queue"].eq("audit")
     assisted = _with_assistance(tasks[~blind], model, policy.labeling.assist_features)
     tasks = pd.concat([assisted, tasks[blind].assign(assist="")]).sort_index()
@@ -332,24 +332,38 @@ def _push(
         int(counts.get("gold", 0)),
         f"{model.ref.name} v{model.ref.version}" if model is not None else None,
         int(counts.get("explore", 0)),
-        _routing(routed, tasks),
+        _record_routing(policy, lake, routed, tasks),
     )
 
 
-def _routing(routed: Routed | None, tasks: pd.DataFrame) -> dict[str, dict]:
-    """Per review queue: tasks pushed, room within its SLA, work already open, candidates."""
+def _record_routing(
+    policy: Policy, lake: Lake, routed: Routed | None, tasks: pd.DataFrame
+) -> dict[str, dict]:
+    """Per review queue: tasks pushed, room within its SLA, work already open, candidates and
+    those left waiting in the log;
+    kept in the labeling state once the push is done, for `flywheel queues status`."""
     if routed is None:
         return {}
-    pushed = tasks["review_queue"].value_counts() if not tasks.empty else pd.Series(dtype=int)
-    return {
+    empty = pd.Series(dtype=int)
+    pushed = tasks["review_queue"].value_counts() if not tasks.empty else empty
+    others = (
+        tasks.loc[tasks["queue"] != "gold", "review_queue"].value_counts()
+        if not tasks.empty
+        else empty
+    )
+    routing = {
         q: {
             "pushed": int(pushed.get(q, 0)),
             "room": round(routed.room[q], 1),
             "open": round(routed.open[q], 1),
             "candidates": routed.waiting[q],
+            "waiting": routed.waiting[q] - int(others.get(q, 0)),  # left in the log
         }
         for q in routed.room
     }
+    state = lake.labeling_state(policy.name)
+    lake.write_labeling_state(policy.name, {**state, "routed": routing})
+    return routing
 
 
 def recover(policy: Policy, lake: Lake, api: LabelStudioAPI) -> int:

@@ -4,6 +4,7 @@ the roster, the blind audit's inclusion probabilities intact."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.project import HARM_TAB
 from labeling.push import push
-from tests.conftest import ROSTER, queued_policy, write_prediction_log
+from tests.conftest import ROSTER, queued_policy, run_cli, write_prediction_log
 
 PORTUGUESE = [
     "Ganhe seguidores grátis agora, clique aqui no link da promoção",
@@ -140,3 +141,23 @@ def test_a_queue_gets_no_more_than_its_team_can_decide_within_its_sla(
 
     again = push(policy, settings, lake, api)
     assert again.routed["general"]["pushed"] == 0 and again.routed["general"]["open"] == len(mine)
+
+    # what the operations lead sees: the backlog now, and whether the SLA will hold
+    path = str(tmp_path / "spam.yaml")
+    status = json.loads(
+        run_cli("queues", "status", "--policy", path, "--json", home=settings.home).stdout
+    )
+    by_queue = {s["queue"]: s for s in status}
+    assert by_queue["general"]["open"] == len(mine) and by_queue["general"]["past_sla"] == 0
+    assert by_queue["general"]["waiting_in_log"] == again.routed["general"]["waiting"] > 0
+    assert by_queue["general"]["on_shift"] == 1 == by_queue["general"]["rostered"]
+    shown = run_cli("queues", "forecast", "--policy", path, "--days", "2", home=settings.home,
+                    COLUMNS="80").stdout  # fmt: skip
+    assert "general" in shown and max(len(line) for line in shown.splitlines()) <= 80
+    ahead = json.loads(run_cli("queues", "forecast", "--policy", path, "--days", "2", "--json",
+                               home=settings.home).stdout)  # fmt: skip
+    general_ahead = next(s for s in ahead if s["queue"] == "general")
+    assert len(general_ahead["days"]) == 2 and 0 <= general_ahead["expected_compliance"] <= 1
+    # one decision an hour cannot hold the backlog and the week's arrivals within a day
+    assert general_ahead["reviewers_needed"] > 1
+    assert (lake.labeling_path("spam", "queues.json")).is_file()
