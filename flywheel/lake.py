@@ -257,6 +257,21 @@ class Lake:
         paths = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime)
         return [(path, pd.read_parquet(path)) for path in paths]
 
+    def record_escalations(self, policy: str, frame: pd.DataFrame) -> Path:
+        """Tasks moved to the head of their queue as they neared their SLA (task_id, item_id,
+        review_queue, age_hours, escalated_at): the push escalates, monitoring alerts."""
+        part = self._dir("labeling", policy) / "escalations" / f"part-{content_hash(frame)}.parquet"
+        write_parquet_atomic(frame, part)
+        return part
+
+    def escalations(self, policy: str) -> pd.DataFrame:
+        files = sorted(self._dir("labeling", policy).glob("escalations/part-*.parquet"))
+        if not files:
+            return pd.DataFrame(
+                columns=["task_id", "item_id", "review_queue", "age_hours", "escalated_at"]
+            )
+        return self.read_parquet(files)
+
     def labeling_state(self, policy: str) -> dict:
         path = self._dir("labeling", policy) / "state.json"
         return json.loads(path.read_text()) if path.is_file() else {}

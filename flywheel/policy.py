@@ -211,6 +211,7 @@ class AlertRules(_Section):
     emerging: bool = True  # a cluster of the window's items carrying terms that burst
     emerging_growth: float | None = Field(default=None, gt=0)  # and grew this much (null: any)
     max_sla_breaches: int | None = Field(default=0, ge=0)  # open tasks older than the SLA
+    escalations: bool = True  # tasks escalated near their SLA (queues:) and still undecided
 
 
 class AuditHalfWidth(_Section):
@@ -299,9 +300,8 @@ class Queues(_Section):
     roster: str  # the roster file (flywheel.roster), relative to the policy file
     define: list[Queue] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
-    # tasks that near their SLA (this share of it elapsed, still open) move to this queue;
-    # null: to the head of their own queue
-    escalation: str | None = None
+    # a task still undecided when this share of its SLA has passed goes to the head of its
+    # queue (its Label Studio tab by harm), and monitoring alerts on it
     escalate_at: float = Field(default=0.75, gt=0, lt=1)
     appeals: str | None = None  # the queue appeals go to (it needs a route only if named here)
     sla_target: float = Field(default=0.95, gt=0, lt=1)  # share decided within the SLA, planned for
@@ -323,10 +323,10 @@ class Queues(_Section):
             raise ValueError(
                 "routes: the last route must have no `when`, so that every task has a queue"
             )
-        for key in ("escalation", "appeals"):
-            name = getattr(self, key)
-            if name is not None and name not in known:
-                raise ValueError(f"{key}: unknown queue {name!r} (defined: {', '.join(names)})")
+        if self.appeals is not None and self.appeals not in known:
+            raise ValueError(
+                f"appeals: unknown queue {self.appeals!r} (defined: {', '.join(names)})"
+            )
         return self
 
     def queue(self, name: str) -> Queue:

@@ -20,7 +20,7 @@ reviewers on the model.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from flywheel.runtime import Model, load
 from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, LabelStudioAPI
 from labeling.dispatch import Routed, dispatch, open_work
+from labeling.escalate import escalate
 from labeling.explore import ExploreInputs, exploration_sample
 from labeling.project import choice_result, projects
 from labeling.qa import gold_mix, read_qa
@@ -70,6 +71,7 @@ class PushReport:
     explore: int = 0
     # per review queue (a policy with queues): pushed, room within its SLA, open, candidates
     routed: dict[str, dict] = field(default_factory=dict)
+    escalated: int = 0  # open tasks moved to the head of their queue near their SLA
 
     @property
     def total(self) -> int:
@@ -258,7 +260,9 @@ def push(
     with lake.lock(policy.name, "push"):
         targets = projects(policy, lake, api, settings)
         recover(policy, lake, api)
-        return _push(policy, settings, lake, api, targets, progress)
+        escalated = escalate(policy, lake, api, utc_now()) if policy.queues else 0
+        report = _push(policy, settings, lake, api, targets, progress)
+        return replace(report, escalated=escalated)
 
 
 def _planned(

@@ -12,14 +12,24 @@ import pandas as pd
 
 from flywheel.aggregate import reviewer_speed
 from flywheel.lake import Lake
+from flywheel.policy import Policy
 
 
 def backlog(
-    ledger: pd.DataFrame, decisions: pd.DataFrame, now: pd.Timestamp, sla_hours: float
+    ledger: pd.DataFrame,
+    decisions: pd.DataFrame,
+    now: pd.Timestamp,
+    sla_hours: float,
+    queue_slas: dict[str, float] | None = None,
+    escalated: set[str] | frozenset = frozenset(),
 ) -> dict:
     """Pushed tasks no reviewer has decided yet, their age against the SLA, and how long
-    decided tasks took (first decision after the push)."""
-    empty = {"open_tasks": 0, "oldest_hours": None, "sla_breaches": 0, "by_queue": {}}
+    decided tasks took (first decision after the push). With review queues (`queue_slas`,
+    name → SLA hours), each task is held to its queue's SLA and counted by queue, and the
+    escalated tasks (ids in `escalated`) still undecided are counted per queue."""
+    empty = {
+        "open_tasks": 0, "oldest_hours": None, "sla_breaches": 0, "by_queue": {}, "escalated": {},
+    }  # fmt: skip
     if ledger.empty:
         return empty | {"median_hours_to_decision": None}
     first = first_decisions(ledger, decisions)
@@ -30,11 +40,16 @@ def backlog(
     if waiting.empty:
         return empty | summary
     age = (now - pd.to_datetime(waiting["pushed_at"], utc=True)).dt.total_seconds() / 3600
+    queued = bool(queue_slas) and "review_queue" in waiting
+    by = waiting["review_queue"] if queued else waiting["queue"]
+    limit = by.map(queue_slas).fillna(sla_hours) if queued else sla_hours
+    late = waiting["task_id"].astype(str).isin(escalated)
     return summary | {
         "open_tasks": len(waiting),
         "oldest_hours": round(float(age.max()), 2),
-        "sla_breaches": int((age > sla_hours).sum()),
-        "by_queue": {str(k): int(v) for k, v in waiting["queue"].value_counts().items()},
+        "sla_breaches": int((age > limit).sum()),
+        "by_queue": {str(k): int(v) for k, v in by.value_counts().items()},
+        "escalated": {str(k): int(v) for k, v in by[late].value_counts().items()},
     }
 
 
@@ -62,15 +77,16 @@ def reviewer_pace(decisions: pd.DataFrame) -> dict:
     }
 
 
-def operational_health(
-    lake: Lake, policy: str, window: pd.DataFrame, now: pd.Timestamp, sla_hours: float
-) -> dict:
-    decisions = lake.decisions(policy)
-    qa_path = lake.labeling_path(policy, "qa.json")
+def operational_health(lake: Lake, policy: Policy, window: pd.DataFrame, now: pd.Timestamp) -> dict:
+    decisions = lake.decisions(policy.name)
+    qa_path = lake.labeling_path(policy.name, "qa.json")
     qa = json.loads(qa_path.read_text()) if qa_path.is_file() else None
     fallback = window["fallback"].astype(bool) if not window.empty else pd.Series(dtype=bool)
+    slas = {q.name: q.sla_hours for q in policy.queues.define} if policy.queues else None
+    escalated = set(lake.escalations(policy.name)["task_id"].astype(str))
+    ledger = lake.pushed_tasks(policy.name)
     return {
-        "backlog": backlog(lake.pushed_tasks(policy), decisions, now, sla_hours),
+        "backlog": backlog(ledger, decisions, now, policy.monitoring.sla_hours, slas, escalated),
         "fallback_share": float(fallback.mean()) if len(fallback) else None,
         "reviewers": reviewer_pace(decisions),
         "flagged_reviewers": qa["flagged"] if qa else [],

@@ -240,6 +240,18 @@ def conditions(policy: Policy, report: MonitoringReport) -> list[Condition]:
     above(
         "backlog", "open_tasks", health.backlog.open_tasks, rules.max_backlog, "open review tasks"
     )
+    if rules.escalations:
+        for queue, count in sorted(health.backlog.escalated.items()):
+            found.append(
+                Condition(
+                    "escalated",
+                    queue,
+                    float(count),
+                    0.0,
+                    f"{count} task{'s' if count > 1 else ''} of queue {queue} neared the SLA "
+                    "undecided and went to the head of the queue",
+                )
+            )
     if rules.flagged_reviewers:
         for reviewer in health.flagged_reviewers:
             why = health.flag_evidence.get(reviewer)
@@ -381,7 +393,7 @@ def run_monitor(
         report["production"]["scores_vs_audit"] = compare(
             report["production"]["scores"], report["production"]["audit"]
         )
-    report["health"] = operational_health(lake, policy.name, window, now, rules.sla_hours)
+    report["health"] = operational_health(lake, policy, window, now)
     typed = MonitoringReport.model_validate(report)
 
     found = conditions(policy, typed)

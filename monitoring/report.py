@@ -129,6 +129,7 @@ class Production(_Open):
 class Backlog(_Open):
     open_tasks: int = 0
     sla_breaches: int = 0
+    escalated: dict[str, int] = {}  # undecided escalated tasks per review queue
 
 
 class Health(_Open):

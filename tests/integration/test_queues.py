@@ -161,3 +161,49 @@ def test_a_queue_gets_no_more_than_its_team_can_decide_within_its_sla(
     # one decision an hour cannot hold the backlog and the week's arrivals within a day
     assert general_ahead["reviewers_needed"] > 1
     assert (lake.labeling_path("spam", "queues.json")).is_file()
+
+
+def test_tasks_near_their_sla_go_to_the_head_of_their_queue_and_raise_an_alert(
+    settings, lake, tmp_path, small_world
+):
+    from labeling.escalate import ESCALATED, escalate
+    from monitoring.health import operational_health
+    from monitoring.monitor import conditions
+
+    policy = queued_policy(tmp_path, QUEUES, _roster(1000, 1000), gold_rate=0.0, overlap=1)
+    _log(settings, policy, small_world)
+    api = LabelStudioAPI(settings)
+    push(policy, settings, lake, api)
+    ledger = lake.pushed_tasks("spam")
+    portuguese = ledger[ledger["review_queue"] == "portuguese"]
+    # 10 hours on: past 75% of portuguese's 12-hour SLA, not of general's 24 hours
+    later = pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=10)
+    assert escalate(policy, lake, api, later) == len(portuguese) > 0
+    assert escalate(policy, lake, api, later) == 0  # once
+    for task_id in portuguese["task_id"]:
+        assert api.sdk.tasks.get(id=task_id).data["priority"] >= ESCALATED
+    general = ledger[ledger["review_queue"] == "general"]["task_id"].iloc[0]
+    assert api.sdk.tasks.get(id=general).data["priority"] < ESCALATED
+
+    # monitoring holds each task to its queue's SLA and alerts on the escalated ones
+    health = operational_health(lake, policy, pd.DataFrame(), later + pd.Timedelta(hours=3))
+    assert health["backlog"]["sla_breaches"] == len(portuguese)
+    assert health["backlog"]["escalated"] == {"portuguese": len(portuguese)}
+    report = _report_with(health)
+    found = [c for c in conditions(policy, report) if c.kind == "escalated"]
+    assert [(c.subject, c.value) for c in found] == [("portuguese", len(portuguese))]
+
+
+def _report_with(health: dict):
+    """A monitoring report holding only this health (the alert rules read nothing else)."""
+    from monitoring.report import MonitoringReport
+
+    return MonitoringReport.model_validate(
+        {
+            "policy": "spam", "run_id": "r", "computed_at": "2026-12-07T00:00:00+00:00",
+            "window": {"since": "2026-12-01T00:00:00+00:00", "until": "2026-12-07T00:00:00+00:00",
+                       "predictions": 0},
+            "production": {"audit": {"audited_items": 0}},
+            "health": health,
+        }
+    )  # fmt: skip

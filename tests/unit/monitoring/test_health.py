@@ -34,3 +34,20 @@ def test_backlog_counts_open_tasks_sla_breaches_and_time_to_decision():
 def test_an_empty_ledger_has_no_backlog():
     report = backlog(pd.DataFrame(), pd.DataFrame(), NOW, sla_hours=24)
     assert report["open_tasks"] == 0 and report["sla_breaches"] == 0
+
+
+def test_with_queues_each_task_is_held_to_its_queues_sla_and_escalations_count():
+    ledger = pd.DataFrame(
+        {
+            "task_id": ["1", "2", "3"],
+            "queue": ["review", "review", "audit"],
+            "review_queue": ["urgent", "general", "general"],
+            "pushed_at": pd.to_datetime(["2026-11-10T06:00Z"] * 3),  # six hours ago
+        }
+    )
+    report = backlog(
+        ledger, pd.DataFrame(), NOW, 24, {"urgent": 4.0, "general": 24.0}, escalated={"1", "9"}
+    )
+    assert report["sla_breaches"] == 1  # the urgent one: 6 h against 4 h
+    assert report["by_queue"] == {"general": 2, "urgent": 1}
+    assert report["escalated"] == {"urgent": 1}
