@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
 from flywheel.policy import Policy, Queue
+from flywheel.roster import Roster
 from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.webhook import SECRET_HEADER, webhook_secret
@@ -227,6 +229,38 @@ def _ensure_webhook(api: LabelStudioAPI, project: int, url: str, secret: str) ->
 def project_id(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> int:
     """The policy's project (the first queue's, with queues), bootstrapped on first use."""
     return next(iter(projects(policy, lake, api, settings).values()))
+
+
+def live_projects(
+    policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings
+) -> dict[str, int]:
+    """`projects`, each checked to still exist in Label Studio: tasks pushed to a project
+    deleted by hand can no longer be decided, and pushing or pulling on must not hide it."""
+    ids = projects(policy, lake, api, settings)
+    listed = api.call("listing projects", lambda: list(api.sdk.projects.list(page_size=1000)))
+    there = {p.id for p in listed}
+    for queue, project in ids.items():
+        if project not in there:
+            name = queue_title(policy, queue) if queue else policy.project_title
+            raise FlywheelError(
+                f"Label Studio project {project} ({name!r}) is gone, deleted by hand? Its open "
+                f"tasks cannot be decided. `flywheel label bootstrap --policy {policy.name}` "
+                "makes a new one; nothing was pushed or pulled"
+            )
+    return ids
+
+
+def check_users(roster: Roster, api: LabelStudioAPI) -> None:
+    """Every rostered reviewer is a Label Studio user: a queue staffed on paper by someone who
+    cannot log in would be planned for and never worked."""
+    users = api.call("listing users", lambda: api.sdk.users.list())
+    known = {(u.email or "").lower() for u in users} | {(u.username or "").lower() for u in users}
+    for i, reviewer in enumerate(roster.reviewers):
+        if reviewer.user.lower() not in known:
+            raise FlywheelError(
+                f"roster: reviewers[{i}] ({reviewer.id}): Label Studio has no user "
+                f"{reviewer.user!r}; add them there (or fix the roster). Nothing was pushed"
+            )
 
 
 def projects(policy: Policy, lake: Lake, api: LabelStudioAPI, settings: Settings) -> dict[str, int]:

@@ -29,7 +29,7 @@ from flywheel.progress import Progress, quiet
 from flywheel.records import validate_decisions
 from flywheel.settings import Settings
 from labeling.client import CLOCK_MARGIN, WATERMARK_FORMAT, LabelStudioAPI, updated_after
-from labeling.project import CHOICE, NOTES, annotator, projects
+from labeling.project import CHOICE, NOTES, annotator, live_projects
 from labeling.push import TASK_KEY, recover
 
 
@@ -138,7 +138,7 @@ def pull(
     progress: Progress = quiet,
 ) -> PullReport:
     """Store the decisions made since the last pull; nothing is written if any read fails."""
-    targets = projects(policy, lake, api, settings)
+    targets = live_projects(policy, lake, api, settings)
     project = next(iter(targets.values()))
     state = lake.labeling_state(policy.name)
     report = PullReport(project, watermark=state.get("watermark"))

@@ -38,7 +38,7 @@ from labeling.client import CLOCK_MARGIN, LabelStudioAPI
 from labeling.dispatch import Routed, dispatch, open_work
 from labeling.escalate import escalate
 from labeling.explore import ExploreInputs, exploration_sample
-from labeling.project import choice_result, projects
+from labeling.project import check_users, choice_result, live_projects
 from labeling.qa import gold_mix, read_qa
 from labeling.sample import QUEUES, audit_sample, gold_sample, review_queue
 
@@ -258,7 +258,9 @@ def push(
     """Sample from the prediction log and the golden set, and push what was not pushed before
     (waiting for another push of the policy to finish first)."""
     with lake.lock(policy.name, "push"):
-        targets = projects(policy, lake, api, settings)
+        targets = live_projects(policy, lake, api, settings)
+        if policy.queues is not None:
+            check_users(load_roster(policy), api)
         recover(policy, lake, api)
         escalated = escalate(policy, lake, api, utc_now()) if policy.queues else 0
         report = _push(policy, settings, lake, api, targets, progress)

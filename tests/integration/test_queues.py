@@ -47,7 +47,14 @@ def _roster(pace_ana: float, pace_bo: float) -> dict:
 
 @pytest.fixture
 def settings(home, ls_env) -> Settings:
-    return Settings(home=home)
+    """The session's Label Studio, where the roster's reviewers have users."""
+    settings = Settings(home=home)
+    api = LabelStudioAPI(settings)
+    have = {u.email for u in api.sdk.users.list()}
+    for reviewer in ROSTER["reviewers"]:
+        if reviewer["user"] not in have:
+            api.sdk.users.create(email=reviewer["user"], username=reviewer["id"])
+    return settings
 
 
 def _log(settings, policy, small_world) -> pd.DataFrame:
@@ -207,3 +214,29 @@ def _report_with(health: dict):
             "health": health,
         }
     )  # fmt: skip
+
+
+def test_a_roster_user_unknown_to_label_studio_or_a_deleted_project_stops_the_push(
+    settings, lake, tmp_path, small_world
+):
+    from flywheel.errors import FlywheelError
+
+    roster = _roster(1000, 1000)
+    roster["reviewers"][1]["user"] = "nobody@example.org"
+    policy = queued_policy(tmp_path / "a", QUEUES, roster, gold_rate=0.0)
+    _log(settings, policy, small_world)
+    api = LabelStudioAPI(settings)
+    with pytest.raises(
+        FlywheelError, match=r"reviewers\[1\] \(rev-bo\).*no user 'nobody@example.org'"
+    ):
+        push(policy, settings, lake, api)
+    assert lake.pushed_tasks("spam").empty
+
+    policy = queued_policy(tmp_path / "b", QUEUES, _roster(1000, 1000), gold_rate=0.0)
+    push(policy, settings, lake, api)
+    before = lake.pushed_tasks("spam")
+    gone = lake.labeling_state("spam")["projects"]["portuguese"]
+    api.sdk.projects.delete(id=gone)
+    with pytest.raises(FlywheelError, match=rf"project {gone} .*portuguese.* is gone"):
+        push(policy, settings, lake, api)
+    assert len(lake.pushed_tasks("spam")) == len(before)
