@@ -216,6 +216,32 @@ def render_qa(report: dict, policy: str) -> None:
         + ("–" if alpha is None else f"{alpha:.2f}")
     )
     print_flags(report)
+    _render_qa_by_queue(report, two)
+
+
+def _render_qa_by_queue(report: dict, two) -> None:
+    """Each reviewer's rates per review queue, when the policy has queues."""
+    from rich import box
+
+    rows = [
+        (r["reviewer_id"], q, v)
+        for r in report["reviewers"]
+        for q, v in r.get("by_queue", {}).items()
+    ]
+    if not rows:
+        return
+    table = Table(title="Per queue", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("reviewer", "queue", "decided", "sensitivity", "specificity"):
+        table.add_column(column, justify="right" if column == "decided" else "left")
+    for reviewer, queue, v in rows:
+        sens_low, sens_high = v["sensitivity_ci"]
+        spec_low, spec_high = v["specificity_ci"]
+        table.add_row(
+            reviewer, queue, str(v["decisions"]),
+            f"{two(v['sensitivity'])} ({two(sens_low)}–{two(sens_high)})",
+            f"{two(v['specificity'])} ({two(spec_low)}–{two(spec_high)})",
+        )  # fmt: skip
+    out.print(table)
 
 
 SHOWN_DAYS = 3  # forecast days that fit 80 columns

@@ -159,12 +159,14 @@ def _estimate(right: np.ndarray, n: np.ndarray, confidence: float):
     return value, low, high
 
 
-def _evidence(draws: TruthDraws) -> dict[str, Evidence]:
+def _evidence(draws: TruthDraws, among: np.ndarray | None = None) -> dict[str, Evidence]:
     """Per reviewer, their answers counted on every draw of the truth, on the items that say
     something about them: gold checks and items someone else decided too (an item they decided
-    alone would only measure them against their own vote)."""
+    alone would only measure them against their own vote). `among` (per vote) restricts the
+    count to some votes, e.g. one queue's, still against the truth drawn from all of them."""
     counts = draws.vote_counts()
-    useful = np.flatnonzero(draws.known[draws.vote_item] | (counts[draws.vote_item] > 1))
+    wanted = draws.known[draws.vote_item] | (counts[draws.vote_item] > 1)
+    useful = np.flatnonzero(wanted & (True if among is None else among))
     item, reviewer = draws.vote_item[useful], draws.vote_reviewer[useful]
     says = draws.says_positive[useful][:, None]
     truth = draws.truth[item]
@@ -297,16 +299,45 @@ def _asking(needs: dict | None) -> str:
     return f": about {' and '.join(wanted)} gold checks more would judge them" if wanted else ""
 
 
+def _by_queue(draws: TruthDraws, votes: pd.DataFrame, queues: pd.Series, rules) -> dict:
+    """Reviewer → queue → their rates on that queue's tasks, with bounds at the policy's
+    confidence; `queues` maps Label Studio task ids to review queues (imported decisions and
+    tasks of no queue count only overall)."""
+    if "task_id" not in votes:
+        return {}
+    queue = votes["task_id"].astype(str).map(queues).to_numpy()
+    out: dict[str, dict] = {}
+    for name in sorted(q for q in pd.unique(queue) if isinstance(q, str) and q):
+        mine = queue == name
+        evidence = _evidence(draws, mine)
+        decided = votes.loc[mine, "reviewer_id"].value_counts()
+        for reviewer, e in evidence.items():
+            if reviewer not in decided.index:
+                continue
+            sens, spec = e.sensitivity(rules.confidence), e.specificity(rules.confidence)
+            out.setdefault(reviewer, {})[name] = {
+                "decisions": int(decided[reviewer]),
+                "evidence_items": e.shared_items,
+                "sensitivity": _round(sens[0]),
+                "sensitivity_ci": [_round(sens[1]), _round(sens[2])],
+                "specificity": _round(spec[0]),
+                "specificity_ci": [_round(spec[1]), _round(spec[2])],
+            }
+    return out
+
+
 def reviewer_quality(
     decisions: pd.DataFrame,
     golden: pd.DataFrame | None,
     policy: Policy,
     previous: dict | None = None,
     scores: pd.Series | None = None,
+    queues: pd.Series | None = None,
 ) -> dict:
     """The QA report of a policy's reviewers, as plain data; `previous` is the last report,
     whose open flags stay open until the evidence clears them; `scores` (item id → a model's
-    held-out score, `Lake.labelled_scores`) band the noise model by score."""
+    held-out score, `Lake.labelled_scores`) band the noise model by score; `queues` (task id →
+    review queue) adds each reviewer's rates per queue."""
     rules = policy.labeling
     bar = rules.min_reviewer_accuracy
     report = {
@@ -335,6 +366,7 @@ def reviewer_quality(
     evidence = _evidence(draws)
     consensus = _consensus(fitted)
     speed = reviewer_speed(votes)
+    per_queue = _by_queue(draws, votes, queues, rules) if queues is not None else {}
     for reviewer in sorted(speed.index):
         g = gold.loc[reviewer] if reviewer in gold.index else pd.Series(0, index=gold.columns)
         n_gold = int(g["n_gold"])
@@ -389,6 +421,7 @@ def reviewer_quality(
                 "p90_seconds_per_decision": _round(row["p90_seconds"], 1),
                 "flagged": standing == "flagged",
                 "reason": reason,
+                "by_queue": per_queue.get(reviewer, {}),
             }
         )
     report["pairs"] = _pairs(votes)
@@ -443,7 +476,13 @@ def run_qa(policy: Policy, lake: Lake) -> dict:
         and (previous.get("scored") or scores is None)
     ):
         return previous
-    report = reviewer_quality(decisions, golden_frame, policy, previous, scores)
+    ledger = lake.pushed_tasks(policy.name) if policy.queues is not None else pd.DataFrame()
+    queues = (
+        ledger.set_index(ledger["task_id"].astype(str))["review_queue"].dropna()
+        if "review_queue" in ledger
+        else None
+    )
+    report = reviewer_quality(decisions, golden_frame, policy, previous, scores, queues)
     report["evidence"] = evidence
     report["scored"] = scores is not None
     write_json_atomic(report, path)

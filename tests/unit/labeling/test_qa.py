@@ -219,3 +219,31 @@ def test_the_same_evidence_keeps_its_judgement(tmp_path):
     again = run_qa(policy, lake)
     assert again["computed_at"] != banded["computed_at"]
     assert sum(r["decisions"] for r in again["reviewers"]) == len(decisions)
+
+
+def test_each_reviewer_is_reported_per_queue_as_well_as_overall():
+    policy, decisions, golden = _decisions(1200, golden_share=0.2)
+    decisions = decisions.assign(task_id=[f"t{k // 2}" for k in range(len(decisions))])
+    queues = pd.Series(
+        ["general" if k % 3 else "portuguese" for k in range(1200)],
+        index=[f"t{k}" for k in range(1200)],
+    )
+    report = reviewer_quality(decisions, golden, policy, queues=queues)
+    for r in report["reviewers"]:
+        split = r["by_queue"]
+        assert set(split) == {"general", "portuguese"}
+        assert sum(q["decisions"] for q in split.values()) == r["decisions"]
+        for q in split.values():
+            assert q["sensitivity_ci"][0] <= q["sensitivity"] <= q["sensitivity_ci"][1]
+        # a queue's share of the evidence is less, so its bounds are wider than overall
+        width = r["sensitivity_ci"][1] - r["sensitivity_ci"][0]
+        queue_width = (
+            split["portuguese"]["sensitivity_ci"][1] - split["portuguese"]["sensitivity_ci"][0]
+        )
+        assert queue_width > width
+    fox = next(r for r in report["reviewers"] if r["reviewer_id"] == "rev-fox")
+    others = [r for r in report["reviewers"] if r["reviewer_id"] != "rev-fox"]
+    for name in ("general", "portuguese"):
+        assert fox["by_queue"][name]["specificity"] < min(
+            r["by_queue"][name]["specificity"] for r in others
+        )
