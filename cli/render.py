@@ -275,7 +275,14 @@ def render_queues(statuses: list, policy: str, forecast: bool, target: float = 0
                 "–" if d.within_sla is None else f"{d.within_sla:.0%} ({d.low:.0%}–{d.high:.0%})"
                 for d in s.days[:SHOWN_DAYS]
             ]
-            needed = "–" if s.reviewers_needed is None else str(s.reviewers_needed)
+            gap = s.longest_gap_hours is not None and s.longest_gap_hours > s.sla_hours
+            needed = (
+                str(s.reviewers_needed)
+                if s.reviewers_needed is not None
+                else "gap"
+                if gap
+                else ">200"
+            )
             row.append(f"{needed}/{s.rostered}")
         else:
             oldest = "–" if s.oldest_hours is None else f"{s.oldest_hours:.1f}"
@@ -289,7 +296,7 @@ def render_queues(statuses: list, policy: str, forecast: bool, target: float = 0
         note = (
             f"Share of each day's tasks decided within the SLA (5th–95th percentile of "
             f"simulated days); staff: reviewers needed for {target:.0%} over the horizon / "
-            "rostered."
+            "rostered (gap: the shifts leave the queue unworked for longer than its SLA)."
             + (
                 " --json gives every day."
                 if statuses and len(statuses[0].days) > SHOWN_DAYS

@@ -34,9 +34,11 @@ from console.figures import (
     daily_traffic,
     decision_mix,
     model_versions,
+    queue_forecast,
     reports,
     reviewer_quality,
     series,
+    sla_compliance,
 )
 from console.metrics import registry
 from flywheel.errors import redact
@@ -347,12 +349,30 @@ def create_app(settings: Settings, key: str) -> FastAPI:
     @app.get("/queues", response_class=HTMLResponse)
     def queues() -> HTMLResponse:
         policies = home.policies()
-        sections = [{"name": n, "backlog": backlog(home, n, p)} for n, p in policies.items()]
+        sections, specs = [], []
+        for n, p in policies.items():
+            section = {
+                "name": n,
+                "backlog": backlog(home, n, p),
+                "forecast": queue_forecast(home, n),
+            }
+            section["policy"], section["charts"] = p, []
+            for queue, frame in sla_compliance(home, n, p).items():
+                sla = p.queues.queue(queue).sla_hours
+                spec = charts.rate_chart(
+                    frame, "compliance", f"{n} · {queue}: decided within {sla:g} h",
+                    limit=p.queues.sla_target, limit_label="target",
+                )  # fmt: skip
+                spec["layout"]["yaxis"]["title"]["text"] = "share of the day's tasks"
+                specs.append(spec)
+                section["charts"].append(len(specs))
+            sections.append(section)
         return page(
             "queues",
             "Queues",
             here="/queues",
             sections=sections,
+            charts=specs,
             labelstudio=settings.labelstudio_url.rstrip("/"),
             policies=list(policies),
         )

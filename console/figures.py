@@ -157,6 +157,8 @@ class Queue:
     open: int
     oldest_hours: float | None
     breaches: int
+    sla_hours: float | None = None  # a review queue's own SLA (None: the policy's)
+    escalated: int = 0  # open tasks escalated near their SLA
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class Backlog:
     queues: list[Queue] = field(default_factory=list)
     oldest: list[dict[str, Any]] = field(default_factory=list)
     project_id: int | None = None
+    routed: bool = False  # the policy's review queues (`queues:`), not the task's purpose
 
     @property
     def open(self) -> int:
@@ -179,44 +182,114 @@ class Backlog:
         return max((q.oldest_hours for q in self.queues if q.open), default=None)
 
 
+def _slas(policy: Policy | None) -> dict[str, float]:
+    return {q.name: q.sla_hours for q in policy.queues.define} if policy and policy.queues else {}
+
+
 def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
     """Open review tasks now, per queue (every queue tasks were pushed to, open or not), their
-    age against the policy's SLA, and the oldest few."""
+    age against the SLA (each review queue's own, with `queues:`), the escalated ones, and the
+    oldest few."""
     sla = (policy.monitoring if policy else Monitoring()).sla_hours  # the default without a file
+    slas = _slas(policy)
     lake = home.lake
     ledger = lake.pushed_tasks(name)
     project = lake.labeling_state(name).get("project_id")
     if ledger.empty:
-        return Backlog(sla, project_id=project)
+        return Backlog(sla, project_id=project, routed=bool(slas))
+    by = "review_queue" if slas and "review_queue" in ledger else "queue"
+    ledger = ledger[ledger[by].notna() & ledger[by].ne("")]
     waiting = ledger[~ledger["task_id"].isin(first_decisions(ledger, lake.decisions(name)).index)]
     now = pd.Timestamp.now(tz="UTC")
     age = (now - pd.to_datetime(waiting["pushed_at"], utc=True)).dt.total_seconds() / 3600
-    waiting = waiting.assign(age_hours=age)
-    by_queue = dict(list(waiting.groupby("queue")))
-    queues = [
-        Queue(str(q), 0, None, 0)
-        if q not in by_queue
-        else Queue(
-            str(q),
-            len(by_queue[q]),
-            float(by_queue[q]["age_hours"].max()),
-            int((by_queue[q]["age_hours"] > sla).sum()),
+    limit = waiting[by].map(slas).fillna(sla) if slas else sla
+    escalated = set(lake.escalations(name)["task_id"].astype(str))
+    waiting = waiting.assign(
+        age_hours=age, limit=limit, escalated=waiting["task_id"].astype(str).isin(escalated)
+    )
+    groups = dict(list(waiting.groupby(by)))
+    queues = []
+    for q in sorted(ledger[by].unique()):
+        mine = groups.get(q)
+        if mine is None:
+            queues.append(Queue(str(q), 0, None, 0, slas.get(q)))
+            continue
+        queues.append(
+            Queue(
+                str(q),
+                len(mine),
+                float(mine["age_hours"].max()),
+                int((mine["age_hours"] > mine["limit"]).sum()),
+                slas.get(q),
+                int(mine["escalated"].sum()),
+            )
         )
-        for q in sorted(ledger["queue"].dropna().unique())
-    ]
     oldest = waiting.nlargest(OLDEST_SHOWN, "age_hours")
     rows = [
         {
             "task_id": str(row.task_id),
             "item_id": str(row.item_id),
-            "queue": str(row.queue),
+            "queue": str(getattr(row, by)),
             "age_hours": float(row.age_hours),
+            "late": bool(row.age_hours > row.limit),
+            "escalated": bool(row.escalated),
             "reason": "" if pd.isna(row.reason) else str(row.reason),
             "project_id": int(row.project_id) if "project_id" in waiting else project,
         }
         for row in oldest.itertuples()
     ]
-    return Backlog(sla, sorted(queues, key=lambda q: (-q.open, q.name)), rows, project)
+    return Backlog(
+        sla, sorted(queues, key=lambda q: (-q.open, q.name)), rows, project, routed=by != "queue"
+    )
+
+
+def sla_compliance(home: Home, name: str, policy: Policy | None) -> dict[str, pd.DataFrame]:
+    """Per review queue and day of push: the share of its tasks decided within the queue's
+    SLA, with exact bounds at the policy's monitoring confidence and the tasks behind it. A
+    task still open within its SLA has no outcome yet and is left out; one open past it counts
+    as missed."""
+    from flywheel.stats import Rate
+
+    slas = _slas(policy)
+    ledger = home.lake.pushed_tasks(name)
+    if not slas or ledger.empty or "review_queue" not in ledger:
+        return {}
+    ledger = ledger[ledger["review_queue"].isin(list(slas))]
+    first = first_decisions(ledger, home.lake.decisions(name))
+    pushed = pd.to_datetime(ledger["pushed_at"], utc=True)
+    decided = pd.to_datetime(ledger["task_id"].map(first), utc=True)
+    limit = pd.to_timedelta(ledger["review_queue"].map(slas), unit="h")
+    now = pd.Timestamp.now(tz="UTC")
+    known = decided.notna() | (now - pushed > limit)
+    met = decided.notna() & (decided - pushed <= limit)
+    frame = pd.DataFrame(
+        {"queue": ledger["review_queue"], "day": pushed.dt.floor("D"), "met": met}
+    )[known]
+    confidence = policy.monitoring.confidence if policy else Monitoring().confidence
+    out = {}
+    for queue, rows in frame.groupby("queue"):
+        days = rows.groupby("day")["met"].agg(["sum", "count"]).reset_index()
+        pairs = zip(days["sum"], days["count"], strict=True)
+        rates = [Rate(int(k), int(n), confidence) for k, n in pairs]
+        out[str(queue)] = pd.DataFrame(
+            {
+                "computed_at": days["day"],
+                "compliance": [r.value for r in rates],
+                "compliance_n": days["count"],
+                "compliance_low": [r.low for r in rates],
+                "compliance_high": [r.high for r in rates],
+            }
+        )
+    return out
+
+
+def queue_forecast(home: Home, name: str) -> dict[str, Any] | None:
+    """Labeling's latest forecast (`flywheel queues forecast`), if any."""
+    path = home.lake.labeling_path(name, "queues.json")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # reviewers, alerts, models -----------------------------------------------------------------

@@ -19,7 +19,15 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, CollectorRegistr
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from console.figures import Home, alerts, backlog, reports, reviewer_quality
+from console.figures import (
+    Home,
+    alerts,
+    backlog,
+    queue_forecast,
+    reports,
+    reviewer_quality,
+    sla_compliance,
+)
 from monitoring.report import FieldDrift, Figure, MonitoringReport
 
 PREFIX = "flywheel_"
@@ -94,6 +102,14 @@ class MonitoringCollector(Collector):
                 out.set(
                     "backlog_sla_breaches", "Open tasks older than the SLA.", labels, q.breaches
                 )
+                if queues.routed:
+                    out.set(
+                        "backlog_escalated",
+                        "Open tasks escalated near their SLA, by review queue.",
+                        labels,
+                        q.escalated,
+                    )
+            _queues(out, p, self.home, name, policy)
             _reviewers(out, p, reviewer_quality(self.home, name))
             mine = [a for a in every_alert if a.policy == name and a.open]
             out.set("alerts_open", "Open Flywheel alerts.", p, len(mine))
@@ -106,6 +122,49 @@ class MonitoringCollector(Collector):
                 )
         yield info
         yield from out.families.values()
+
+
+def _queues(out: _Families, p: dict[str, str], home, name: str, policy) -> None:
+    """Review queues: the latest day's SLA compliance with its bounds, and the forecast."""
+    for queue, frame in sla_compliance(home, name, policy).items():
+        last = frame.iloc[-1]
+        labels = p | {"queue": queue}
+        for suffix, column in (
+            ("", "compliance"),
+            ("_low", "compliance_low"),
+            ("_high", "compliance_high"),
+        ):
+            out.set(
+                f"queue_sla_compliance{suffix}",
+                "Share of the latest day's tasks decided within the queue's SLA"
+                + (" (bound)" if suffix else "") + ".",
+                labels,
+                last[column],
+            )  # fmt: skip
+        out.set(
+            "queue_sla_compliance_tasks", "Tasks behind that share.", labels, last["compliance_n"]
+        )
+    forecast = queue_forecast(home, name) or {}
+    for q in forecast.get("queues", []):
+        labels = p | {"queue": q["queue"]}
+        for d in q["days"]:
+            if d["within_sla"] is not None:
+                out.set(
+                    "queue_forecast_sla_compliance",
+                    "Expected share of a coming day's tasks decided within the SLA.",
+                    labels | {"day": str(d["day"])},
+                    d["within_sla"],
+                )
+        if q["reviewers_needed"] is not None:
+            out.set(
+                "queue_reviewers_needed",
+                "Reviewers that would hold the policy's SLA target (forecast).",
+                labels,
+                q["reviewers_needed"],
+            )
+        out.set(
+            "queue_reviewers_rostered", "Reviewers rostered on the queue.", labels, q["rostered"]
+        )
 
 
 def _report(out: _Families, p: dict[str, str], r: MonitoringReport) -> None:

@@ -1,32 +1,40 @@
-"""What each queue will look like over the next days: SLA compliance and the staff it needs.
+"""What the review queues will look like over the next days: SLA compliance and the staff needed.
 
-A queue's future is simulated (`simpy`), not read off a steady-state formula: reviewers work
+The queues' future is simulated (`simpy`), not read off a steady-state formula: reviewers work
 shifts, so a queue is served eight hours a day and a task that arrives at night waits for the
 morning; Erlang C's steady state, which assumes the same staff at every hour, cannot say
-whether a 24-hour SLA holds across a night. Each simulated future:
+whether a 24-hour SLA holds across a night. And a reviewer who works several queues serves
+whichever needs them, which a fixed split of their hours would not capture. Each simulated
+future:
 
 - starts from the tasks waiting now (their ages count against the SLA);
-- draws arrivals hour by hour from a Poisson process whose rate for each hour of the day is
-  drawn from its posterior given the counts seen over the last days (Gamma, Jeffreys prior),
-  so the forecast's spread carries how little a few days of history say about the rate;
-- lets each rostered reviewer take the oldest task whenever on shift, at their pace in this
-  queue (exponential service times), finishing the task in hand at a shift's end.
+- draws each queue's arrivals hour by hour from a Poisson process: the day's rate drawn from
+  its posterior given the arrivals seen over the last days (Gamma, Jeffreys prior), spread
+  over the hours of the day by a profile drawn from theirs (Dirichlet, one pseudo-arrival
+  spread evenly), so the forecast's spread carries how little a few days of history say, and
+  a queue that saw nothing for a week expects little;
+- lets each rostered reviewer, whenever on shift and free, take from the queues they work the
+  oldest task of the queue that is furthest into its SLA (its age over the SLA, times the
+  queue's severity), at their pace (exponential service times), finishing the task in hand at
+  a shift's end.
 
-A task meets its SLA when it is decided within `sla_hours` of arriving. Every future runs until
-the last arrival's SLA has passed, so no task is left uncounted. Over `futures` futures, each
-day's compliance is reported as the mean and the 5th and 95th percentiles. The staff needed is
-the smallest team, drawn round-robin from the queue's own reviewers (their shifts and paces),
-whose expected compliance over the horizon reaches `queues.sla_target`.
+A task meets its SLA when it is decided within its queue's `sla_hours` of arriving. Every
+future runs until the last arrival's SLA has passed, so no task is left uncounted. Over
+`futures` futures, each day's compliance is reported as the expected share and the 5th and
+95th percentiles. The staff a queue needs is the fewest reviewers working it, drawn round-robin
+from its own rostered reviewers (their shifts and paces), whose expected compliance over the
+horizon reaches the target.
 
-The push orders tasks by harm with aging rather than oldest first (`labeling.route`); near
-its SLA a task has the aging term's full weight and goes first, so the share decided in time
-is close to the oldest-first share the forecast assumes, and the queue benchmark measures how
-close (`benchmarks/queues.py`).
+The push orders tasks by harm with aging rather than by age alone (`labeling.route`); near its
+SLA a task has the aging term's full weight and goes first, so the share decided in time is
+close to what this order gives, and the queue benchmark measures how close
+(`benchmarks/queues.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -36,22 +44,24 @@ HOURS_PER_DAY = 24
 
 @dataclass(frozen=True)
 class Worker:
-    """One reviewer as a queue sees them: tasks an hour while on shift, and the shifts (hours
-    from now, in order)."""
+    """One reviewer: tasks an hour while on shift (decisions an hour over the decisions each
+    task needs), their shifts (hours from now, in order) and the queues they work."""
 
     pace: float
     shifts: tuple[tuple[float, float], ...]
+    queues: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Load:
-    """What a queue's future is simulated from."""
+    """What one queue's future is simulated from."""
 
+    name: str
     sla_hours: float
     waiting_ages: tuple[float, ...]  # hours each waiting task has already waited
     hourly_counts: tuple[float, ...]  # tasks that arrived in each hour of the day (24 values)
     observed_days: float  # over how many days those counts were seen
-    workers: tuple[Worker, ...]
+    severity: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,56 +73,92 @@ class DayForecast:
     high: float | None  # 95th percentile
 
 
-def _future(load: Load, days: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One simulated future: each task's day and whether it met its SLA."""
-    env = simpy.Environment()
-    store = simpy.PriorityStore(env)
+def _arrivals(load: Load, days: int, rng: np.random.Generator) -> np.ndarray:
     counts = np.asarray(load.hourly_counts, dtype=float)
-    rates = rng.gamma(counts + 0.5, 1.0 / max(load.observed_days, 1e-9))
+    daily = rng.gamma(counts.sum() + 0.5, 1.0 / max(load.observed_days, 1e-9))
+    rates = daily * rng.dirichlet(counts + 1.0 / HOURS_PER_DAY)
     hours = np.arange(days * HOURS_PER_DAY)
     n = rng.poisson(rates[hours % HOURS_PER_DAY])
-    arrivals = np.sort(np.repeat(hours, n) + rng.random(int(n.sum())))
-    # a task is (its arrival time, its index); waiting ones arrived in the past
-    born = np.concatenate([-np.asarray(load.waiting_ages, dtype=float), arrivals])
-    decided = np.full(len(born), np.inf)
-    for k in range(len(load.waiting_ages)):
-        store.put(simpy.PriorityItem(born[k], k))
+    return np.sort(np.repeat(hours, n) + rng.random(int(n.sum())))
 
-    def arrive():
-        for k in range(len(load.waiting_ages), len(born)):
-            yield env.timeout(born[k] - env.now)
-            store.put(simpy.PriorityItem(born[k], k))
+
+def _future(
+    loads: list[Load], workers: tuple[Worker, ...], days: int, rng: np.random.Generator
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One simulated future: per queue, each task's day and whether it met its SLA."""
+    env = simpy.Environment()
+    by_name = {load.name: load for load in loads}
+    born = {
+        load.name: np.concatenate(
+            [-np.sort(np.asarray(load.waiting_ages, dtype=float))[::-1], _arrivals(load, days, rng)]
+        )
+        for load in loads
+    }
+    decided = {name: np.full(len(b), np.inf) for name, b in born.items()}
+    lines = {name: deque() for name in born}  # tasks waiting, oldest first
+    signal = [env.event()]
+
+    def arrive(name: str):
+        times = born[name]
+        for k, t in enumerate(times):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            lines[name].append(k)
+            signal[0].succeed()
+            signal[0] = env.event()
+
+    def pick(worker: Worker) -> tuple[str, int] | None:
+        """The head of the worker's queue furthest into its SLA (by severity)."""
+        best, urgency = None, -np.inf
+        for name in worker.queues:
+            if lines[name]:
+                load = by_name[name]
+                age = env.now - born[name][lines[name][0]]
+                u = load.severity * age / load.sla_hours
+                if u > urgency:
+                    best, urgency = name, u
+        return (best, lines[best].popleft()) if best is not None else None
 
     def work(worker: Worker):
         for start, end in worker.shifts:
             if env.now < start:
                 yield env.timeout(start - env.now)
             while env.now < end:
-                get = store.get()
-                got = yield get | env.timeout(end - env.now)
-                if get not in got:
-                    get.cancel()
-                    break
+                task = pick(worker)
+                if task is None:
+                    yield signal[0] | env.timeout(end - env.now)
+                    continue
                 yield env.timeout(rng.exponential(1.0 / worker.pace))
-                decided[got[get].item] = env.now
+                decided[task[0]][task[1]] = env.now
 
-    env.process(arrive())
-    for worker in load.workers:
-        env.process(work(worker))
-    env.run(until=days * HOURS_PER_DAY + load.sla_hours)
-    day = np.maximum(np.floor(born / HOURS_PER_DAY), 0).astype(int)
-    return day, decided - born <= load.sla_hours
+    for name in born:
+        env.process(arrive(name))
+    for worker in workers:
+        if worker.pace > 0 and set(worker.queues) & set(born):
+            env.process(work(worker))
+    env.run(until=days * HOURS_PER_DAY + max(load.sla_hours for load in loads))
+    out = {}
+    for name, b in born.items():
+        day = np.maximum(np.floor(b / HOURS_PER_DAY), 0).astype(int)
+        out[name] = (day, decided[name] - b <= by_name[name].sla_hours)
+    return out
 
 
-def forecast(load: Load, days: int, futures: int, seed: int = 0) -> list[DayForecast]:
-    """Each day's expected SLA compliance over `futures` simulated futures."""
+def forecast(
+    loads: list[Load], workers: tuple[Worker, ...], days: int, futures: int, seed: int = 0
+) -> dict[str, list[DayForecast]]:
+    """Each queue's expected SLA compliance per day, over `futures` simulated futures."""
     rng = np.random.default_rng(seed)
-    tasks = np.zeros((futures, days))
-    met = np.zeros((futures, days))
+    tasks = {load.name: np.zeros((futures, days)) for load in loads}
+    met = {load.name: np.zeros((futures, days)) for load in loads}
     for f in range(futures):
-        day, ok = _future(load, days, rng)
-        tasks[f] = np.bincount(day, minlength=days)[:days]
-        met[f] = np.bincount(day, weights=ok, minlength=days)[:days]
+        for name, (day, ok) in _future(loads, workers, days, rng).items():
+            tasks[name][f] = np.bincount(day, minlength=days)[:days]
+            met[name][f] = np.bincount(day, weights=ok, minlength=days)[:days]
+    return {name: _days(tasks[name], met[name], days) for name in tasks}
+
+
+def _days(tasks: np.ndarray, met: np.ndarray, days: int) -> list[DayForecast]:
     out = []
     for d in range(days):
         some = tasks[:, d] > 0
@@ -139,32 +185,38 @@ def compliance(days: list[DayForecast]) -> float | None:
 
 
 def staff_needed(
-    load: Load, target: float, days: int, futures: int, seed: int = 0, most: int = 200
+    loads: list[Load],
+    workers: tuple[Worker, ...],
+    queue: str,
+    target: float,
+    days: int,
+    futures: int,
+    seed: int = 0,
+    most: int = 200,
 ) -> int | None:
-    """The fewest reviewers, drawn round-robin from the queue's own (their shifts and paces),
-    whose expected compliance over the horizon reaches `target`; None if `most` do not."""
-    if not load.workers:
-        return None
+    """The fewest reviewers working `queue`, drawn round-robin from its own (their shifts,
+    paces and other queues), the others as rostered, whose expected compliance over the
+    horizon reaches `target` in `queue`; None if `most` do not."""
+    own = [w for w in workers if queue in w.queues]
+    others = tuple(w for w in workers if queue not in w.queues)
+    if not own:  # nobody rostered to copy: one who works only this queue, at the mean pace
+        pace = float(np.mean([w.pace for w in workers])) if workers else 1.0
+        horizon = days * HOURS_PER_DAY + max(load.sla_hours for load in loads)
+        own = [Worker(pace, ((0.0, horizon),), (queue,))]
 
     def meets(n: int) -> bool:
-        team = tuple(load.workers[i % len(load.workers)] for i in range(n))
-        share = compliance(forecast(replace(load, workers=team), days, futures, seed))
+        team = others + tuple(own[i % len(own)] for i in range(n))
+        share = compliance(forecast(loads, team, days, futures, seed)[queue])
         return share is None or share >= target
 
     if meets(0):
         return 0
     low, high = 0, 1
     while not meets(high):
-        low, high = high, high * 2
-        if high > most:
-            return None if not meets(most) else _search(meets, low, most)
-    return _search(meets, low, high)
-
-
-def _search(meets, low: int, high: int) -> int:
-    """The least n in (low, high] that meets, `meets(high)` being true (more staff never
-    hurts, up to the simulation's noise, which a shared seed keeps apart from n)."""
-    while high - low > 1:
+        if high >= most:
+            return None
+        low, high = high, min(high * 2, most)
+    while high - low > 1:  # the least n in (low, high] that meets
         middle = (low + high) // 2
         if meets(middle):
             high = middle

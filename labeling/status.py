@@ -13,7 +13,7 @@ Prometheus metrics read it; `flywheel queues status|forecast` prints it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -23,7 +23,6 @@ from flywheel.files import write_json_atomic
 from flywheel.lake import Lake
 from flywheel.policy import Policy
 from flywheel.roster import Roster, load_roster
-from labeling.capacity import paces
 from labeling.dispatch import open_tasks
 from labeling.forecast import DayForecast, Load, Worker, compliance, forecast, staff_needed
 
@@ -44,18 +43,21 @@ class QueueStatus:
     rostered: int
     days: list[DayForecast] = field(default_factory=list)
     expected_compliance: float | None = None
-    reviewers_needed: int | None = None  # to hold queues.sla_target over the horizon
+    # to hold queues.sla_target over the horizon on the tasks not yet past their SLA (None:
+    # more than the search tries, as when the shifts leave a gap longer than the SLA)
+    reviewers_needed: int | None = None
+    longest_gap_hours: float | None = None  # the longest time in the horizon nobody works it
 
 
-def _hourly(times: pd.Series, now: pd.Timestamp) -> tuple[np.ndarray, float]:
-    """Counts per hour of the day over the last week (or since the first time, if later)."""
+def _hourly(times: pd.Series, now: pd.Timestamp, began: pd.Timestamp) -> tuple[np.ndarray, float]:
+    """Counts per hour of the day over the last week, or since the policy's first push
+    (`began`) if later, and over how many days: a queue that got nothing in that time has
+    seen zero arrivals for as long, not for no time at all."""
     stamps = pd.to_datetime(times, utc=True)
-    since = now - pd.Timedelta(days=HISTORY_DAYS)
+    since = max(now - pd.Timedelta(days=HISTORY_DAYS), began)
     recent = stamps[(stamps >= since) & (stamps <= now)]
     counts = np.bincount(recent.dt.hour.to_numpy(), minlength=24).astype(float)
-    first = stamps.min() if len(stamps) else now
-    days = max(min(HISTORY_DAYS, (now - max(first, since)).total_seconds() / 86400), 1 / 24)
-    return counts, days
+    return counts, max((now - since).total_seconds() / 86400, 1 / 24)
 
 
 def queue_status(
@@ -72,58 +74,83 @@ def queue_status(
     roster = roster or load_roster(policy)
     now = pd.Timestamp(now)
     ledger = lake.pushed_tasks(policy.name)
-    decisions = lake.decisions(policy.name)
-    overlap = policy.labeling.overlap
-    waiting = open_tasks(ledger, decisions, overlap)
+    waiting = open_tasks(ledger, lake.decisions(policy.name), policy.labeling.overlap)
     owed = {str(q): float(v) for q, v in waiting.groupby("review_queue")["owed"].sum().items()}
     if waiting_in_log is None:
         routed = lake.labeling_state(policy.name).get("routed", {})
         waiting_in_log = {q: r["waiting"] for q, r in routed.items()}
-    work = {
-        q.name: owed.get(q.name, 0.0) + waiting_in_log.get(q.name, 0) for q in policy.queues.define
-    }
-    pace = paces(policy, roster, work)
-    out = []
+    began = pd.to_datetime(ledger["pushed_at"], utc=True).min() if not ledger.empty else now
+    loads, ages = [], {}
     for queue in policy.queues.define:
         mine = waiting[waiting["review_queue"] == queue.name]
-        ages = (now - pd.to_datetime(mine["pushed_at"], utc=True)).dt.total_seconds() / 3600
+        ages[queue.name] = (
+            now - pd.to_datetime(mine["pushed_at"], utc=True)
+        ).dt.total_seconds().to_numpy() / 3600
         pushed = (
             ledger[ledger["review_queue"] == queue.name] if "review_queue" in ledger else ledger
         )
-        counts, seen = _hourly(pushed.get("pushed_at", pd.Series(dtype=object)), now)
-        team = roster.working(queue.name)
-        horizon = now + timedelta(hours=days * 24 + queue.sla_hours)
-        workers = tuple(
-            Worker(pace[r.id, queue.name], tuple(r.on_shift(now, horizon, roster.zone)))
-            for r in team
-            if pace[r.id, queue.name] > 0
+        counts, seen = _hourly(pushed.get("pushed_at", pd.Series(dtype=object)), now, began)
+        backlog = (*ages[queue.name], *([0.0] * waiting_in_log.get(queue.name, 0)))
+        loads.append(
+            Load(queue.name, queue.sla_hours, backlog, tuple(counts), seen, queue.severity)
         )
-        backlog = (*ages.to_numpy(), *([0.0] * waiting_in_log.get(queue.name, 0)))
-        load = Load(queue.sla_hours, backlog, tuple(counts), seen, workers)
-        ahead = forecast(load, days, futures) if days else []
-        target = policy.queues.sla_target
+    horizon = now + timedelta(hours=days * 24 + max(q.sla_hours for q in policy.queues.define))
+    team = tuple(
+        Worker(
+            r.decisions_per_hour / policy.labeling.overlap,
+            tuple(r.on_shift(now, horizon, roster.zone)),
+            tuple(r.queues),
+        )
+        for r in roster.reviewers
+    )
+    ahead = forecast(loads, team, days, futures) if days else {}
+    target = policy.queues.sla_target
+    # staff cannot save a task already past its SLA: the need is read on the others
+    savable = [
+        replace(load, waiting_ages=tuple(a for a in load.waiting_ages if a < load.sla_hours))
+        for load in loads
+    ]
+    out = []
+    for queue, load in zip(policy.queues.define, loads, strict=True):
+        rostered = roster.working(queue.name)
+        mine = ages[queue.name]
         out.append(
             QueueStatus(
                 queue=queue.name,
                 sla_hours=queue.sla_hours,
                 severity=queue.severity,
                 open=round(owed.get(queue.name, 0.0), 1),
-                oldest_hours=round(float(ages.max()), 2) if len(ages) else None,
-                past_sla=int((ages > queue.sla_hours).sum()),
-                arrivals_per_hour=round(float(counts.sum() / seen / 24), 2),
+                oldest_hours=round(float(mine.max()), 2) if len(mine) else None,
+                past_sla=int((mine > queue.sla_hours).sum()),
+                arrivals_per_hour=round(sum(load.hourly_counts) / load.observed_days / 24, 2),
                 waiting_in_log=int(waiting_in_log.get(queue.name, 0)),
                 on_shift=sum(
-                    1 for r in team if r.hours(now, now + timedelta(minutes=1), roster.zone) > 0
+                    1 for r in rostered if r.hours(now, now + timedelta(minutes=1), roster.zone) > 0
                 ),
-                rostered=len(team),
-                days=ahead,
-                expected_compliance=compliance(ahead) if ahead else None,
-                reviewers_needed=staff_needed(load, target, days, max(futures // 4, 10))
+                rostered=len(rostered),
+                days=ahead.get(queue.name, []),
+                expected_compliance=compliance(ahead[queue.name]) if days else None,
+                reviewers_needed=staff_needed(
+                    savable, team, queue.name, target, days, max(futures // 4, 10)
+                )
+                if days
+                else None,
+                longest_gap_hours=round(_longest_gap(team, queue.name, days * 24), 1)
                 if days
                 else None,
             )
         )
     return out
+
+
+def _longest_gap(workers: tuple[Worker, ...], queue: str, hours: float) -> float:
+    """The longest stretch of the next `hours` when none of the queue's reviewers is on shift."""
+    spans = sorted(span for w in workers if queue in w.queues for span in w.shifts)
+    longest, reached = 0.0, 0.0
+    for start, end in spans:
+        longest = max(longest, start - reached)
+        reached = max(reached, end)
+    return max(longest, hours - reached)
 
 
 def write_status(policy: Policy, lake: Lake, statuses: list[QueueStatus], now: datetime) -> None:

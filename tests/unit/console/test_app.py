@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from console import charts
 from console.app import COOKIE, create_app, hours, interval
-from console.figures import Home, decision_mix, reports, series
+from console.figures import Home, decision_mix, reports, series, sla_compliance
 from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, write_parquet_atomic
 from flywheel.settings import Settings
@@ -301,3 +301,74 @@ def test_the_models_page_says_when_the_registry_does_not_answer(two_policies):
     page = client.get("/models", headers={"Authorization": f"Bearer {KEY}"})
     assert page.status_code == 200
     assert page.text.count("the model registry did not answer") == 2  # each policy says so
+
+
+def test_the_queues_page_holds_each_review_queue_to_its_sla_with_forecast_and_history(tmp_path):
+    from labeling.status import queue_status, write_status
+    from tests.conftest import queued_policy
+
+    policy = queued_policy(tmp_path / "policies")
+    settings = Settings(home=tmp_path / "home", policies_dir=tmp_path / "policies")
+    lake = Lake(settings.lake_dir)
+    now = pd.Timestamp.now(tz="UTC")
+    midnight = now.floor("D")
+    # a: general, two days back, still open (past its 24 h); b: urgent, 5 h ago, open (past
+    # its 4 h); c and d: three days back, decided after 3 h (met) and 6 h (missed its 4 h)
+    pushed = [midnight - pd.Timedelta(days=d) + pd.Timedelta(hours=1) for d in (2, 0, 3, 3)]
+    pushed[1] = now - pd.Timedelta(hours=5)
+    ago = [now - p for p in pushed]
+    lake.record_pushed(
+        "spam",
+        pd.DataFrame(
+            {
+                "item_id": ["a", "b", "c", "d"],
+                "queue": ["review"] * 4,
+                "review_queue": ["general", "urgent", "general", "urgent"],
+                "reason": ["in the band"] * 4,
+                "task_id": ["21", "22", "23", "24"],
+                "project_id": [5, 6, 5, 6],
+                "pushed_at": [now - a for a in ago],
+            }
+        ),
+    )
+    decided = [now - ago[2] + pd.Timedelta(hours=3), now - ago[3] + pd.Timedelta(hours=6)]
+    lake.append_decisions(
+        "spam",
+        pd.DataFrame(
+            {
+                "item_id": ["c", "d"],
+                "reviewer_id": ["rev-ana", "rev-bo"],
+                "label": ["violating", "benign"],
+                "decided_at": decided,
+                "task_id": ["23", "24"],
+            }
+        ),
+        "test",
+    )
+    lake.record_escalations(
+        "spam",
+        pd.DataFrame(
+            {"task_id": ["22"], "item_id": ["b"], "review_queue": ["urgent"],
+             "age_hours": [3.5], "escalated_at": [now - pd.Timedelta(hours=1.5)]}
+        ),
+    )  # fmt: skip
+    write_status(policy, lake, queue_status(policy, lake, now, days=2, futures=10), now)
+
+    client = TestClient(create_app(settings, KEY), follow_redirects=False)
+    _signed_in(client)
+    page = client.get("/queues").text
+    assert "past their SLA" in page and "escalated" in page and "reviewers needed" in page
+    # 21 waited past general's 24 h; 22 waited 5 h against urgent's 4, and was escalated
+    assert re.search(r"<td>urgent</td><td class=\"n\">4.0 h</td>", page), page
+    assert page.count('data-chart="spec-') == 2  # a compliance chart per queue with history
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    assert 'flywheel_backlog_escalated{policy="spam",queue="urgent"} 1.0' in metrics
+    assert 'flywheel_backlog_sla_breaches{policy="spam",queue="general"} 1.0' in metrics
+    # general met its SLA three days back and missed it two days back; urgent missed both
+    history = sla_compliance(Home(settings), "spam", policy)
+    assert history["general"]["compliance"].tolist() == [1.0, 0.0]
+    assert history["urgent"]["compliance"].tolist() == [0.0, 0.0]
+    assert (history["general"]["compliance_n"] == 1).all()
+    assert 'flywheel_queue_sla_compliance{policy="spam",queue="general"} 0.0' in metrics
+    assert 'flywheel_queue_sla_compliance_high{policy="spam",queue="general"} 0.95' in metrics
+    assert 'flywheel_queue_reviewers_rostered{policy="spam",queue="general"} 2.0' in metrics

@@ -8,10 +8,12 @@ from labeling.forecast import Load, Worker, compliance, forecast, staff_needed
 ALWAYS = ((0.0, 1e6),)
 
 
-def _steady(rate: float, workers: int, pace: float, sla: float, ages=()) -> Load:
-    """A queue whose arrival rate is known to within a hair (a year of hourly counts)."""
+def _steady(rate: float, workers: int, pace: float, sla: float, ages=()):
+    """A queue whose arrival rate is known to within a hair (a year of hourly counts), and
+    its team."""
     days = 365.0
-    return Load(sla, tuple(ages), (rate * days,) * 24, days, (Worker(pace, ALWAYS),) * workers)
+    load = Load("q", sla, tuple(ages), (rate * days,) * 24, days)
+    return [load], (Worker(pace, ALWAYS, ("q",)),) * workers
 
 
 def _erlang_c(c: int, a: float) -> float:
@@ -29,7 +31,7 @@ def _mmc_within(t: float, lam: float, mu: float, c: int) -> float:
 
 def test_on_a_staffed_queue_the_forecast_is_erlangs_answer():
     lam, mu, c, sla = 2.5, 1.0, 4, 1.5
-    days = forecast(_steady(lam, c, mu, sla), days=10, futures=20, seed=1)
+    days = forecast(*_steady(lam, c, mu, sla), days=10, futures=20, seed=1)["q"]
     expected = _mmc_within(sla, lam, mu, c)
     assert compliance(days) == pytest.approx(expected, abs=0.02), expected
     assert all(d.low <= d.within_sla <= d.high for d in days)
@@ -40,33 +42,47 @@ def test_a_night_without_reviewers_breaches_what_arrives_too_long_before_the_mor
     """One fast reviewer on 09:00-17:00 every day, a 12-hour SLA: what arrives between 17:00
     and 21:00 waits past its SLA for the morning, everything else is decided in time."""
     shifts = tuple((24.0 * d + 9, 24.0 * d + 17) for d in range(30))
-    load = Load(12.0, (), (20 * 10.0,) * 24, 10.0, (Worker(2000.0, shifts),))
-    days = forecast(load, days=5, futures=10, seed=2)
+    load = Load("q", 12.0, (), (20 * 10.0,) * 24, 10.0)
+    days = forecast([load], (Worker(2000.0, shifts, ("q",)),), days=5, futures=10, seed=2)["q"]
     assert compliance(days) == pytest.approx(1 - 4 / 24, abs=0.01)
     # Erlang C's steady state, with one reviewer at every hour, would promise all of it
     assert _mmc_within(12.0, 20, 2000.0, 1) > 0.999
 
 
 def test_without_reviewers_nothing_is_decided_and_old_tasks_have_already_breached():
-    load = Load(4.0, (10.0, 1.0), (0.0,) * 24, 7.0, ())
-    (today,) = forecast(load, days=1, futures=5)
+    load = Load("q", 4.0, (10.0, 1.0), (0.0,) * 24, 7.0)
+    (today,) = forecast([load], (), days=1, futures=5)["q"]
     # none seen in a week is not none to come: the rate's posterior (Jeffreys) allows a few
     assert today.within_sla == 0.0 and 2.0 <= today.tasks < 10
 
 
 def test_the_staff_needed_is_erlangs_where_erlang_holds():
     lam, mu, sla, target = 5.5, 1.0, 3.0, 0.9
-    needed = staff_needed(_steady(lam, 1, mu, sla), target, days=4, futures=8, seed=3)
+    needed = staff_needed(*_steady(lam, 1, mu, sla), "q", target, days=4, futures=8, seed=3)
     erlang = next(c for c in range(6, 40) if _mmc_within(sla, lam, mu, c) >= target)
     assert abs(needed - erlang) <= 1, (needed, erlang)
-    assert staff_needed(_steady(0.0, 1, mu, sla), target, days=2, futures=2) == 0
+    assert staff_needed(*_steady(0.0, 1, mu, sla), "q", target, days=2, futures=2) == 0
 
 
 def test_a_few_days_of_history_widen_the_forecast():
-    sure = _steady(3.0, 4, 1.0, 1.0)
-    unsure = Load(1.0, (), (3.0,) * 24, 1.0, sure.workers)  # the same rate, one day seen
+    sure, team = _steady(3.0, 4, 1.0, 1.0)
+    unsure = [Load("q", 1.0, (), (3.0,) * 24, 1.0)]  # the same rate, one day seen
     spread = [
-        np.mean([d.high - d.low for d in forecast(load, days=2, futures=40, seed=4)])
-        for load in (sure, unsure)
+        np.mean([d.high - d.low for d in forecast(loads, team, days=2, futures=40, seed=4)["q"]])
+        for loads in (sure, unsure)
     ]
     assert spread[1] > spread[0]
+
+
+def test_a_reviewer_of_two_queues_serves_the_one_that_needs_them():
+    """One fast reviewer on two queues, all day: a quiet queue is not starved by a busy one,
+    and a severe queue's tasks wait less than a mild one's at the same load."""
+    always = ((0.0, 500.0),)
+    busy = Load("busy", 4.0, (), (24 * 3.0,) * 24, 24.0)
+    quiet = Load("quiet", 4.0, (), (24 * 0.2,) * 24, 24.0)
+    both = forecast([busy, quiet], (Worker(4.0, always, ("busy", "quiet")),), 4, 10, seed=5)
+    assert compliance(both["quiet"]) > 0.7 and compliance(both["busy"]) > 0.7
+    mild = Load("mild", 2.0, (), (24 * 1.6,) * 24, 24.0, severity=1.0)
+    severe = Load("severe", 2.0, (), (24 * 1.6,) * 24, 24.0, severity=3.0)
+    shared = forecast([mild, severe], (Worker(3.4, always, ("mild", "severe")),), 4, 10, seed=6)
+    assert compliance(shared["severe"]) > compliance(shared["mild"])
