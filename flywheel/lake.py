@@ -272,6 +272,17 @@ class Lake:
             )
         return self.read_parquet(files)
 
+    def record_appeal(self, policy: str, frame: pd.DataFrame) -> Path:
+        """An appeal received by the scoring API (`flywheel.appeals`), one part per appeal."""
+        part = self._dir("appeals", policy) / f"part-{content_hash(frame)}.parquet"
+        write_parquet_atomic(frame, part)
+        return part
+
+    def appeals(self, policy: str) -> pd.DataFrame:
+        """Every appeal received for a policy (empty frame when none)."""
+        files = sorted(self._dir("appeals", policy).glob("part-*.parquet"))
+        return self.read_parquet(files) if files else pd.DataFrame()
+
     def labeling_state(self, policy: str) -> dict:
         path = self._dir("labeling", policy) / "state.json"
         return json.loads(path.read_text()) if path.is_file() else {}

@@ -351,6 +351,40 @@ def _read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
     )
 
 
+def prediction_of(settings: Settings, policy: Policy, item_id: str) -> dict | None:
+    """The latest logged prediction of one item (with its fields), or None: filtered inside
+    DuckDB, so an appeal's lookup reads no other item."""
+    return _retrying(_prediction_of, settings, policy, item_id)
+
+
+def _prediction_of(settings: Settings, policy: Policy, item_id: str) -> dict | None:
+    parts, segments = _sources(settings, policy.name)
+    sources = []
+    if parts:
+        quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+        sources.append(f"SELECT * FROM read_parquet([{quoted}], union_by_name = true)")
+    if segments:
+        sources.append(_select(_lines_sql(segments), policy))
+    if not sources:
+        return None
+    con = duckdb.connect()
+    try:
+        found = [
+            con.execute(
+                f"SELECT * FROM ({sql}) WHERE item_id = $1 ORDER BY scored_at DESC LIMIT 1",
+                [item_id],
+            ).fetch_df()
+            for sql in sources
+        ]
+    finally:
+        con.close()
+    rows = [f for f in found if not f.empty]
+    if not rows:
+        return None
+    latest = max(rows, key=lambda f: f["scored_at"].iloc[0])
+    return latest.iloc[0].to_dict()
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size

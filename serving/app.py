@@ -26,10 +26,12 @@ from typing import ClassVar
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from flywheel.appeals import NotAutoActioned, UnknownItem, receive
 from flywheel.errors import FlywheelError
 from flywheel.policy import Policy, list_policies, load_policy
 from flywheel.predictions import unfiled_segments
@@ -39,7 +41,7 @@ from flywheel.settings import Settings, get_settings
 from serving.batching import Batcher
 from serving.metrics import Metrics
 from serving.models import ModelStore, RefreshReport
-from serving.openapi import scoring_openapi
+from serving.openapi import MAX_ITEM_ID, scoring_openapi
 from serving.predlog import PredictionLog
 
 log = logging.getLogger("flywheel.serving")
@@ -136,6 +138,36 @@ class Service:
                 "policies",
             )
         return list(dict.fromkeys(names))
+
+    def appeal_request(self, body: bytes) -> tuple[Policy, str, str]:
+        """An appeal's policy, item id and reason, each checked."""
+        payload = self.payload(body)
+        name = payload.get("policy")
+        if not isinstance(name, str) or not name:
+            raise ApiError(422, "invalid_request", "policy: expected a policy name", "policy")
+        if name not in self.policies:
+            served = ", ".join(sorted(self.policies))
+            raise ApiError(
+                404, "unknown_policy", f"unknown policy {name!r} (served: {served})", "policy"
+            )
+        item_id = payload.get("item_id")
+        if isinstance(item_id, int) and not isinstance(item_id, bool):
+            item_id = str(item_id)
+        if not isinstance(item_id, str) or not item_id.strip() or len(item_id) > MAX_ITEM_ID:
+            raise ApiError(
+                422, "invalid_request",
+                f"item_id: expected the appealed item's id (1 to {MAX_ITEM_ID} characters)",
+                "item_id",
+            )  # fmt: skip
+        reason = payload.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ApiError(
+                422,
+                "invalid_request",
+                "reason: say why the decision is wrong (not empty)",
+                "reason",
+            )
+        return self.policies[name], item_id, reason
 
     def validator(self, names: list[str]) -> ItemValidator:
         """The item check for these policies, built once per combination asked for."""
@@ -312,6 +344,24 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
     async def score_batch(request: Request) -> Response:
         """Score up to FLYWHEEL_MAX_BATCH_ITEMS items in one call."""
         return await _score(request, "/v1/score/batch", batch=True)
+
+    @app.post("/v1/appeals")
+    async def appeal(request: Request) -> Response:
+        """Appeal an item the API auto-actioned (once per item)."""
+        request.state.request_id = request_id = uuid.uuid4().hex
+        service.check_key(request.headers.get("authorization", ""))
+        service.check_length(request.headers.get("content-length"))
+        policy, item_id, reason = service.appeal_request(await request.body())
+        try:
+            received = await run_in_threadpool(receive, service.settings, policy, item_id, reason)
+        except UnknownItem as exc:
+            raise ApiError(404, "unknown_item", str(exc), "item_id") from exc
+        except NotAutoActioned as exc:
+            raise ApiError(409, "not_auto_actioned", str(exc), "item_id") from exc
+        body = {"request_id": request_id, "created": received.created, "appeal": received.appeal}
+        status = 201 if received.created else 200
+        service.metrics.answered("/v1/appeals", str(status)).inc()
+        return _json(body, status)
 
     @app.post("/v1/admin/reload")
     async def reload(request: Request) -> Response:

@@ -20,7 +20,11 @@ ERROR_CODES = {
     400: ("invalid_json", "The body is not JSON."),
     401: ("unauthorized", "No API key, or an unknown one."),
     403: ("forbidden", "An admin route without the admin key, or admin routes disabled."),
-    404: ("unknown_policy", "A requested policy is not served."),
+    404: (
+        "unknown_policy | unknown_item",
+        "A requested policy is not served, or no prediction of the appealed item is logged.",
+    ),
+    409: ("not_auto_actioned", "The appealed item was not auto-actioned: nothing to appeal."),
     413: ("too_large", "The body or the batch is over the limit."),
     422: (
         "invalid_request | invalid_item",
@@ -30,6 +34,8 @@ ERROR_CODES = {
     503: ("unavailable", "The prediction log could not be written; retry."),
 }
 SCORING_ERRORS = [400, 401, 404, 413, 422, 500, 503]
+APPEAL_ERRORS = [400, 401, 404, 409, 413, 422, 500]
+MAX_ITEM_ID = 512  # characters of an appealed item's id
 ADMIN_ERRORS = [401, 403]
 BEARER = [{"bearer": []}]
 
@@ -232,6 +238,49 @@ def response_schemas(policies: list[Policy]) -> dict[str, dict]:
     }
 
 
+def appeal_schemas(policies: list[Policy]) -> dict[str, dict]:
+    """An appeal as asked for and as kept (`flywheel.appeals`)."""
+    text = {"type": "string", "pattern": r"\S"}
+    return {
+        "AppealRequest": {
+            "type": "object",
+            "properties": {
+                "policy": {"type": "string", "enum": [p.name for p in policies]},
+                "item_id": {**text, "maxLength": MAX_ITEM_ID},
+                "reason": {
+                    **text,
+                    "description": "Why the decision is wrong, in the user's words.",
+                },
+            },
+            "required": ["policy", "item_id", "reason"],
+        },
+        "Appeal": {
+            "type": "object",
+            "properties": {
+                "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "created": {
+                    "type": "boolean",
+                    "description": "false: the item was appealed before; this is that appeal.",
+                },
+                "appeal": {
+                    "type": "object",
+                    "properties": {
+                        "appeal_id": {"type": "string"},
+                        "item_id": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "appealed_at": {"type": "string", "format": "date-time"},
+                        "decision": {"type": "string", "enum": ["auto_action"]},
+                        "model_version": {"type": "integer"},
+                        "score": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                    "required": ["appeal_id", "item_id", "reason", "decision", "model_version"],
+                },
+            },
+            "required": ["request_id", "created", "appeal"],
+        },
+    }
+
+
 def _errors(statuses: list[int]) -> dict:
     return {
         str(status): {
@@ -283,6 +332,22 @@ def scoring_openapi(base: dict, policies: list[Policy], settings: Settings) -> d
         "post": _scoring_route(
             "BatchRequest", "BatchResponse", "Score a batch of items in one call."
         )
+    }
+    schemas.update(appeal_schemas(policies))
+    appealed = {
+        "description": "The appeal (already received: `created` is false).",
+        "content": {"application/json": {"schema": _ref("Appeal")}},
+    }
+    paths["/v1/appeals"] = {
+        "post": {
+            "summary": "Appeal an item the API auto-actioned: a reviewer will look again.",
+            "security": BEARER,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("AppealRequest")}},
+            },
+            "responses": {"200": appealed, "201": appealed, **_errors(APPEAL_ERRORS)},
+        }
     }
     reload = paths["/v1/admin/reload"]["post"]
     reload["security"] = BEARER

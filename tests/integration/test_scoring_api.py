@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -509,8 +510,14 @@ def test_a_schema_driven_fuzzer_finds_nothing_against_the_openapi(api, tmp_path)
     decision = spec["components"]["schemas"]["PolicyResult"]["properties"]["decision"]
     assert decision["enum"] == ["allow", "review", "auto_action"]
 
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(FUZZER_CONFIG)
+    _fuzz(api.url, "^/v1/score", FUZZER_CONFIG, tmp_path)
+
+
+def _fuzz(url: str, paths: str, config_text: str, folder: Path, missing_data: bool = False) -> None:
+    """schemathesis on the routes matching `paths`: every check, deterministic generation.
+    `missing_data`: its warning that valid requests mostly found nothing (404) is expected."""
+    config = folder / "schemathesis.toml"
+    config.write_text(config_text)
     fuzzer = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert fuzzer, "schemathesis is a test dependency (pyproject.toml)"
     done = subprocess.run(
@@ -520,11 +527,11 @@ def test_a_schema_driven_fuzzer_finds_nothing_against_the_openapi(api, tmp_path)
             "--config-file",
             str(config),
             "run",
-            f"{api.url}/openapi.json",
+            f"{url}/openapi.json",
             "--header",
             f"Authorization: {KEY['Authorization']}",
             "--include-path-regex",
-            "^/v1/score",
+            paths,
             "--checks",
             "all",
             "--max-examples",
@@ -536,7 +543,75 @@ def test_a_schema_driven_fuzzer_finds_nothing_against_the_openapi(api, tmp_path)
         capture_output=True,
         text=True,
         timeout=900,
-        cwd=tmp_path,
+        cwd=folder,
     )
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
-    assert "No issues found" in done.stdout, done.stdout[-3000:]
+    if missing_data:
+        warned = re.findall(r"Warnings:\n((?:\s+⚠️.*\n)+)", done.stdout)
+        assert warned and all("Missing test data" in w for w in warned), done.stdout[-3000:]
+        assert re.search(r"(\d+) generated, \1 passed", done.stdout), done.stdout[-3000:]
+    else:
+        assert "No issues found" in done.stdout, done.stdout[-3000:]
+
+
+# a valid appeal of an item never scored is a 404: the fuzzer's items were never scored
+APPEAL_FUZZER_CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = [200, 201, 404, 413]
+
+[checks.negative_data_rejection]
+expected-statuses = [400, 401, 404, 413, 422]
+"""
+
+
+def test_an_auto_actioned_item_can_be_appealed_once_and_nothing_else_can(trained, tmp_path):
+    from flywheel.lake import Lake
+
+    home = _own_home(trained, tmp_path)
+    server = start_scoring_api(home.root, tmp_path)
+    try:
+        items = [spam_item(f"ap-{i}", links=i, messages_last_hour=5 * i) for i in range(8)]
+        items.append(spam_item("calm", text="see you at lunch", links=0, account_age_days=900,
+                               prior_reports=0, messages_last_hour=1, surface="post"))  # fmt: skip
+        scored = httpx.post(
+            f"{server.url}/v1/score/batch", headers=KEY, json={"items": items, "policies": ["spam"]}
+        ).json()["results"]
+        decided = {r["item_id"]: r["results"][0] for r in scored}
+        actioned = [i for i, r in decided.items() if r["decision"] == "auto_action"]
+        allowed = [i for i, r in decided.items() if r["decision"] != "auto_action"]
+        assert actioned and allowed
+
+        def appeal(body: dict, key: dict = KEY) -> httpx.Response:
+            return httpx.post(f"{server.url}/v1/appeals", headers=key, json=body)
+
+        body = {"policy": "spam", "item_id": actioned[0], "reason": "I sell my own art here"}
+        first = appeal(body)
+        assert first.status_code == 201 and first.json()["created"]
+        kept = first.json()["appeal"]
+        assert kept["decision"] == "auto_action" and kept["model_version"] == 1
+        assert kept["score"] == pytest.approx(decided[actioned[0]]["score"])
+        again = appeal({**body, "reason": "please"})
+        assert again.status_code == 200 and not again.json()["created"]
+        assert again.json()["appeal"]["appeal_id"] == kept["appeal_id"]
+        assert again.json()["appeal"]["reason"] == "I sell my own art here"
+
+        refusals = [
+            ({**body, "item_id": "never-scored"}, 404, "unknown_item", "item_id"),
+            ({**body, "item_id": allowed[0]}, 409, "not_auto_actioned", "item_id"),
+            ({**body, "reason": "   "}, 422, "invalid_request", "reason"),
+            ({**body, "policy": "nope"}, 404, "unknown_policy", "policy"),
+        ]
+        for sent, status, code, field in refusals:
+            answer = appeal(sent)
+            assert answer.status_code == status, (sent, answer.text)
+            assert answer.json()["error"]["code"] == code
+            assert answer.json()["error"]["field"] == field
+        assert appeal(body, key={}).status_code == 401
+        assert (
+            "not auto-actioned"
+            in appeal({**body, "item_id": allowed[0]}).json()["error"]["message"]
+        )
+        _fuzz(server.url, "^/v1/appeals", APPEAL_FUZZER_CONFIG, tmp_path, missing_data=True)
+    finally:
+        server.stop()
+    assert Lake(home.lake_dir).appeals("spam")["item_id"].tolist() == [actioned[0]]
