@@ -167,8 +167,29 @@ def _queues(out: _Families, p: dict[str, str], home, name: str, policy) -> None:
         )
 
 
+def _appeals(out: _Families, p: dict[str, str], r: MonitoringReport) -> None:
+    """Appeals per model version, beside the audit's FPR (exported with the audit rates)."""
+    for version, a in ((r.production.appeals or {}).get("by_version") or {}).items():
+        labels = p | {"model_version": version}
+        out.set(
+            "appeals_received", "Appeals of auto-actioned items received.", labels, a["received"]
+        )
+        out.set("appeals_decided", "Appeals reviewers have decided.", labels, a["decided"])
+        rate = a["overturn_rate"]
+        for suffix, key in (("", "value"), ("_low", "low"), ("_high", "high")):
+            out.set(
+                f"appeal_overturn_rate{suffix}",
+                "Share of decided appeals overturned (appealed items select themselves: see "
+                "the audit's FPR for auto_action's error rate)" + (" (bound)." if suffix else "."),
+                labels,
+                rate[key],
+            )
+
+
 def _report(out: _Families, p: dict[str, str], r: MonitoringReport) -> None:
     from datetime import datetime
+
+    _appeals(out, p, r)
 
     out.set(
         "monitor_run_timestamp_seconds",

@@ -283,6 +283,20 @@ class Lake:
         files = sorted(self._dir("appeals", policy).glob("part-*.parquet"))
         return self.read_parquet(files) if files else pd.DataFrame()
 
+    def appeal_outcomes(self, policy: str) -> pd.DataFrame:
+        """Each decided appeal's outcome (`upheld`, `overturned`) and whether the reinstate
+        webhook heard of it (labeling.appeals)."""
+        path = self._dir("appeals", policy) / "outcomes.parquet"
+        if not path.is_file():
+            return pd.DataFrame(
+                columns=["appeal_id", "item_id", "model_version", "outcome", "decided_at",
+                         "notified", "notify_error"]
+            )  # fmt: skip
+        return pd.read_parquet(path)
+
+    def write_appeal_outcomes(self, policy: str, frame: pd.DataFrame) -> None:
+        write_parquet_atomic(frame, self._dir("appeals", policy) / "outcomes.parquet")
+
     def labeling_state(self, policy: str) -> dict:
         path = self._dir("labeling", policy) / "state.json"
         return json.loads(path.read_text()) if path.is_file() else {}

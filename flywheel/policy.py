@@ -188,6 +188,9 @@ class Labeling(_Section):
     min_gold_checks: int = Field(default=20, ge=1)  # before a reviewer can be flagged
     min_reviewer_accuracy: Probability = 0.90  # balanced, on gold checks; below is flagged
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)  # for the intervals reported
+    # posted {policy, item_id, appeal_id, model_version, outcome} when reviewers overturn an
+    # appeal (flywheel.appeals), so the product can reinstate the content; null: none
+    reinstate_webhook: str | None = None
 
     @property
     def explore_tasks(self) -> int:

@@ -24,7 +24,7 @@ DECISION_REQUIRED = ("item_id", "label", "reviewer_id", "decided_at")
 DECISION_OPTIONAL = ("created_at", "source", "lead_time_s", "task_id", "annotation_id")
 GOLDEN_REQUIRED = ("item_id", "label")
 GOLDEN_OPTIONAL = ("created_at",)
-DECISION_SOURCES = ("review", "explore", "audit", "gold", "import")
+DECISION_SOURCES = ("review", "explore", "audit", "gold", "appeal", "import")
 SUFFIXES = {
     ".csv": "csv",
     ".parquet": "parquet",

@@ -88,6 +88,8 @@ def dispatch(
     codes = sorted({*policy.queues.languages, *roster.languages})
     tasks = candidates.assign(purpose=candidates["queue"])
     tasks["review_queue"] = route(tasks, policy, languages(tasks, policy, codes), emerging)
+    if policy.queues.appeals is not None:  # appeals go to their queue, whatever the routes say
+        tasks.loc[tasks["purpose"].eq("appeal"), "review_queue"] = policy.queues.appeals
     severity, sla = _severity_and_sla(tasks["review_queue"], policy)
     scored = pd.to_datetime(tasks["scored_at"], utc=True)
     age = (pd.Timestamp(now) - scored).dt.total_seconds().div(3600).fillna(0.0)

@@ -28,6 +28,7 @@ from flywheel.policy import Policy
 from flywheel.progress import Progress, quiet
 from flywheel.records import validate_decisions
 from flywheel.settings import Settings
+from labeling.appeals import settle
 from labeling.client import CLOCK_MARGIN, WATERMARK_FORMAT, LabelStudioAPI, updated_after
 from labeling.project import CHOICE, NOTES, annotator, live_projects
 from labeling.push import TASK_KEY, recover
@@ -183,6 +184,12 @@ def pull(
             recover(policy, lake, api)
     pushing = set() if free else {str(t["id"]) for t in tasks if TASK_KEY in (t.get("data") or {})}
     held = _store(policy, lake, tasks, decisions, report, pushing)
+    unheard = settle(policy, lake)
+    if unheard:
+        report.problems.append(
+            f"{unheard} overturned appeal(s) not heard by the reinstate webhook; tried again "
+            "at the next pull"
+        )
     stamps = {str(t["id"]): _utc(t["updated_at"]) for t in changed}
     waiting = [stamps[t] - pd.Timedelta(microseconds=1) for t in held if t in stamps]
     report.watermark = min([max(stamps.values()), began, *waiting]).strftime(WATERMARK_FORMAT)

@@ -69,13 +69,14 @@ class PushReport:
     gold: int
     assisted_by: str | None
     explore: int = 0
+    appeal: int = 0  # appeals of auto-actioned items (`flywheel.appeals`)
     # per review queue (a policy with queues): pushed, room within its SLA, open, candidates
     routed: dict[str, dict] = field(default_factory=dict)
     escalated: int = 0  # open tasks moved to the head of their queue near their SLA
 
     @property
     def total(self) -> int:
-        return self.review + self.explore + self.audit + self.gold
+        return self.review + self.explore + self.audit + self.gold + self.appeal
 
     @property
     def by_queue(self) -> dict[str, int]:
@@ -108,6 +109,17 @@ def _with_assistance(frame: pd.DataFrame, model: Model | None, k: int) -> pd.Dat
         model_version=str(model.ref.version),
         assist=[_assist(s, d, r) for s, d, r in zip(scores, decisions, reasons, strict=True)],
     )
+
+
+def _appeal_notes(tasks: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """What the reviewer of an appeal sees: the original decision, the model version and
+    score that made it, and the user's reason."""
+    notes = [
+        f"Appeal of auto_action by {policy.name} v{row.model_version} (score {row.score:.2f}). "
+        f"The user says: {str(row.reason).removeprefix('appeal: ')}"
+        for row in tasks.itertuples()
+    ]
+    return tasks.assign(assist=notes)
 
 
 def _task(row: pd.Series, policy: Policy, model: Model | None) -> dict:
@@ -165,6 +177,7 @@ def plan(
     explore: ExploreInputs | None = None,
     violating_gold: float = 0.5,
     queued: bool = False,
+    appeals: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The tasks to push next, with their queue and why, in push order (no Label Studio);
     `violating_gold` is the share of gold checks drawn from violating golden items. `queued`
@@ -192,10 +205,12 @@ def plan(
         review.assign(queue="review", reason="scored in the review band"),
         explored.drop(columns="stratum", errors="ignore").assign(queue="explore", priority=np.nan),
     )
-    others = pd.concat(
-        [reviewed, audit.assign(queue="audit", reason="blind audit", priority=np.nan)],
-        ignore_index=True,
-    )
+    parts = [
+        _appealed(appeals, pushed["appeal"]),
+        reviewed,
+        audit.assign(queue="audit", reason="blind audit", priority=np.nan),
+    ]
+    others = pd.concat([p for p in parts if not p.empty] or parts[1:], ignore_index=True)
     if queued:
         return others
     gold = gold_sample(golden, policy, len(others), pushed["gold"], violating_gold)
@@ -208,6 +223,21 @@ def plan(
         score=np.nan,
     )
     return _interleave(others, gold)
+
+
+def _appealed(appeals: pd.DataFrame | None, pushed: set[str]) -> pd.DataFrame:
+    """Appeals not pushed yet, first: a user is waiting, and the statistics do not depend on
+    them (every appeal is decided, so nothing is sampled)."""
+    if appeals is None or appeals.empty:
+        return pd.DataFrame()
+    waiting = appeals[~appeals["item_id"].isin(pushed)]
+    return waiting.assign(
+        queue="appeal",
+        reason="appeal: " + waiting["reason"].astype(str),
+        sampling_prob=1.0,
+        priority=np.nan,
+        model_version=waiting["model_version"].astype(str),
+    ).drop(columns=["appeal_id", "appealed_at"], errors="ignore")
 
 
 def _last_push(ledger: pd.DataFrame) -> pd.Timestamp | None:
@@ -277,9 +307,13 @@ def _planned(
     ledger = lake.pushed_tasks(policy.name)
     mix = gold_mix(read_qa(policy, lake))
     explore = explore_inputs(policy, lake, model, predictions, now)
+    appeals = lake.appeals(policy.name)
     if policy.queues is None:
-        return plan(policy, predictions, golden_frame, ledger, now, explore, mix), None
-    candidates = plan(policy, predictions, golden_frame, ledger, now, explore, mix, queued=True)
+        tasks = plan(policy, predictions, golden_frame, ledger, now, explore, mix, appeals=appeals)
+        return tasks, None
+    candidates = plan(
+        policy, predictions, golden_frame, ledger, now, explore, mix, queued=True, appeals=appeals
+    )
     pushed_gold = (
         set(ledger.loc[ledger["queue"] == "gold", "item_id"]) if not ledger.empty else set()
     )
@@ -310,8 +344,11 @@ def _push(
     if tasks.empty:
         return PushReport(first, 0, 0, 0, None, routed=_record_routing(policy, lake, routed, tasks))
     blind = tasks["queue"].eq("audit")
-    assisted = _with_assistance(tasks[~blind], model, policy.labeling.assist_features)
-    tasks = pd.concat([assisted, tasks[blind].assign(assist="")]).sort_index()
+    appealed = tasks["queue"].eq("appeal")
+    assisted = _with_assistance(tasks[~blind & ~appealed], model, policy.labeling.assist_features)
+    tasks = pd.concat(
+        [assisted, tasks[blind].assign(assist=""), _appeal_notes(tasks[appealed], policy)]
+    ).sort_index()
     tasks = tasks.assign(task_key=[uuid.uuid4().hex for _ in range(len(tasks))])
     if "review_queue" not in tasks:
         tasks = tasks.assign(review_queue="", harm=np.nan)
@@ -338,6 +375,7 @@ def _push(
         int(counts.get("gold", 0)),
         f"{model.ref.name} v{model.ref.version}" if model is not None else None,
         int(counts.get("explore", 0)),
+        int(counts.get("appeal", 0)),
         _record_routing(policy, lake, routed, tasks),
     )
 

@@ -23,7 +23,7 @@ import pandas as pd
 from flywheel.lake import uniform_draw
 from flywheel.policy import Policy
 
-QUEUES = ("review", "explore", "audit", "gold")
+QUEUES = ("review", "explore", "audit", "gold", "appeal")
 DECISIONS = ("allow", "review", "auto_action")
 
 

@@ -10,16 +10,14 @@ that fails is retried a few times and recorded on the alert, and never fails the
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
-
 from flywheel.files import file_lock, write_json_atomic
 from flywheel.lake import Lake, utc_now
+from flywheel.notify import post_json
 
 
 @dataclass(frozen=True)
@@ -140,18 +138,7 @@ class AlertStore:
             "text": f"{icon} Flywheel alert {what}: [{alert.policy}] {alert.message}",
             "alert": asdict(alert),
         }
-        problem = None
-        for attempt in range(self.retries):
-            try:
-                response = httpx.post(self.webhook_url, json=payload, timeout=2.0)
-                if response.status_code < 400:
-                    return None
-                problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            if attempt + 1 < self.retries:
-                time.sleep(0.2 * 2**attempt)
-        return f"webhook failed after {self.retries} tries: {problem}"
+        return post_json(self.webhook_url, payload, self.retries)
 
 
 def _same_terms(alert: Alert, current: dict[str, Condition]) -> Condition | None:

@@ -30,7 +30,13 @@ from monitoring.emerging import emerging_risk, signature_note
 from monitoring.golden import decide, golden_report, golden_snapshot
 from monitoring.health import operational_health
 from monitoring.page import add_to_workspace, write_health_page
-from monitoring.production import audit_estimates, compare, labelled_tasks, score_estimates
+from monitoring.production import (
+    appeal_rates,
+    audit_estimates,
+    compare,
+    labelled_tasks,
+    score_estimates,
+)
 from monitoring.report import AlertChanges, Cluster, Figure, MonitoringReport
 
 TERMS_IN_ALERT = 5
@@ -386,6 +392,9 @@ def run_monitor(
         )
         if not window.empty
         else None,
+        "appeals": appeal_rates(
+            lake.appeals(policy.name), lake.appeal_outcomes(policy.name), rules.confidence
+        ),
     }
     if report["production"]["audit"]["audited_items"] == 0:
         notes.append("no decided blind-audit items: production error rates not estimated")

@@ -148,3 +148,33 @@ def compare(scores: dict, audit: dict) -> dict:
             "within_audit_interval": measured["low"] <= expected <= measured["high"],
         }
     return checked
+
+
+SELF_SELECTED = (
+    "appealed items select themselves (users appeal what they think wrong): the overturn rate "
+    "says how often appeals are right, not how often auto-action is wrong; the blind audit's "
+    "auto_action FPR says that"
+)
+
+
+def appeal_rates(appeals: pd.DataFrame, outcomes: pd.DataFrame, confidence: float) -> dict:
+    """Per model version: appeals received and decided, and the share overturned with exact
+    bounds at `confidence`; with the note that appealed items are not a sample."""
+    from flywheel.stats import Rate
+
+    received = (
+        appeals["model_version"].astype(int).value_counts() if not appeals.empty else pd.Series()
+    )
+    versions = sorted(set(received.index) | set(outcomes["model_version"].astype(int)))
+    by_version = {}
+    for version in versions:
+        mine = outcomes[outcomes["model_version"].astype(int) == version]
+        overturned = int(mine["outcome"].eq("overturned").sum())
+        rate = Rate(overturned, len(mine), confidence).as_dict()
+        by_version[str(version)] = {
+            "received": int(received.get(version, 0)),
+            "decided": len(mine),
+            "overturned": overturned,
+            "overturn_rate": rate,
+        }
+    return {"by_version": by_version, "note": SELF_SELECTED}

@@ -124,6 +124,8 @@ class Production(_Open):
     audit: Audit
     scores: dict[str, Any] | None = None
     scores_vs_audit: dict[str, Any] | None = None
+    # per model version: appeals received, decided, overturned, the overturn rate with bounds
+    appeals: dict[str, Any] | None = None
 
 
 class Backlog(_Open):

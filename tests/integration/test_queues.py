@@ -240,3 +240,51 @@ def test_a_roster_user_unknown_to_label_studio_or_a_deleted_project_stops_the_pu
     with pytest.raises(FlywheelError, match=rf"project {gone} .*portuguese.* is gone"):
         push(policy, settings, lake, api)
     assert len(lake.pushed_tasks("spam")) == len(before)
+
+
+def test_an_appeal_reaches_the_appeals_queue_and_an_overturn_comes_back_and_is_heard(
+    settings, lake, tmp_path, small_world
+):
+    from flywheel.appeals import receive
+    from labeling.project import choice_result
+    from labeling.pull import pull
+    from tests.conftest import http_stub
+
+    heard = []
+    with http_stub(lambda handler, body: heard.append(json.loads(body)) or 200) as hook:
+        queues = {**QUEUES, "define": [*QUEUES["define"], {"name": "appeals", "sla_hours": 48,
+                  "skills": ["senior"]}], "appeals": "appeals"}  # fmt: skip
+        roster = _roster(1000, 1000)
+        roster["reviewers"][1]["queues"].append("appeals")
+        roster["reviewers"][1]["skills"] = ["senior"]
+        policy = queued_policy(
+            tmp_path, queues, roster, gold_rate=0.0, overlap=1, reinstate_webhook=hook
+        )
+        items = small_world.traffic.head(3).reset_index(drop=True)
+        now = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)
+        write_prediction_log(
+            settings, policy, items, [0.99, 0.97, 0.2], ["auto_action"] * 2 + ["allow"], now
+        )
+        appealed = items["item_id"].iloc[0]
+        assert receive(settings, policy, appealed, "this is my own shop").created
+        api = LabelStudioAPI(settings)
+        report = push(policy, settings, lake, api)
+        assert report.appeal == 1
+        ledger = lake.pushed_tasks("spam")
+        task = ledger[ledger["queue"] == "appeal"].iloc[0]
+        assert task["review_queue"] == "appeals" and task["item_id"] == appealed
+        shown = api.sdk.tasks.get(id=task["task_id"]).data
+        assert shown["assist"].startswith("Appeal of auto_action by spam v1 (score 0.99)")
+        assert "this is my own shop" in shown["assist"]
+        bo = next(u.id for u in api.sdk.users.list() if u.email == ROSTER["reviewers"][1]["user"])
+        api.sdk.annotations.create(
+            id=int(task["task_id"]), result=choice_result(policy, "benign"), completed_by=bo
+        )
+        pulled = pull(policy, settings, lake, api)
+        assert pulled.added == 1 and pulled.problems == []
+        decision = lake.decisions("spam").iloc[0]
+        assert decision["source"] == "appeal" and decision["label"] == "benign"
+    outcomes = lake.appeal_outcomes("spam")
+    assert outcomes["outcome"].tolist() == ["overturned"] and outcomes["notified"].all()
+    assert heard == [{"policy": "spam", "item_id": appealed, "appeal_id": outcomes["appeal_id"][0],
+                      "model_version": 1, "outcome": "overturned"}]  # fmt: skip
