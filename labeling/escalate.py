@@ -1,7 +1,7 @@
 """Escalate the tasks about to breach their SLA: to the head of their queue, with an alert.
 
-A task that no reviewer has decided when `queues.escalate_at` of its queue's SLA has passed
-gets the highest priority in its project (`data.priority`, which the "By harm" tab orders by),
+A task that no reviewer has decided when `queues.escalate_at` of its queue's SLA has passed,
+and whose SLA can still be met, gets the highest priority in its project (`data.priority`, which the "By harm" tab orders by),
 so whoever opens the queue next takes it, and it is recorded in the lake, where monitoring
 raises an alert for every queue with escalated tasks still undecided (`monitoring.alerts.
 escalations`). A task is escalated once; one that a reviewer has started (a decision of an
@@ -33,7 +33,10 @@ def due(policy: Policy, lake: Lake, now: datetime) -> pd.DataFrame:
     age = (pd.Timestamp(now) - pd.to_datetime(tasks["pushed_at"], utc=True)).dt.total_seconds()
     tasks = tasks.assign(age_hours=age / 3600)
     done = set(lake.escalations(policy.name)["task_id"].astype(str))
-    late = tasks["age_hours"] >= policy.queues.escalate_at * sla
+    # past escalate_at of the SLA and not past the SLA: a task already late is a breach,
+    # which escalating cannot undo, and putting every late task first in an overloaded queue
+    # would make it oldest-first, the tasks still savable waiting behind them
+    late = (tasks["age_hours"] >= policy.queues.escalate_at * sla) & (tasks["age_hours"] < sla)
     return tasks[late & ~tasks["task_id"].astype(str).isin(done)]
 
 

@@ -13,10 +13,13 @@ future:
   over the hours of the day by a profile drawn from theirs (Dirichlet, one pseudo-arrival
   spread evenly), so the forecast's spread carries how little a few days of history say, and
   a queue that saw nothing for a week expects little;
-- lets each rostered reviewer, whenever on shift and free, take from the queues they work the
-  oldest task of the queue that is furthest into its SLA (its age over the SLA, times the
-  queue's severity), at their pace (exponential service times), finishing the task in hand at
-  a shift's end.
+- lets each rostered reviewer, whenever on shift and free, take a queue's head: its oldest
+  task due for escalation (past `queues.escalate_at` of its SLA and still savable,
+  `labeling.escalate`), else its oldest; among the queues they work, the head with the most
+  harm now (the queue's severity times an even chance plus the head's age over the SLA,
+  `labeling.route.harm`) per reviewer who can work that queue (a specialist's hours go where
+  few others can stand in); at their pace (exponential service times), finishing the task in
+  hand at a shift's end.
 
 A task meets its SLA when it is decided within its queue's `sla_hours` of arriving. Every
 future runs until the last arrival's SLA has passed, so no task is left uncounted. Over
@@ -33,11 +36,12 @@ close to what this order gives, and the queue benchmark measures how close
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
+
+from labeling.route import UNSCORED
 
 HOURS_PER_DAY = 24
 
@@ -83,41 +87,71 @@ def _arrivals(load: Load, days: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _future(
-    loads: list[Load], workers: tuple[Worker, ...], days: int, rng: np.random.Generator
+    loads: list[Load],
+    workers: tuple[Worker, ...],
+    days: int,
+    rng: np.random.Generator,
+    escalate_at: float | None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """One simulated future: per queue, each task's day and whether it met its SLA."""
     env = simpy.Environment()
     by_name = {load.name: load for load in loads}
-    born = {
+    born = {  # per queue, in arrival order: the waiting tasks (negative times), then arrivals
         load.name: np.concatenate(
             [-np.sort(np.asarray(load.waiting_ages, dtype=float))[::-1], _arrivals(load, days, rng)]
         )
         for load in loads
     }
     decided = {name: np.full(len(b), np.inf) for name, b in born.items()}
-    lines = {name: deque() for name in born}  # tasks waiting, oldest first
+    taken = {name: np.zeros(len(b), dtype=bool) for name, b in born.items()}
+    arrived = dict.fromkeys(born, 0)  # how many have arrived
+    oldest = dict.fromkeys(born, 0)  # the first not taken
+    savable = dict.fromkeys(born, 0)  # the first not taken and not past its SLA
     signal = [env.event()]
+    capable = {name: max(sum(name in w.queues for w in workers), 1) for name in born}
 
     def arrive(name: str):
-        times = born[name]
-        for k, t in enumerate(times):
+        for t in born[name]:
             if t > env.now:
                 yield env.timeout(t - env.now)
-            lines[name].append(k)
+            arrived[name] += 1
             signal[0].succeed()
             signal[0] = env.event()
 
+    def head(name: str) -> int | None:
+        """The queue's next task: its oldest one due for escalation (past `escalate_at` of
+        the SLA, not past the SLA) if any, else its oldest."""
+        b, done, sla = born[name], taken[name], by_name[name].sla_hours
+        while oldest[name] < arrived[name] and done[oldest[name]]:
+            oldest[name] += 1
+        if oldest[name] >= arrived[name]:
+            return None
+        if escalate_at is not None:
+            k = savable[name]
+            while k < arrived[name] and (done[k] or env.now - b[k] >= sla):
+                k += 1
+            savable[name] = k
+            if k < arrived[name] and env.now - b[k] >= escalate_at * sla:
+                return k
+        return oldest[name]
+
     def pick(worker: Worker) -> tuple[str, int] | None:
-        """The head of the worker's queue furthest into its SLA (by severity)."""
+        """Among the worker's queues, the head with the most harm now (at an even chance of a
+        violation), per reviewer who could take it: a specialist's hours go where few others
+        can stand in."""
         best, urgency = None, -np.inf
         for name in worker.queues:
-            if lines[name]:
-                load = by_name[name]
-                age = env.now - born[name][lines[name][0]]
-                u = load.severity * age / load.sla_hours
-                if u > urgency:
-                    best, urgency = name, u
-        return (best, lines[best].popleft()) if best is not None else None
+            k = head(name) if name in born else None
+            if k is None:
+                continue
+            load = by_name[name]
+            age = env.now - born[name][k]
+            u = load.severity * (UNSCORED + age / load.sla_hours) / capable[name]
+            if u > urgency:
+                best, urgency = (name, k), u
+        if best is not None:
+            taken[best[0]][best[1]] = True
+        return best
 
     def work(worker: Worker):
         for start, end in worker.shifts:
@@ -145,14 +179,20 @@ def _future(
 
 
 def forecast(
-    loads: list[Load], workers: tuple[Worker, ...], days: int, futures: int, seed: int = 0
+    loads: list[Load],
+    workers: tuple[Worker, ...],
+    days: int,
+    futures: int,
+    seed: int = 0,
+    escalate_at: float | None = None,
 ) -> dict[str, list[DayForecast]]:
-    """Each queue's expected SLA compliance per day, over `futures` simulated futures."""
+    """Each queue's expected SLA compliance per day, over `futures` simulated futures;
+    `escalate_at` (`queues.escalate_at`): tasks that far into their SLA, and savable, first."""
     rng = np.random.default_rng(seed)
     tasks = {load.name: np.zeros((futures, days)) for load in loads}
     met = {load.name: np.zeros((futures, days)) for load in loads}
     for f in range(futures):
-        for name, (day, ok) in _future(loads, workers, days, rng).items():
+        for name, (day, ok) in _future(loads, workers, days, rng, escalate_at).items():
             tasks[name][f] = np.bincount(day, minlength=days)[:days]
             met[name][f] = np.bincount(day, weights=ok, minlength=days)[:days]
     return {name: _days(tasks[name], met[name], days) for name in tasks}
@@ -193,6 +233,7 @@ def staff_needed(
     futures: int,
     seed: int = 0,
     most: int = 200,
+    escalate_at: float | None = None,
 ) -> int | None:
     """The fewest reviewers working `queue`, drawn round-robin from its own (their shifts,
     paces and other queues), the others as rostered, whose expected compliance over the
@@ -206,7 +247,7 @@ def staff_needed(
 
     def meets(n: int) -> bool:
         team = others + tuple(own[i % len(own)] for i in range(n))
-        share = compliance(forecast(loads, team, days, futures, seed)[queue])
+        share = compliance(forecast(loads, team, days, futures, seed, escalate_at)[queue])
         return share is None or share >= target
 
     if meets(0):

@@ -103,7 +103,8 @@ def queue_status(
         )
         for r in roster.reviewers
     )
-    ahead = forecast(loads, team, days, futures) if days else {}
+    escalate_at = policy.queues.escalate_at
+    ahead = forecast(loads, team, days, futures, escalate_at=escalate_at) if days else {}
     target = policy.queues.sla_target
     # staff cannot save a task already past its SLA: the need is read on the others
     savable = [
@@ -131,7 +132,13 @@ def queue_status(
                 days=ahead.get(queue.name, []),
                 expected_compliance=compliance(ahead[queue.name]) if days else None,
                 reviewers_needed=staff_needed(
-                    savable, team, queue.name, target, days, max(futures // 4, 10)
+                    savable,
+                    team,
+                    queue.name,
+                    target,
+                    days,
+                    max(futures // 4, 10),
+                    escalate_at=escalate_at,
                 )
                 if days
                 else None,
