@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -21,3 +24,12 @@ def publish(name: str, table: str) -> None:
     print(table)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.md").write_text(table + "\n")
+
+
+def header(what: str, command: str, minutes: float) -> str:
+    """The line above a table: the machine, the day, what was run and how long it took."""
+    return (
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}; {what}; "
+        f"`python benchmarks/{command}` ({minutes:.0f} min)\n\n"
+    )

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from bench_common import publish
+from bench_common import header, publish
 
 from flywheel.policy import parse_policy
 from simulation.scored import ScoredWorld, scored_world
@@ -99,10 +98,9 @@ def run(name: str, measure: Callable[[Cell, int], dict], render, what: str) -> N
     started = time.perf_counter()
     results = sweep(measure, cells(), draws)
     minutes = (time.perf_counter() - started) / 60
-    header = (
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}; {draws} worlds per cell, "
-        f"about 12,000 decisions each; {what}; `python benchmarks/{name}.py --draws {draws}` "
-        f"({minutes:.0f} min)\n\n"
+    said = header(
+        f"{draws} worlds per cell, about 12,000 decisions each; {what}",
+        f"{name}.py --draws {draws}",
+        minutes,
     )
-    publish(name, header + render(results, draws))
+    publish(name, said + render(results, draws))

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
-from bench_common import publish
+from bench_common import header, publish
 
 from labeling.forecast import Load, Worker, compliance, forecast
 from simulation.capacity import POLICY, arrivals, can_work, team, work
@@ -114,7 +113,7 @@ def _call(job):
     return measure(*job)
 
 
-def table(results: list[dict], seeds: int) -> str:
+def table(results: list[dict]) -> str:
     lines = [
         "| capacity | ordering | harm exposure vs oldest first (worst) | high severity within SLA "
         "(worst) | lowest queue within SLA | starved queue in | utilisation | escalated | "
@@ -175,13 +174,13 @@ def main() -> None:
     with ProcessPoolExecutor(os.cpu_count()) as pool:
         results = list(pool.map(_call, jobs))
     minutes = (time.perf_counter() - started) / 60
-    header = (
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}; {seeds} worlds per capacity, "
-        f"{DAYS} days of about {PER_HOUR * 24:.0f} tasks a day, the second week measured; "
-        f"`python benchmarks/queues.py --seeds {seeds}` ({minutes:.0f} min)\n\n"
+    said = header(
+        f"{seeds} worlds per capacity, {DAYS} days of about {PER_HOUR * 24:.0f} tasks a day, "
+        "the second week measured",
+        f"queues.py --seeds {seeds}",
+        minutes,
     )
-    publish("queues", header + table(results, seeds))
+    publish("queues", said + table(results))
 
 
 if __name__ == "__main__":
