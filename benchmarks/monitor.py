@@ -87,6 +87,7 @@ def prepare(home: Path, n: int) -> None:
         project_id=1,
         priority=np.nan,
         pushed_at=now,
+        review_queue="",
     )[[*LEDGER_COLUMNS, *policy.feature_columns]]
     lake.record_pushed("spam", ledger.assign(pushed_at=now, model_version="1"))
     rng = np.random.default_rng(0)  # reviewers' labels drawn from the calibrated scores

@@ -259,6 +259,7 @@ def work(
     decided = np.full(len(tasks), np.inf)
     by = np.full(len(tasks), "", dtype=object)
     busy = dict.fromkeys((m.name for m in members), 0.0)
+    idle = dict.fromkeys((m.name for m in members), 0.0)
     signal = [env.event()]
     horizon = (days + 1) * 24.0
 
@@ -284,7 +285,9 @@ def work(
                     yield env.timeout(spent)
                     continue
                 if k is None:
+                    began = env.now
                     yield signal[0] | env.timeout(min(end, horizon) - env.now)
+                    idle[member.name] += env.now - began
                     continue
                 spent = rng.exponential(1.0 / member.pace)
                 busy[member.name] += spent
@@ -295,11 +298,13 @@ def work(
     for member in members:
         env.process(review(member))
     env.run(until=horizon)
-    on_shift = sum(
-        (m.shift[1] - m.shift[0]) * (days + 1) for m in members
-    )  # every member works every day
+    # busy over the hours worked: a task in hand at a shift's end is finished, so a shift can
+    # run over; idle is time on shift with nothing one could take
+    worked = sum(busy.values()) + sum(idle.values())
     out = tasks.assign(decided=decided, reviewer=by)
     out.attrs.update(
-        escalated=board.escalated, utilisation=sum(busy.values()) / on_shift, ordering=ordering
+        escalated=board.escalated,
+        utilisation=sum(busy.values()) / worked if worked else 0.0,
+        ordering=ordering,
     )
     return out

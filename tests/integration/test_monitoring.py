@@ -248,6 +248,7 @@ def test_audit_weighted_rates_cover_the_simulators_truth(monitored, tmp_path):
         priority=float("nan"),
         model_version="1",
         pushed_at=T0,
+        review_queue="",
     )
     lake.record_pushed("spam", ledger[[*LEDGER_COLUMNS, *policy.feature_columns]])
     decisions = audit[["item_id", *policy.feature_columns]].assign(
