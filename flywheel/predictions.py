@@ -192,8 +192,9 @@ def _try_lock(handle: object) -> bool:
     return True
 
 
-def compact_segment(segment: Path, settings: Settings) -> list[Path]:
-    """Turn one finished segment into Parquet parts (one per policy), then delete it.
+def compact_segment(segment: Path, settings: Settings) -> bool:
+    """Turn one finished segment into Parquet parts (one per policy), then delete it; whether
+    this call did.
 
     A segment whose writer still lives, or that another compactor holds, is left alone.
     Idempotent: parts are named after the segment and replaced whole, so a compaction that
@@ -204,13 +205,13 @@ def compact_segment(segment: Path, settings: Settings) -> list[Path]:
     try:
         handle = segment.open("rb")
     except FileNotFoundError:
-        return []
+        return False
     with handle:
         if not _try_lock(handle) or not segment.exists():
-            return []
+            return False
         stem = _stem(segment)
         lines = _lines_sql([segment])
-        written, unfiled = [], {}
+        unfiled = {}
         for name in _segment_policies([segment]) if segment.stat().st_size else []:
             try:
                 policy = load_policy(name, settings)
@@ -220,13 +221,12 @@ def compact_segment(segment: Path, settings: Settings) -> list[Path]:
             path = policy_dir(settings, name) / f"part-{stem}.parquet"
             with atomic_path(path) as tmp:
                 _copy_to_parquet(_select(lines, policy), tmp)
-            written.append(path)
         if unfiled:
             write_json_atomic({"segment": segment.name, "policies": unfiled}, _reason(segment))
-            return written
+            return False
         segment.unlink(missing_ok=True)
         _reason(segment).unlink(missing_ok=True)
-        return written
+        return True
 
 
 def _reason(segment: Path) -> Path:
@@ -252,11 +252,17 @@ def _stem(segment: Path) -> str:
 
 
 def compact_pending(settings: Settings) -> int:
-    """Compact every finished segment (closed, or open with a dead writer); how many were."""
-    done = 0
-    for segment in pending_segments(settings):
-        compact_segment(segment, settings)
-        done += not segment.exists()
+    """Compact every finished segment (closed, or open with a dead writer); how many were.
+
+    Goes round again while new segments appeared during a pass: a server rolls a segment
+    without starting a second compactor while this one runs, so this one must take it. Each
+    round also retries the segments kept for a policy that could not load, which may have
+    been fixed meanwhile."""
+    done, seen = 0, set()
+    while fresh := {s.name for s in pending_segments(settings)} - seen:
+        seen |= fresh
+        for segment in pending_segments(settings):
+            done += compact_segment(segment, settings)
     return done
 
 

@@ -189,9 +189,10 @@ class Batcher:
         A roll that fails (no file descriptor or process to spare) fails no request: the log
         keeps a writable segment or opens one at the next write, and only that write's
         failure stops a batch."""
-        if not (self.log.due() and (not self.shadow or self.log.overdue())):
-            return
         try:
+            self.log.catch_up()
+            if not (self.log.due() and (not self.shadow or self.log.overdue())):
+                return
             self.log.roll()
         except Exception:
             log.exception("rolling the prediction log failed; trying again at the next batch")

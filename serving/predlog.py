@@ -49,6 +49,7 @@ class PredictionLog:
         self.opened_at = 0.0
         self.oldest_unrolled: float | None = None
         self.compactor: subprocess.Popen | None = None
+        self.missed = False  # a roll found the compactor busy: start one once it is done
         self._open()
 
     def _open(self) -> None:
@@ -120,14 +121,24 @@ class PredictionLog:
         self._compact()
 
     def _compact(self) -> None:
-        """One compactor at a time; it takes every finished segment, so none is left behind."""
-        if not self.compact or (self.compactor is not None and self.compactor.poll() is None):
+        """One compactor at a time; it goes round until no new segment appeared, and a roll
+        that found it busy in its last moments is caught up by `catch_up`."""
+        if not self.compact:
             return
+        if self.compactor is not None and self.compactor.poll() is None:
+            self.missed = True
+            return
+        self.missed = False
         try:
             self.compactor = spawn_compaction(self.settings)
         except OSError:  # too many processes or files: the segment waits for the next roll
             log.exception("could not start the prediction-log compactor")
             self.compactor = None
+
+    def catch_up(self) -> None:
+        """Start a compactor for segments rolled while the last one was finishing."""
+        if self.missed:
+            self._compact()
 
     def lag_seconds(self) -> float:
         """Age of the oldest record not yet handed to compaction (monitoring sees it later)."""

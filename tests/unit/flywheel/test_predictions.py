@@ -99,3 +99,38 @@ def test_a_segment_whose_policy_cannot_load_is_kept_reported_and_filed_later(tmp
     scam = load_policy("scam", settings)
     assert read_predictions(settings, scam)["request_id"].tolist() == ["r2"]
     assert read_predictions(settings, spam)["request_id"].tolist() == ["r1"]
+
+
+def test_a_segment_rolled_while_the_compactor_runs_is_taken_and_a_kept_one_retried(
+    tmp_path, home, spam, monkeypatch
+):
+    """A server does not start a second compactor while one runs: the running one goes round
+    again for a segment rolled during its pass, and retries the one it had to keep, whose
+    policy file was fixed meanwhile."""
+    import flywheel.predictions as predictions
+
+    policies = tmp_path / "policies"
+    shutil.copytree(Settings().policies_dir, policies)
+    settings = Settings(home=home, policies_dir=policies)
+    good = (policies / "scam.yaml").read_text()
+    (policies / "scam.yaml").write_text(good.replace("name: scam", "name: [scam"))
+    log = PredictionLog(settings, compact=False)
+    log.write([{**log_line(("r1", 0)), "policy": "scam"}])
+    log.roll()
+
+    real, rolled = predictions.compact_segment, []
+
+    def compact_then_roll(segment, settings):
+        filed = real(segment, settings)
+        if not rolled:  # during the first pass: the file is fixed and the server rolls
+            (policies / "scam.yaml").write_text(good)
+            log.write([{**log_line(("r2", 0)), "policy": "scam"}])
+            log.roll()
+            rolled.append(True)
+        return filed
+
+    monkeypatch.setattr(predictions, "compact_segment", compact_then_roll)
+    assert compact_pending(settings) == 2
+    assert not unfiled_segments(settings)
+    scam = load_policy("scam", settings)
+    assert sorted(read_predictions(settings, scam)["request_id"]) == ["r1", "r2"]

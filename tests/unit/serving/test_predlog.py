@@ -130,3 +130,36 @@ def test_a_compactor_that_cannot_start_fails_no_request_and_the_next_roll_starts
         "a segment rolled while no compactor could start was left behind"
     )
     log.close()
+
+
+def test_a_roll_that_finds_the_compactor_busy_starts_one_once_it_is_done(settings, monkeypatch):
+    """One compactor at a time; a segment rolled in a running compactor's last moments is
+    not left waiting for traffic that may never come: the next batch starts one."""
+
+    class Compactor:
+        def __init__(self):
+            self.running = True
+
+        def poll(self):
+            return None if self.running else 0
+
+    started = []
+
+    def spawn(settings):
+        started.append(Compactor())
+        return started[-1]
+
+    monkeypatch.setattr(serving.predlog, "spawn_compaction", spawn)
+    log = PredictionLog(settings)
+    log.write([log_line(("r1", 0))])
+    log.roll()
+    log.write([log_line(("r2", 0))])
+    log.roll()
+    assert len(started) == 1 and log.missed
+    log.catch_up()
+    assert len(started) == 1, "a second compactor while the first runs"
+    started[0].running = False
+    log.catch_up()
+    assert len(started) == 2 and not log.missed
+    log.catch_up()
+    assert len(started) == 2
