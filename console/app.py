@@ -41,6 +41,7 @@ from console.figures import (
     sla_compliance,
 )
 from console.metrics import registry
+from flywheel import clock
 from flywheel.errors import redact
 from flywheel.settings import Settings
 
@@ -262,7 +263,7 @@ def create_app(settings: Settings, key: str) -> FastAPI:
     def overview() -> HTMLResponse:
         policies = home.policies()
         open_alerts = [a for a in alerts(home) if a.open]
-        now = pd.Timestamp.now(tz="UTC")
+        now = pd.Timestamp(clock.now(home.settings))
         rows = []
         for name, policy in policies.items():
             latest = reports(home, name, newest=1)
@@ -364,6 +365,15 @@ def create_app(settings: Settings, key: str) -> FastAPI:
                     limit=p.queues.sla_target, limit_label="target",
                 )  # fmt: skip
                 spec["layout"]["yaxis"]["title"]["text"] = "share of the day's tasks"
+                # a point per day of push: a tick a day, and half a day either side, so that
+                # a queue with one day of history is not drawn over a millisecond
+                days = pd.to_datetime(frame["computed_at"], utc=True)
+                half = pd.Timedelta(hours=12)
+                spec["layout"]["xaxis"] |= {
+                    "dtick": 86400000,
+                    "tickformat": "%b %-d",
+                    "range": [(days.min() - half).isoformat(), (days.max() + half).isoformat()],
+                }
                 specs.append(spec)
                 section["charts"].append(len(specs))
             sections.append(section)

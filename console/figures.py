@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from flywheel import clock
 from flywheel.errors import FlywheelError
 from flywheel.lake import Lake
 from flywheel.policy import Monitoring, Policy, load_policy
@@ -135,7 +135,7 @@ def series(runs: list[MonitoringReport]) -> pd.DataFrame:
 
 def daily_traffic(home: Home, policy: Policy, days: int = TRAFFIC_DAYS) -> pd.DataFrame:
     """Predictions per day and decision over the last `days` days."""
-    return traffic(home.settings, policy, time.time() - days * 86400)
+    return traffic(home.settings, policy, clock.now(home.settings).timestamp() - days * 86400)
 
 
 def decision_mix(frame: pd.DataFrame, since: pd.Timestamp) -> dict[str, Any]:
@@ -187,9 +187,9 @@ def _slas(policy: Policy | None) -> dict[str, float]:
 
 
 def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
-    """Open review tasks now, per queue (every queue tasks were pushed to, open or not), their
-    age against the SLA (each review queue's own, with `queues:`), the escalated ones, and the
-    oldest few."""
+    """Open review tasks now, per queue (every queue the policy defines, and every one tasks
+    were pushed to, open or not), their age against the SLA (each review queue's own, with
+    `queues:`), the escalated ones, and the oldest few."""
     sla = (policy.monitoring if policy else Monitoring()).sla_hours  # the default without a file
     slas = _slas(policy)
     lake = home.lake
@@ -200,7 +200,7 @@ def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
     by = "review_queue" if slas and "review_queue" in ledger else "queue"
     ledger = ledger[ledger[by].notna() & ledger[by].ne("")]
     waiting = ledger[~ledger["task_id"].isin(first_decisions(ledger, lake.decisions(name)).index)]
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp(clock.now(home.settings))
     age = (now - pd.to_datetime(waiting["pushed_at"], utc=True)).dt.total_seconds() / 3600
     limit = waiting[by].map(slas).fillna(sla) if slas else sla
     escalated = set(lake.escalations(name)["task_id"].astype(str))
@@ -209,7 +209,8 @@ def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
     )
     groups = dict(list(waiting.groupby(by)))
     queues = []
-    for q in sorted(ledger[by].unique()):
+    defined = list(slas)  # in the policy's order; other queues (sampling ones) by name
+    for q in defined + sorted(set(ledger[by].unique()) - set(defined)):
         mine = groups.get(q)
         if mine is None:
             queues.append(Queue(str(q), 0, None, 0, slas.get(q)))
@@ -259,7 +260,7 @@ def sla_compliance(home: Home, name: str, policy: Policy | None) -> dict[str, pd
     pushed = pd.to_datetime(ledger["pushed_at"], utc=True)
     decided = pd.to_datetime(ledger["task_id"].map(first), utc=True)
     limit = pd.to_timedelta(ledger["review_queue"].map(slas), unit="h")
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp(clock.now(home.settings))
     known = decided.notna() | (now - pushed > limit)
     met = decided.notna() & (decided - pushed <= limit)
     frame = pd.DataFrame(
@@ -358,7 +359,10 @@ def model_versions(home: Home, policy: str) -> list[Version]:
         versions.append(
             Version(
                 version=int(v.version),
-                created=pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC"),
+                # MLflow stamps on the wall clock; a simulated home runs ahead of it
+                created=pd.Timestamp(
+                    clock.at(pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC"), home.settings)
+                ),
                 aliases=tuple(sorted(aliases.get(int(v.version), []))),
                 review=_number(tags.get("threshold_review")),
                 auto_action=None if auto is None or math.isinf(auto) else auto,

@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from flywheel import clock
 from flywheel.errors import FlywheelError
 from flywheel.files import atomic_path, file_lock, write_json_atomic
 
@@ -91,7 +92,8 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """The platform's present moment: the wall clock, or a simulation's (`flywheel.clock`)."""
+    return clock.now()
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ read again once the ledger knows them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from flywheel import clock
 from flywheel.lake import Lake, utc_now
 from flywheel.policy import Policy
 from flywheel.progress import Progress, quiet
@@ -174,7 +175,9 @@ def pull(
                 continue
             parsed = _parse(task, annotation, policy, users, report.problems)
             if isinstance(parsed, _Annotation):
-                decisions.append(parsed)
+                # Label Studio stamps on the wall clock; a simulated home runs ahead of it
+                on_clock = pd.Timestamp(clock.at(parsed.decided_at, settings))
+                decisions.append(replace(parsed, decided_at=on_clock))
             elif isinstance(parsed, str):
                 report.problems.append(parsed)
             else:

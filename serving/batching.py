@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flywheel import clock
 from flywheel.predictions import PREDICTIONS, SHADOW, line
 from flywheel.runtime import Model
 from serving.metrics import Metrics
@@ -203,7 +204,7 @@ class Batcher:
     ) -> tuple[list, list[dict], list[ShadowWork]]:
         """Each job's results, the log records (one per policy: its rows' predictions as
         columns, a single JSON object to write), and the rows waiting for a challenger."""
-        now = time.time()
+        now = clock.now(self.log.settings).timestamp()
         results = [[[None] * len(job.policies) for _ in job.rows] for job in jobs]
         records: list[dict] = []
         shadows: list[ShadowWork] = []

@@ -360,6 +360,8 @@ def test_the_queues_page_holds_each_review_queue_to_its_sla_with_forecast_and_hi
     assert "past their SLA" in page and "escalated" in page and "reviewers needed" in page
     # 21 waited past general's 24 h; 22 waited 5 h against urgent's 4, and was escalated
     assert re.search(r"<td>urgent</td><td class=\"n\">4.0 h</td>", page), page
+    # every queue the policy defines is listed, the ones nothing was pushed to yet too
+    assert re.search(r"<td>portuguese</td><td class=\"n\">24.0 h</td>", page), page
     assert page.count('data-chart="spec-') == 2  # a compliance chart per queue with history
     metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     assert 'flywheel_backlog_escalated{policy="spam",queue="urgent"} 1.0' in metrics

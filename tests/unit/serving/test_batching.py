@@ -10,6 +10,7 @@ from flywheel.policy import load_policy
 from flywheel.predictions import LINE, SHADOW
 from flywheel.registry import ModelVersionRef, Thresholds
 from flywheel.runtime import Model
+from flywheel.settings import Settings
 from serving.batching import Batcher
 from serving.metrics import Metrics
 from serving.models import Slot
@@ -56,9 +57,13 @@ class FakeLog:
     def __init__(self, events):
         self.events = events
         self.lines = []
+        self.settings = Settings()  # the session's home: the wall clock
 
     def due(self):
         return False
+
+    def catch_up(self):
+        pass
 
     def overdue(self):
         return False
