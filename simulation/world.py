@@ -24,10 +24,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flywheel.errors import FlywheelError
 from flywheel.files import write_json_atomic
+from flywheel.language import iso_code
 from flywheel.policy import Policy, describe_problem
 from flywheel.records import write_table
 
@@ -61,6 +62,13 @@ class TextVocabulary(_Section):
     emerging: list[str] = Field(min_length=3)
 
 
+class Language(_Section):
+    """Items written in another language: their share of all items, and their vocabulary."""
+
+    share: float = Field(gt=0.0, lt=1.0)
+    text: TextVocabulary
+
+
 class Simulation(_Section):
     """The synthetic world `flywheel simulate` builds for a policy: its `simulation` section."""
 
@@ -68,6 +76,21 @@ class Simulation(_Section):
     borderline_rate: float = Field(default=0.08, ge=0.0, le=0.5)
     emerging_share: float = Field(default=0.6, ge=0.0, le=1.0)
     text: TextVocabulary | None = None
+    # other languages by ISO 639-1 code (the rest of the items use `text`)
+    languages: dict[str, Language] = {}
+
+    @field_validator("languages")
+    @classmethod
+    def _shares(cls, value: dict[str, Language]) -> dict[str, Language]:
+        for code in value:
+            try:
+                iso_code(code)
+            except FlywheelError as exc:
+                raise ValueError(str(exc)) from None
+        if sum(language.share for language in value.values()) >= 1.0:
+            raise ValueError("the languages' shares must leave some items to `text`")
+        return value
+
     numeric: dict[str, NumericSignal] = {}
     categorical: dict[str, CategoricalSignal] = {}
 
@@ -399,9 +422,14 @@ def _draw_items(
         )
         fields[name] = _numeric_values(spec, spec.benign + strength * (high - spec.benign), rng)
 
-    vocab = sim.text or GENERIC_TEXT
+    language = _languages(sim, n, rng)
+    vocabularies = {code: spec.text for code, spec in sim.languages.items()}
+    vocabularies[""] = sim.text or GENERIC_TEXT
     for name in policy.fields.text:
-        fields[name] = [_message(vocab, s, e, rng) for s, e in zip(strength, emerging, strict=True)]
+        fields[name] = [
+            _message(vocabularies[code], s, e, rng)
+            for code, s, e in zip(language, strength, emerging, strict=True)
+        ]
 
     items = pd.DataFrame({"created_at": times.to_numpy(), **fields})[
         ["created_at", *policy.feature_columns]
@@ -413,9 +441,20 @@ def _draw_items(
             "is_emerging": emerging,
             "is_campaign": np.zeros(n, dtype=bool),
             "strength": strength.round(3),
+            "language": language,
         }
     )
     return items, truth
+
+
+def _languages(sim: Simulation, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Each item's language code ("" for the policy's own `text`); drawn only in a world that
+    has other languages, so that one without draws exactly what it did before they existed."""
+    if not sim.languages:
+        return np.full(n, "", dtype=object)
+    codes = ["", *sim.languages]
+    shares = [language.share for language in sim.languages.values()]
+    return rng.choice(np.array(codes, dtype=object), size=n, p=[1 - sum(shares), *shares])
 
 
 def _numeric_values(spec: NumericSignal, mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -453,6 +492,7 @@ def _campaign(
     truth.loc[chosen, ["is_violating", "is_emerging", "is_campaign"]] = True
     truth.loc[chosen, "is_borderline"] = False
     truth.loc[chosen, "strength"] = 1.0
+    truth.loc[chosen, "language"] = ""  # the campaign writes in the policy's own language
     fresh = campaign_items(policy, config.seed, int(chosen.sum()), rng)
     for column in fresh.columns:
         items.loc[chosen, column] = fresh[column].to_numpy()

@@ -174,3 +174,35 @@ def test_the_simulation_section_is_checked_when_a_world_is_built():
         from flywheel.policy import load_policy
 
         assert 0.02 <= world_spec(load_policy(name)).base_rate <= 0.10
+
+
+def test_a_multilingual_world_writes_each_language_in_its_own_words():
+    """Items in the policy's other languages use those languages' vocabularies, at their
+    shares, violations among them too, and lingua tells them apart; a bad code or shares
+    leaving nothing to the policy's own language are refused by name."""
+    from flywheel.language import detect_languages
+    from flywheel.policy import load_policy
+
+    scam = load_policy("scam")
+    world = simulate(scam, WorldConfig(days=2, items_per_day=1500, emerging_day=1))
+    items = world.traffic.merge(world.truth, on="item_id")
+    shares = items["language"].value_counts(normalize=True)
+    assert abs(shares["pt"] - 0.2) < 0.03 and 0.02 < shares["sw"] < 0.06
+    violating = items[items["is_violating"]].groupby("language").size()
+    assert (violating.reindex(["", "pt", "sw"]) >= 5).all(), violating
+    spec = world_spec(scam).languages["sw"].text
+    swahili = items[items["language"] == "sw"]
+    assert swahili["text"].str.contains("|".join(spec.benign)).all()
+    found = detect_languages(items["text"], ["en", "pt", "sw"])
+    expected = items["language"].replace("", "en")
+    assert (found == expected).mean() > 0.97
+
+    words = "\n".join(f"        {k}: [a, b, c, d, e]" for k in ("benign", "violating", "emerging"))
+    for languages, problem in (
+        ("    xx:\n      share: 0.1\n", "'xx': not an ISO 639-1 code"),
+        ("    pt:\n      share: 1.0\n", "share"),
+    ):
+        section = "simulation:\n  languages:\n" + languages + "      text:\n" + words
+        bad = parse_policy(MINIMAL + section)
+        with pytest.raises(FlywheelError, match=problem):
+            world_spec(bad)
