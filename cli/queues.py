@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, PolicyOption, context, print_json
+from cli.common import JsonOption, PolicyOption, context, out, print_json
 from cli.render import render_queues
 from flywheel.errors import FlywheelError
 
@@ -52,3 +52,23 @@ def queues_forecast(
         print_json([asdict(s) for s in statuses])
         return
     render_queues(statuses, pol.name, forecast=True, target=pol.queues.sla_target)
+
+
+@queues_app.command("tend")
+def queues_tend(policy: PolicyOption, days: DaysOption = 3, as_json: JsonOption = False) -> None:
+    """Between cycles: pull the decisions made, escalate the tasks nearing their SLA, write
+    the queues' status and forecast (what the `tend-<policy>` deployments run)."""
+    from flywheel.lake import utc_now
+    from labeling.client import LabelStudioAPI
+    from labeling.tend import tend
+
+    settings, pol, lake = context(policy)
+    tended = tend(pol, settings, lake, LabelStudioAPI(settings), utc_now(), days=days)
+    if as_json:
+        print_json(asdict(tended))
+        return
+    out.print(
+        f"{tended.decisions_added} decision(s) pulled; {tended.escalated} task(s) escalated "
+        "to the head of their queue"
+    )
+    render_queues(tended.queues, pol.name, forecast=False)

@@ -43,6 +43,8 @@ class Routed:
     room: dict[str, float]  # tasks each queue's team can decide within its SLA
     open: dict[str, float]  # of which already open
     waiting: dict[str, int]  # candidates routed to each queue, pushed or not
+    # the earliest traffic among the candidates: how far back the work this push saw goes
+    since: pd.Timestamp | None = None
 
 
 def open_tasks(ledger: pd.DataFrame, decisions: pd.DataFrame, overlap: int) -> pd.DataFrame:
@@ -111,7 +113,13 @@ def dispatch(
         room,
         {q: owed.get(q, 0.0) for q in names},
         {q: int(waiting.get(q, 0)) for q in names},
+        _earliest(tasks),
     )
+
+
+def _earliest(tasks: pd.DataFrame) -> pd.Timestamp | None:
+    scored = pd.to_datetime(tasks.get("scored_at", pd.Series(dtype=object)), utc=True).min()
+    return None if pd.isna(scored) else scored
 
 
 def _blind(tasks: pd.DataFrame) -> pd.Series:

@@ -406,7 +406,9 @@ def _record_routing(
         for q in routed.room
     }
     state = lake.labeling_state(policy.name)
-    lake.write_labeling_state(policy.name, {**state, "routed": routing})
+    # when the first routed work arrived: arrivals are counted from then (`labeling.status`)
+    since = state.get("queues_since") or (routed.since.isoformat() if routed.since else None)
+    lake.write_labeling_state(policy.name, {**state, "routed": routing, "queues_since": since})
     return routing
 
 

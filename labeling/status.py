@@ -2,10 +2,11 @@
 
 Now: the tasks open (pushed, still owed decisions), the oldest one's age and how many are past
 the SLA, what arrived per hour over the last week, the candidates waiting in the prediction log
-for room, and the reviewers on shift. Next days: the forecast (`labeling.forecast`) from the
-tasks waiting (open and in the log), the week's arrivals per hour of the day and the roster's
-shifts and paces, with the staff that would hold `queues.sla_target`. A task's SLA runs from
-when it entered its queue (its push).
+for room, and the reviewers on shift. Next days: the forecast (`labeling.forecast`) of the
+share decided within the SLA, from the tasks open, the week's pushes per hour of the day and
+the roster's shifts and paces; and the staff that would hold `queues.sla_target` on the whole
+demand, the candidates waiting in the log included. A task's SLA runs from when it entered its
+queue (its push); a candidate in the log has none yet.
 
 The report goes to the lake (`labeling/<policy>/queues.json`), where the console and its
 Prometheus metrics read it; `flywheel queues status|forecast` prints it.
@@ -50,7 +51,7 @@ class QueueStatus:
 
 
 def _hourly(times: pd.Series, now: pd.Timestamp, began: pd.Timestamp) -> tuple[np.ndarray, float]:
-    """Counts per hour of the day over the last week, or since the policy's first push
+    """Counts per hour of the day over the last week, or since the queues' first work arrived
     (`began`) if later, and over how many days: a queue that got nothing in that time has
     seen zero arrivals for as long, not for no time at all."""
     stamps = pd.to_datetime(times, utc=True)
@@ -80,6 +81,11 @@ def queue_status(
         routed = lake.labeling_state(policy.name).get("routed", {})
         waiting_in_log = {q: r["waiting"] for q, r in routed.items()}
     began = pd.to_datetime(ledger["pushed_at"], utc=True).min() if not ledger.empty else now
+    # a push takes the work that arrived since the one before: the first one's arrivals
+    # are spread over the traffic it drew on, not over the hours since it went out
+    since = lake.labeling_state(policy.name).get("queues_since")
+    if since is not None:
+        began = min(began, pd.Timestamp(since))
     loads, ages = [], {}
     for queue in policy.queues.define:
         mine = waiting[waiting["review_queue"] == queue.name]
@@ -90,10 +96,10 @@ def queue_status(
             ledger[ledger["review_queue"] == queue.name] if "review_queue" in ledger else ledger
         )
         counts, seen = _hourly(pushed.get("pushed_at", pd.Series(dtype=object)), now, began)
-        backlog = (*ages[queue.name], *([0.0] * waiting_in_log.get(queue.name, 0)))
         loads.append(
-            Load(queue.name, queue.sla_hours, backlog, tuple(counts), seen, queue.severity)
-        )
+            Load(queue.name, queue.sla_hours, tuple(ages[queue.name]), tuple(counts), seen,
+                 queue.severity)
+        )  # fmt: skip
     horizon = now + timedelta(hours=days * 24 + max(q.sla_hours for q in policy.queues.define))
     team = tuple(
         Worker(
@@ -106,9 +112,18 @@ def queue_status(
     escalate_at = policy.queues.escalate_at
     ahead = forecast(loads, team, days, futures, escalate_at=escalate_at) if days else {}
     target = policy.queues.sla_target
-    # staff cannot save a task already past its SLA: the need is read on the others
+    # Staff is read on the demand: the tasks open and not past their SLA (staff cannot save
+    # those), and the candidates waiting in the log for room, as if pushed now. The forecast
+    # of compliance is read on what the queues hold: a candidate in the log has no SLA running
+    # until a push gives it room, and pushes give it only as much as the roster can decide.
     savable = [
-        replace(load, waiting_ages=tuple(a for a in load.waiting_ages if a < load.sla_hours))
+        replace(
+            load,
+            waiting_ages=(
+                *(a for a in load.waiting_ages if a < load.sla_hours),
+                *([0.0] * waiting_in_log.get(load.name, 0)),
+            ),
+        )
         for load in loads
     ]
     out = []

@@ -201,6 +201,52 @@ def test_tasks_near_their_sla_go_to_the_head_of_their_queue_and_raise_an_alert(
     assert [(c.subject, c.value) for c in found] == [("portuguese", len(portuguese))]
 
 
+def test_tending_on_a_simulated_clock_escalates_what_is_late_and_not_what_was_decided(
+    settings, lake, tmp_path, small_world
+):
+    """The home's clock jumps ten hours after a push; a reviewer decides one Portuguese task
+    in Label Studio (stamped on the wall clock, stored on the home's); `flywheel queues tend`
+    pulls it, escalates the other Portuguese tasks (past 75% of their 12-hour SLA) and not
+    it, and writes the status the console reads."""
+    from flywheel import clock
+    from labeling.escalate import ESCALATED
+    from labeling.project import choice_result
+
+    policy = queued_policy(tmp_path, QUEUES, _roster(1000, 1000), gold_rate=0.0, overlap=1)
+    _log(settings, policy, small_world)
+    api = LabelStudioAPI(settings)
+    push(policy, settings, lake, api)
+    ledger = lake.pushed_tasks("spam")
+    portuguese = ledger[ledger["review_queue"] == "portuguese"]["task_id"].astype(int).tolist()
+    assert len(portuguese) > 1
+    pushed_at = pd.to_datetime(ledger["pushed_at"], utc=True).max()
+    clock.advance(settings, (pushed_at + pd.Timedelta(hours=10)).to_pydatetime())
+    ana = next(u.id for u in api.sdk.users.list() if u.email == ROSTER["reviewers"][0]["user"])
+    api.sdk.annotations.create(
+        id=portuguese[0],
+        result=choice_result(policy, policy.labels.positive),
+        completed_by=ana,
+        lead_time=30.0,
+    )
+
+    path = str(tmp_path / "spam.yaml")
+    tended = json.loads(
+        run_cli("queues", "tend", "--policy", path, "--json", home=settings.home).stdout
+    )
+    assert tended["decisions_added"] == 1 and tended["escalated"] == len(portuguese) - 1
+    decided = lake.decisions("spam")
+    assert (decided["decided_at"] - pushed_at).min() >= pd.Timedelta(hours=10), (
+        "the decision is not on the home's clock"
+    )
+    escalated = set(lake.escalations("spam")["task_id"].astype(int))
+    assert escalated == set(portuguese[1:])
+    assert api.sdk.tasks.get(id=portuguese[0]).data["priority"] < ESCALATED
+    status = json.loads(lake.labeling_path("spam", "queues.json").read_text())
+    assert pd.Timestamp(status["computed_at"]) >= pushed_at + pd.Timedelta(hours=10)
+    shown = run_cli("queues", "tend", "--policy", path, home=settings.home, COLUMNS="80").stdout
+    assert "0 task(s) escalated" in shown and max(len(x) for x in shown.splitlines()) <= 80
+
+
 def _report_with(health: dict):
     """A monitoring report holding only this health (the alert rules read nothing else)."""
     from monitoring.report import MonitoringReport

@@ -3,7 +3,7 @@
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from flywheel.policy import list_policies
+from flywheel.policy import list_policies, load_policy
 from flywheel.settings import REPO_ROOT
 
 
@@ -18,3 +18,6 @@ def test_every_deployment_points_at_a_real_flow_and_policy(monkeypatch):
         assert set(deployment["parameters"]) <= accepted
         assert set(flow.parameters.required) <= set(deployment["parameters"])
         assert deployment["work_pool"]["name"] == "flywheel"
+    # every policy with queues has them tended between cycles, and only those
+    tended = {d["parameters"]["policy"] for d in deployments if "queues.py" in d["entrypoint"]}
+    assert tended == {p for p in list_policies() if load_policy(p).queues is not None} != set()
