@@ -5,9 +5,10 @@ days of traffic per cycle, with an abuse pattern the first model never saw appea
 The first champion is trained from the history. Then Label Studio and the scoring API start, and
 each cycle sends its traffic through the API, turns the wheel (`flows/cycle.py`: pull, QA, build,
 train, promote, monitor, push), reloads the API's champion and lets simulated reviewers decide
-the pushed tasks in Label Studio, for the next cycle to learn from.
+the pushed tasks in Label Studio, for the next cycle to learn from. Simulated users appeal some
+of what the API auto-actioned (`simulation.users`), through the API, before the cycle pushes.
 
-Only the simulated reviewers, the hidden campaign's operators (who probe the champion and reword
+Only the simulated reviewers and users, the hidden campaign's operators (who probe the champion and reword
 what it would not allow, `--pattern hidden`) and the last column of the table read the
 simulator's truth: the share of the new pattern's violating items the API did not allow, which
 shows the wheel learning.
@@ -19,11 +20,14 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 from rich import box
 from rich.console import Console, Group
@@ -34,22 +38,25 @@ from console import process as operations_console
 from flows.cycle import cycle
 from flows.ingest import ingest
 from flows.retrain import retrain
+from flywheel import clock
 from flywheel.errors import FlywheelError, redact
 from flywheel.files import atomic_path, write_json_atomic
 from flywheel.ingest import import_decisions, import_golden
-from flywheel.lake import Lake, utc_now
+from flywheel.lake import Lake
 from flywheel.policy import Policy, load_policy
 from flywheel.registry import CHAMPION, check_reachable
+from flywheel.roster import load_roster
 from flywheel.runtime import load
 from flywheel.settings import Settings
 from labeling import server as labelstudio
 from labeling.client import LabelStudioAPI
-from labeling.project import bootstrap
+from labeling.project import projects as queue_projects
+from labeling.tend import tend
 from monitoring.monitor import key_figures
 from monitoring.page import plots_page
 from monitoring.report import MonitoringReport
 from serving import process as scoring_api
-from simulation import reviewers
+from simulation import reviewers, users
 from simulation.world import World, WorldConfig, evade, simulate, write_world
 
 PATTERNS = ("signals", "hidden")
@@ -72,6 +79,16 @@ class DemoConfig:
     # the hidden campaign's operators reword each item the champion would not allow this many
     # times before posting it (0: they post blind)
     evasion_tries: int = 3
+    # users whose item was auto-actioned appeal it: most of those wrongly actioned, a few
+    # of the violators
+    appeal_wrongly: float = 0.6
+    appeal_rightly: float = 0.15
+    # a policy with queues is worked by its roster, at this share of the paces it plans for
+    # (a team a little slower than its plan, so that work waits and SLAs are tested)
+    team_pace: float = 0.8
+    # after the last cycle's push, the teams of policies with queues work on this many
+    # simulated hours, so that the console ends on queues mid-day: ages, escalations
+    hours_after: int = 12
 
     def world(self) -> WorldConfig:
         if not 1 <= self.emerging_cycle <= self.cycles:
@@ -125,6 +142,9 @@ class CycleRow:
     auto_actioned: int = 0  # the cycle's items the API auto-actioned
     auto_action_violating: int = 0  # of them, violating by the simulator's truth
     pushed_by_queue: dict[str, int] = field(default_factory=dict)  # review, explore, audit, gold
+    appeals: int = 0  # auto-actioned items their users appealed this cycle
+    appeals_of_benign: int = 0  # of them, benign by the simulator's truth
+    escalated: int = 0  # tasks moved to the head of their queue near their SLA, this cycle
 
 
 def _prepare(policy: Policy, settings: Settings, config: WorldConfig, console: Console) -> World:
@@ -199,42 +219,144 @@ def _reload(url: str, admin_key: str) -> None:
         raise FlywheelError(f"reloading the scoring API failed: {answer.text}")
 
 
-def _turn(
+@dataclass
+class _Cycle:
+    """One policy's cycle while its simulated hours run: the traffic waiting for its hour,
+    and what happened so far."""
+
+    policy: Policy
+    turn: int
+    items: pd.DataFrame  # the cycle's traffic, with the hour of the cycle it arrives in
+    ids: pd.Index  # every item id of the cycle's days (the pattern's are counted among them)
+    reworded: int
+    desk: reviewers.Desk | None  # a policy with queues: its open tasks, as its reviewers see them
+    served: list[pd.Series] = field(default_factory=list)
+    appealed: list[pd.Series] = field(default_factory=list)
+    annotations: int = 0
+    escalated: int = 0
+
+
+def _arrivals(
     policy: Policy,
     turn: int,
     world: World,
     config: DemoConfig,
     settings: Settings,
-    api_url: str,
     labelstudio_api: LabelStudioAPI,
-    project: int,
-) -> CycleRow:
-    """One cycle of one policy: traffic in, the wheel turns, reviewers decide what it pushed."""
+    projects: dict[str, int],
+) -> _Cycle:
+    """The cycle's traffic, each item due in the hour of the cycle its world time falls in;
+    for a policy with queues, the tasks open in them."""
     truth = world.truth[world.truth["set"] == "traffic"].set_index("item_id")
     ids = truth.index[truth["day"].isin(config.days(turn))]
     items = world.traffic[world.traffic["item_id"].isin(ids)]
-    keys = scoring_api.keys(settings)
-    since = pd.Timestamp(utc_now())
     reworded = 0
     if config.pattern == "hidden" and config.evasion_tries:
         items, reworded = _probed(policy, items, truth, settings, config)
-    served = _score(api_url, keys.api, policy, items, settings.max_batch_items)
-    summary = cycle(policy.name, since=since.to_pydatetime())
-    _reload(api_url, keys.admin)
+    first = config.days(turn)[0]
+    day = truth.loc[items["item_id"], "day"].to_numpy()
+    hour = pd.to_datetime(items["created_at"]).dt.hour.to_numpy()
+    desk = None
+    if policy.queues is not None:
+        desk = reviewers.Desk.read(labelstudio_api, projects, policy.labeling.overlap)
+    arriving = items.assign(hour=(day - first) * 24 + hour)
+    return _Cycle(policy, turn, arriving, ids, reworded, desk)
+
+
+def _hour(
+    run: _Cycle,
+    hour: int,
+    moment: datetime,
+    world: World,
+    config: DemoConfig,
+    settings: Settings,
+    api_url: str,
+    labelstudio_api: LabelStudioAPI,
+) -> None:
+    """One simulated hour of one policy: its traffic through the API, users appealing what
+    was auto-actioned, and, where the policy has queues, the reviewers on shift at work and
+    the queues tended (decisions in, late tasks escalated, status and forecast written)."""
+    policy = run.policy
+    items = run.items[run.items["hour"] == hour]
+    keys = scoring_api.keys(settings)
+    if len(items):
+        served = _score(api_url, keys.api, policy, items, settings.max_batch_items)
+        run.served.append(served)
+        truth = world.truth.drop_duplicates("item_id", keep="last").set_index("item_id")
+        run.appealed.append(
+            users.appeal(
+                api_url,
+                keys.api,
+                policy.name,
+                served,
+                truth["is_violating"],
+                np.random.default_rng([config.seed, run.turn, hour]),
+                config.appeal_wrongly,
+                config.appeal_rightly,
+            )
+        )
+    if policy.queues is None:
+        return
+    run.annotations += reviewers.work_shift(
+        policy,
+        labelstudio_api,
+        run.desk,
+        load_roster(policy),
+        list(config.world().reviewers),
+        world.truth,
+        moment,
+        moment + timedelta(hours=1),
+        np.random.default_rng([config.seed, run.turn, hour, zlib.crc32(policy.name.encode())]),
+        config.team_pace,
+    )
+    lake = Lake(settings.lake_dir)
+    # the forecast (seconds) twice a simulated day; escalation every hour
+    days = 3 if hour % 12 == 11 else 0
+    tended = tend(policy, settings, lake, labelstudio_api, clock.now(settings), days=days)
+    run.escalated += tended.escalated
+    if tended.escalated:
+        run.desk.escalate(set(lake.escalations(policy.name)["task_id"].astype(str)))
+
+
+def _close(
+    run: _Cycle,
+    turn: int,
+    since: datetime,
+    world: World,
+    config: DemoConfig,
+    settings: Settings,
+    api_url: str,
+    labelstudio_api: LabelStudioAPI,
+    projects: dict[str, int],
+) -> CycleRow:
+    """The end of a policy's cycle: the wheel turns, the API reloads its champion; a policy
+    without queues has every pushed task decided at once (an unlimited team); then its
+    decisions in and reviewer QA, as Label Studio's webhook starts in a deployment."""
+    policy = run.policy
+    summary = cycle(policy.name, since=since)
+    _reload(api_url, scoring_api.keys(settings).admin)
     report = MonitoringReport.model_validate_json(Path(summary.report).read_text())
     figures = key_figures(report)
-    made = reviewers.work(
-        policy, labelstudio_api, project, list(config.world().reviewers), world.truth, seed=turn
-    )
-    # what Label Studio's webhook starts in a deployment: their decisions in, reviewer QA
+    if policy.queues is None:
+        run.annotations += reviewers.work(
+            policy,
+            labelstudio_api,
+            projects[""],
+            list(config.world().reviewers),
+            world.truth,
+            seed=turn,
+        )
     ingested = ingest(policy.name)
-    pattern = truth.loc[ids][lambda t: t["is_emerging"] & t["is_violating"]].index
+    truth = world.truth[world.truth["set"] == "traffic"].set_index("item_id")
+    served = pd.concat(run.served) if run.served else pd.Series(dtype=object)
+    appealed = pd.concat(run.appealed) if run.appealed else pd.Series(dtype=bool)
+    pattern = truth.loc[run.ids][lambda t: t["is_emerging"] & t["is_violating"]].index
     caught = served.reindex(pattern).isin(["review", "auto_action"])
     auto = served.index[served.eq("auto_action")]
     return CycleRow(
         policy=policy.name,
         cycle=turn,
-        items=len(items),
+        items=len(run.items),
         champion=figures["champion"],
         promotion=summary.promotion,
         golden_precision=figures["golden_precision"],
@@ -247,40 +369,92 @@ def _turn(
         flagged_reviewers=ingested.flagged_reviewers,
         backlog=figures["open_tasks"],
         pushed=summary.tasks_pushed,
-        annotations=made,
+        annotations=run.annotations,
         pattern_items=len(pattern),
         pattern_recall=float(caught.mean()) if len(pattern) else None,
-        pattern_reworded=reworded,
+        pattern_reworded=run.reworded,
         champion_verdict=report.promotion.verdict if report.promotion else None,
         golden_precision_high=figures["golden_precision_high"],
         golden_recall_high=figures["golden_recall_high"],
         auto_actioned=len(auto),
         auto_action_violating=int(truth.loc[auto, "is_violating"].sum()),
         pushed_by_queue=summary.tasks_by_queue,
+        appeals=len(appealed),
+        appeals_of_benign=int((~appealed.astype(bool)).sum()),
+        escalated=run.escalated,
     )
+
+
+def _work_on(
+    loaded: list[Policy],
+    end: datetime,
+    worlds: dict[str, World],
+    config: DemoConfig,
+    settings: Settings,
+    api_url: str,
+    labelstudio_api: LabelStudioAPI,
+    projects: dict[str, dict[str, int]],
+    progress: Progress,
+) -> None:
+    """The hours after the last cycle: no traffic, the queues' teams at work, tended hourly
+    (once: a rerun whose clock is past them has nothing to do)."""
+    queued = [p for p in loaded if p.queues is not None]
+    if not queued or clock.now(settings) >= end + timedelta(hours=config.hours_after):
+        return
+    none = pd.DataFrame({"hour": pd.Series(dtype=int)})
+    runs = [
+        _Cycle(
+            p,
+            config.cycles + 1,
+            none,
+            pd.Index([]),
+            0,
+            reviewers.Desk.read(labelstudio_api, projects[p.name], p.labeling.overlap),
+        )
+        for p in queued
+    ]
+    shown = progress.add_task("after the last cycle", total=config.hours_after)
+    for hour in range(config.hours_after):
+        moment = end + timedelta(hours=hour)
+        clock.advance(settings, moment)
+        progress.update(shown, description=f"after the last cycle: {moment:%a %H:%M}")
+        for run in runs:
+            world = worlds[run.policy.name]
+            _hour(run, hour, moment, world, config, settings, api_url, labelstudio_api)
+        progress.advance(shown)
+    clock.advance(settings, end + timedelta(hours=config.hours_after))
 
 
 def _state_path(settings: Settings) -> Path:
     return settings.root / "demo" / "cycles.json"
 
 
-def _done(settings: Settings, config: DemoConfig) -> list[CycleRow]:
-    """Cycles finished by an earlier run of the same demo (another configuration starts over)."""
+def _done(settings: Settings, config: DemoConfig) -> tuple[list[CycleRow], datetime]:
+    """Cycles finished by an earlier run of the same demo (another configuration starts over),
+    and the simulated moment its first cycle began: the next midnight (UTC) of the home's
+    clock when the demo first ran, so that simulated days line up with the rosters' shifts."""
     path = _state_path(settings)
     if not path.is_file():
-        return []
+        return [], pd.Timestamp(clock.now(settings)).ceil("D").to_pydatetime()
     state = json.loads(path.read_text())
     if state.get("config") != asdict(config):
         raise FlywheelError(
             f"this home ran the demo with other settings ({state.get('config')}); "
             "use another FLYWHEEL_HOME or `make clean`"
         )
-    return [CycleRow(**row) for row in state["rows"]]
+    return [CycleRow(**row) for row in state["rows"]], datetime.fromisoformat(state["started"])
 
 
-def _record(settings: Settings, config: DemoConfig, rows: list[CycleRow]) -> None:
+def _record(
+    settings: Settings, config: DemoConfig, rows: list[CycleRow], started: datetime
+) -> None:
     write_json_atomic(
-        {"config": asdict(config), "rows": [asdict(r) for r in rows]}, _state_path(settings)
+        {
+            "config": asdict(config),
+            "started": started.isoformat(),
+            "rows": [asdict(r) for r in rows],
+        },
+        _state_path(settings),
     )
 
 
@@ -315,7 +489,10 @@ COLUMNS = [
 ]
 LEGEND = "\n".join(
     [f"  {name:<7}{meaning}" for name, meaning in COLUMNS]
-    + ["  (caught is the simulator's truth; every other figure comes from the platform)"]
+    + [
+        "  (caught and the appeals' benign count are the simulator's truth; every other",
+        "  figure comes from the platform)",
+    ]
 )
 
 
@@ -336,13 +513,18 @@ def _cells(row: CycleRow) -> list[str]:
 
 
 def _notes(first: str, rows: list[CycleRow], key) -> list[str]:
-    """What does not fit a column (alerts opened, reviewers flagged), one line per row."""
+    """What does not fit a column (alerts opened, reviewers flagged, appeals made), one line
+    per row."""
     lines = []
     for row in rows:
         alerts = ", ".join(a.split(":", 1)[1] for a in row.alerts_opened)
         parts = [
             f"alerts {alerts}" if alerts else "",
             f"flagged {', '.join(row.flagged_reviewers)}" if row.flagged_reviewers else "",
+            f"escalated {row.escalated}" if row.escalated else "",
+            f"appeals {row.appeals} ({row.appeals_of_benign} of benign items)"
+            if row.appeals
+            else "",
         ]
         if any(parts):
             name = key(row) if first == "policy" else f"cycle {key(row)}"
@@ -442,7 +624,7 @@ def run_demo(
     console.print(f"[bold]Flywheel demo[/] — home {settings.root}")
     check_reachable(settings)
     loaded = [load_policy(name, settings) for name in policies]
-    rows = _done(settings, config)
+    rows, began = _done(settings, config)
     with ThreadPoolExecutor(1) as pool:
         # Label Studio installs on first use (minutes): let it do so while the first models train.
         started = pool.submit(labelstudio.start, settings)
@@ -452,14 +634,22 @@ def run_demo(
         with console.status("Label Studio: installing on first use, then starting…"):
             started.result()
     console.print(f"[green]✓[/] Label Studio at {settings.labelstudio_url}")
+    lake = Lake(settings.lake_dir)
+    labelstudio_api = LabelStudioAPI(settings)
+    # the rosters' reviewers log in before anything is pushed to their queues
+    reviewers.ensure_users(labelstudio_api, list(config.world().reviewers))
+    projects = {p.name: queue_projects(p, lake, labelstudio_api, settings) for p in loaded}
+    clock.advance(settings, began)
     api_url = scoring_api.start(settings, config.api_port)
     console.print(f"[green]✓[/] scoring API at {api_url}")
     console_url = operations_console.start(settings, config.console_port)
     console.print(f"[green]✓[/] console at {console_url}")
-    lake = Lake(settings.lake_dir)
-    labelstudio_api = LabelStudioAPI(settings)
-    projects = {p.name: bootstrap(p, lake, labelstudio_api, settings).id for p in loaded}
+    console.print(
+        f"[green]✓[/] simulated clock: the first cycle begins {began:%Y-%m-%d %H:%M} UTC; "
+        f"each cycle is {config.days_per_cycle} day(s) of traffic hour by hour"
+    )
 
+    span = config.days_per_cycle * 24
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -468,34 +658,52 @@ def run_demo(
         console=console,
         transient=True,
     )
-    turns = progress.add_task("the wheel", total=config.cycles * len(loaded))
+    steps = progress.add_task("the wheel", total=config.cycles * (span + len(loaded)))
     with progress:
         for turn in range(1, config.cycles + 1):
             done = {(r.policy, r.cycle) for r in rows}
+            due = [p for p in loaded if (p.name, turn) not in done]
+            if not due:
+                progress.advance(steps, span + len(loaded))
+                continue
+            since = began + timedelta(hours=(turn - 1) * span)
+            runs = [
+                _arrivals(
+                    p, turn, worlds[p.name], config, settings, labelstudio_api, projects[p.name]
+                )
+                for p in due
+            ]
+            for hour in range(span):
+                moment = since + timedelta(hours=hour)
+                clock.advance(settings, moment)
+                progress.update(
+                    steps, description=f"cycle {turn}: {moment:%a %H:%M} (traffic, reviewers)"
+                )
+                for run in runs:
+                    world = worlds[run.policy.name]
+                    _hour(run, hour, moment, world, config, settings, api_url, labelstudio_api)
+                progress.advance(steps)
+            clock.advance(settings, since + timedelta(hours=span))
             fresh = []
-            for policy in loaded:
-                if (policy.name, turn) not in done:
-                    progress.update(
-                        turns,
-                        description=f"cycle {turn}: {policy.name} (traffic, wheel, reviewers)",
-                    )
-                    row = _turn(
-                        policy,
-                        turn,
-                        worlds[policy.name],
-                        config,
-                        settings,
-                        api_url,
-                        labelstudio_api,
-                        projects[policy.name],
-                    )
-                    rows.append(row)
-                    fresh.append(row)
-                    _record(settings, config, rows)
-                progress.advance(turns)
-            if fresh:
-                pattern = " (the new pattern appears)" if turn == config.emerging_cycle else ""
-                console.print(_table(f"Cycle {turn}{pattern}", fresh))
+            for run in runs:
+                progress.update(steps, description=f"cycle {turn}: {run.policy.name} (the wheel)")
+                world = worlds[run.policy.name]
+                where = projects[run.policy.name]
+                row = _close(
+                    run, turn, since, world, config, settings, api_url, labelstudio_api, where
+                )
+                rows.append(row)
+                fresh.append(row)
+                _record(settings, config, rows, began)
+                progress.advance(steps)
+            progress.advance(steps, len(loaded) - len(due))
+            pattern = " (the new pattern appears)" if turn == config.emerging_cycle else ""
+            console.print(_table(f"Cycle {turn}{pattern}", fresh))
+
+        end = began + timedelta(hours=config.cycles * span)
+        _work_on(
+            loaded, end, worlds, config, settings, api_url, labelstudio_api, projects, progress
+        )
 
     summary = write_summary(settings, rows, config)
     for policy in loaded:

@@ -3,17 +3,27 @@
 Each simulated reviewer is a real Label Studio user; they answer open tasks through the API with
 the simulator's accuracies (`simulation.world.verdicts`) against the world's ground truth, up to
 the project's overlap, never twice on one task. Nothing else in Flywheel knows they are simulated.
+
+A policy without queues gets an unlimited team (`work`: every open task is decided at once). A
+policy with queues gets its roster (`work_shift`): each reviewer works only the queues the
+roster gives them, only while on shift, and only as many tasks as their pace allows, so work
+waits, ages and can miss its SLA.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
+from flywheel.errors import FlywheelError
 from flywheel.policy import Policy
+from flywheel.roster import Roster
 from labeling.client import LabelStudioAPI, fewer_annotations_than
+from labeling.escalate import ESCALATED
 from labeling.project import annotator, choice_result
 from simulation.world import Reviewer, verdicts
 
@@ -65,25 +75,126 @@ def work(
     truth = truth.drop_duplicates("item_id", keep="last").set_index("item_id")
     overlap = policy.labeling.overlap
     rng = np.random.default_rng(seed)
-    jobs: list[tuple[int, Reviewer]] = []
-    items: list[str] = []
-    waiting = [t["id"] for t in api.iter_tasks(project, fewer_annotations_than(overlap))]
-    for task in api.export_tasks(project, waiting):
+    jobs: list[tuple[int, Reviewer, str]] = []
+    for task in _open(api, project, overlap):
         item = task["data"].get("item_id")
         if item not in truth.index:
             continue
-        done = {annotator(a) for a in task.get("annotations") or [] if not a.get("was_cancelled")}
+        done = _annotators(task)
         free = [u for u in by_user if u not in done]
         for user in rng.permutation(free)[: max(overlap - len(done), 0)]:
-            jobs.append((task["id"], by_user[int(user)]))
-            items.append(item)
+            jobs.append((task["id"], by_user[int(user)], item))
         if limit is not None and len(jobs) >= limit:
             break
+    return _answer(policy, api, users, jobs, truth, rng, borderline_drop)
+
+
+@dataclass
+class Desk:
+    """The open tasks of a policy's queues as its simulated reviewers see them. Read from
+    Label Studio after each push, then kept up to date with the reviewers' own answers and
+    with escalations (in a simulation nothing else changes a task between pushes), so that a
+    simulated hour of work costs no reads."""
+
+    tasks: dict[str, list[dict]]  # queue -> its open tasks (data, id, who answered)
+
+    @classmethod
+    def read(cls, api: LabelStudioAPI, projects: dict[str, int], overlap: int) -> Desk:
+        tasks = {queue: _open(api, project, overlap) for queue, project in projects.items()}
+        for task in (t for listed in tasks.values() for t in listed):
+            task["answered"] = _annotators(task)
+        return cls(tasks)
+
+    def escalate(self, escalated: set[str]) -> None:
+        """Tasks escalated since: at the head of their queue's tab by harm, as in Label
+        Studio (`labeling.escalate`)."""
+        for task in (t for listed in self.tasks.values() for t in listed):
+            if str(task["id"]) in escalated:
+                task["data"]["priority"] = max(float(task["data"].get("priority") or 0), ESCALATED)
+
+
+def work_shift(
+    policy: Policy,
+    api: LabelStudioAPI,
+    desk: Desk,
+    roster: Roster,
+    reviewers: list[Reviewer],
+    truth: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    rng: np.random.Generator,
+    pace: float = 1.0,
+    borderline_drop: float = 0.15,
+) -> int:
+    """The rostered reviewers on shift between `start` and `end` work their queues: each takes
+    tasks as Label Studio's "By harm" tab shows them (highest priority first, over all the
+    queues they work), never one they decided or one with its overlap already, up to what
+    they decide in the hours they are on shift at `pace` times the roster's planned pace (a
+    Poisson count). Returns the annotations made."""
+    by_id = {r.reviewer_id: r for r in reviewers}
+    budgets = {}
+    for member in roster.reviewers:
+        hours = member.hours(start, end, roster.zone)
+        if hours <= 0:
+            continue
+        if member.id not in by_id:
+            raise FlywheelError(f"roster: {member.id} is not one of the simulated reviewers")
+        budgets[member.id] = int(rng.poisson(pace * member.decisions_per_hour * hours))
+    working = [m for m in roster.reviewers if budgets.get(m.id)]
+    if not working:
+        return 0
+    overlap = policy.labeling.overlap
+    users = ensure_users(api, [by_id[m.id] for m in working])
+    truth = truth.drop_duplicates("item_id", keep="last").set_index("item_id")
+    jobs: list[tuple[int, Reviewer, str]] = []
+    for k in rng.permutation(len(working)):
+        member = working[k]
+        user = users[member.id]
+        mine = sorted(
+            (t for q in member.queues for t in desk.tasks.get(q, [])),
+            key=lambda t: (-float(t["data"].get("priority") or 0.0), t["id"]),
+        )
+        taken = 0
+        for task in mine:
+            if taken >= budgets[member.id]:
+                break
+            item = task["data"].get("item_id")
+            answered = task["answered"]
+            if item not in truth.index or user in answered or len(answered) >= overlap:
+                continue
+            answered.add(user)
+            jobs.append((task["id"], by_id[member.id], item))
+            taken += 1
+    for queue, listed in desk.tasks.items():
+        desk.tasks[queue] = [t for t in listed if len(t["answered"]) < overlap]
+    return _answer(policy, api, users, jobs, truth, rng, borderline_drop)
+
+
+def _open(api: LabelStudioAPI, project: int, overlap: int) -> list[dict]:
+    """A project's tasks still short of their overlap, with their data and annotations."""
+    waiting = [t["id"] for t in api.iter_tasks(project, fewer_annotations_than(overlap))]
+    return api.export_tasks(project, waiting) if waiting else []
+
+
+def _annotators(task: dict) -> set[int]:
+    return {annotator(a) for a in task.get("annotations") or [] if not a.get("was_cancelled")}
+
+
+def _answer(
+    policy: Policy,
+    api: LabelStudioAPI,
+    users: dict[str, int],
+    jobs: list[tuple[int, Reviewer, str]],
+    truth: pd.DataFrame,
+    rng: np.random.Generator,
+    borderline_drop: float,
+) -> int:
+    """Each (task, reviewer, item) answered in Label Studio by the simulator's rule."""
     if not jobs:
         return 0
-    rows = truth.loc[items]
+    rows = truth.loc[[item for _, _, item in jobs]]
     says, lead = verdicts(
-        [r for _, r in jobs],
+        [r for _, r, _ in jobs],
         rows["is_violating"].to_numpy(dtype=bool),
         rows["is_borderline"].to_numpy(dtype=bool),
         borderline_drop,
@@ -91,7 +202,7 @@ def work(
     )
 
     def annotate(k: int) -> None:
-        task_id, reviewer = jobs[k]
+        task_id, reviewer, _ = jobs[k]
         label = policy.label_value(bool(says[k]))
         api.call(
             f"annotating task {task_id}",

@@ -19,7 +19,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from flywheel.lake import Lake
 from flywheel.policy import load_policy
+from flywheel.settings import Settings
 from tests.conftest import REPO, free_port, run_cli, wait_until
 
 ARGS = ["--cycles", "4", "--emerging-cycle", "2", "--policies", "spam"]
@@ -62,6 +64,11 @@ def test_the_demo_turns_the_wheel_and_leaves_the_servers_running(tmp_path, chrom
         ), rows
         assert all(r["golden_recall_high"] >= targets.review_recall for r in rows), rows
         assert all(r["annotations"] > 0 and r["pushed"] > 0 for r in rows)
+        # users appealed what the API auto-actioned, through the API; reviewers decided the
+        # appeals, mostly overturning those of benign items
+        assert sum(r["appeals"] for r in rows) >= 5, rows
+        outcomes = Lake(Settings(home=home).lake_dir).appeal_outcomes("spam")
+        assert len(outcomes) >= 5 and outcomes["outcome"].eq("overturned").any(), outcomes
         assert (home / "demo" / "summary.html").read_text().count("<section>") == 1
 
         # the servers stay up: the printed curl scores an item on the current champion

@@ -26,6 +26,8 @@ def _row(policy: str, cycle: int, **changes) -> CycleRow:
         pattern_items=153,
         pattern_recall=0.9215,
         champion_verdict="overridden",
+        appeals=14,
+        appeals_of_benign=11,
     )
     for name, value in changes.items():
         setattr(row, name, value)
@@ -52,6 +54,7 @@ def test_tables_fit_80_columns_with_every_cell_whole():
         assert cell in text, cell
     assert "harassment-severe" in text and "cycle 2: alerts drift:score" in text
     assert "rev-with-a-long-name" in text and "emerging:airdrop, spot, whitelist" in text
+    assert "appeals 14 (11 of benign items)" in text
 
 
 def test_a_champion_passed_by_the_gate_has_no_star():
