@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +17,15 @@ from flywheel.settings import Settings
 from labeling.client import LabelStudioAPI
 from labeling.project import HARM_TAB
 from labeling.push import push
-from tests.conftest import ROSTER, queued_policy, run_cli, write_prediction_log
+from tests.conftest import (
+    ROSTER,
+    queued_policy,
+    run_cli,
+    start_scoring_api,
+    write_prediction_log,
+)
+
+KEY = {"Authorization": "Bearer test-key"}
 
 PORTUGUESE = [
     "Ganhe seguidores grátis agora, clique aqui no link da promoção",
@@ -288,10 +297,9 @@ def test_a_roster_user_unknown_to_label_studio_or_a_deleted_project_stops_the_pu
     assert len(lake.pushed_tasks("spam")) == len(before)
 
 
-def test_an_appeal_reaches_the_appeals_queue_and_an_overturn_comes_back_and_is_heard(
+def test_an_appeal_through_the_api_reaches_the_appeals_queue_and_an_overturn_is_heard(
     settings, lake, tmp_path, small_world
 ):
-    from flywheel.appeals import receive
     from labeling.project import choice_result
     from labeling.pull import pull
     from tests.conftest import http_stub
@@ -312,7 +320,21 @@ def test_an_appeal_reaches_the_appeals_queue_and_an_overturn_comes_back_and_is_h
             settings, policy, items, [0.99, 0.97, 0.2], ["auto_action"] * 2 + ["allow"], now
         )
         appealed = items["item_id"].iloc[0]
-        assert receive(settings, policy, appealed, "this is my own shop").created
+        # through the real scoring API, as a client forwards a user's appeal
+        server = start_scoring_api(
+            settings.home,
+            tmp_path,
+            FLYWHEEL_POLICIES_DIR=str(tmp_path),
+            FLYWHEEL_SERVE_POLICIES="spam",
+        )
+        try:
+            sent = {"policy": "spam", "item_id": appealed, "reason": "this is my own shop"}
+            answer = httpx.post(f"{server.url}/v1/appeals", headers=KEY, json=sent, timeout=30)
+            assert answer.status_code == 201 and answer.json()["created"], answer.text
+            again = httpx.post(f"{server.url}/v1/appeals", headers=KEY, json=sent, timeout=30)
+            assert again.status_code == 200 and not again.json()["created"]
+        finally:
+            server.stop()
         api = LabelStudioAPI(settings)
         report = push(policy, settings, lake, api)
         assert report.appeal == 1
