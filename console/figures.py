@@ -134,13 +134,13 @@ def series(runs: list[MonitoringReport]) -> pd.DataFrame:
 
 
 def daily_traffic(home: Home, policy: Policy, days: int = TRAFFIC_DAYS) -> pd.DataFrame:
-    """Predictions per day and decision over the last `days` days."""
+    """Predictions per hour (and day) and decision over the last `days` days."""
     return traffic(home.settings, policy, clock.now(home.settings).timestamp() - days * 86400)
 
 
 def decision_mix(frame: pd.DataFrame, since: pd.Timestamp) -> dict[str, Any]:
     """How many predictions since `since`, the share of each decision and of fallback."""
-    recent = frame[frame["day"] >= since.tz_localize(None)] if not frame.empty else frame
+    recent = frame[frame["hour"] >= since.tz_localize(None)] if not frame.empty else frame
     total = int(recent["predictions"].sum()) if not recent.empty else 0
     by = recent.groupby("decision")["predictions"].sum() if total else pd.Series(dtype=float)
     fallback = int(recent.loc[recent["fallback"], "predictions"].sum()) if total else 0
@@ -209,8 +209,7 @@ def backlog(home: Home, name: str, policy: Policy | None) -> Backlog:
     )
     groups = dict(list(waiting.groupby(by)))
     queues = []
-    defined = list(slas)  # in the policy's order; other queues (sampling ones) by name
-    for q in defined + sorted(set(ledger[by].unique()) - set(defined)):
+    for q in sorted(set(slas) | set(ledger[by].unique())):
         mine = groups.get(q)
         if mine is None:
             queues.append(Queue(str(q), 0, None, 0, slas.get(q)))

@@ -281,9 +281,9 @@ def read_predictions(settings: Settings, policy: Policy) -> pd.DataFrame:
 
 
 def traffic(settings: Settings, policy: Policy, since: float) -> pd.DataFrame:
-    """Predictions per UTC day, decision and fallback since `since` (seconds since the epoch),
-    counted inside DuckDB from three columns: a console page over a million logged predictions
-    reads no item and builds no frame of them."""
+    """Predictions per UTC hour (and its day), decision and fallback since `since` (seconds
+    since the epoch), counted inside DuckDB from three columns: a console page over a million
+    logged predictions reads no item and builds no frame of them."""
     return _retrying(_traffic, settings, policy, since)
 
 
@@ -330,11 +330,12 @@ def _traffic(settings: Settings, policy: Policy, since: float) -> pd.DataFrame:
             "WHERE false"
         )
     return Lake.query(
-        f"""SELECT date_trunc('day', scored_at AT TIME ZONE 'UTC') AS day, decision,
+        f"""SELECT date_trunc('day', scored_at AT TIME ZONE 'UTC') AS day,
+                   date_trunc('hour', scored_at AT TIME ZONE 'UTC') AS hour, decision,
                    coalesce(fallback, false) AS fallback, count(*) AS predictions
             FROM ({" UNION ALL ".join(selects)})
             WHERE scored_at >= to_timestamp({float(since)})
-            GROUP BY ALL ORDER BY day, decision"""
+            GROUP BY ALL ORDER BY hour, decision"""
     )
 
 

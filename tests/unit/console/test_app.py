@@ -245,17 +245,21 @@ def test_a_policy_without_its_file_is_shown_without_targets(two_policies):
 def test_series_and_mix_keep_the_items_behind_each_figure(two_policies):
     frame = series(reports(Home(two_policies), "spam"))
     assert list(frame["gp_n"]) == [164, 164] and list(frame["gp_low"]) == [0.97, 0.96]
+    hours = pd.to_datetime(["2026-12-01 09:00", "2026-12-01 20:00", "2026-12-02 08:00",
+                            "2026-12-02 10:00"])  # fmt: skip
     traffic = pd.DataFrame(
         {
-            "day": pd.to_datetime(["2026-12-01", "2026-12-02", "2026-12-02"]),
-            "decision": ["allow", "allow", "auto_action"],
-            "fallback": [False, True, False],
-            "predictions": [10, 6, 2],
+            "day": hours.floor("D"),
+            "hour": hours,
+            "decision": ["allow", "allow", "allow", "auto_action"],
+            "fallback": [False, False, True, False],
+            "predictions": [10, 4, 6, 2],
         }
     )
-    mix = decision_mix(traffic, pd.Timestamp("2026-12-02", tz="UTC"))
-    assert mix["predictions"] == 8 and mix["shares"]["auto_action"] == 0.25
-    assert mix["fallback_share"] == 0.75 and mix["shares"]["review"] == 0.0
+    # the last 24 hours from 2026-12-02 12:00 are hours, not the day that began at midnight
+    mix = decision_mix(traffic, pd.Timestamp("2026-12-01 12:00", tz="UTC"))
+    assert mix["predictions"] == 12 and mix["shares"]["auto_action"] == 2 / 12
+    assert mix["fallback_share"] == 0.5 and mix["shares"]["review"] == 0.0
 
 
 def test_formats_read_as_people_read_them():
