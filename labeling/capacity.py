@@ -3,8 +3,9 @@
 A push sends a queue only what its rostered reviewers can decide before its SLA runs out:
 each reviewer's hours on shift within the SLA times their pace, divided by the decisions each
 task needs (`labeling.overlap`), less the tasks already open there. A reviewer who works
-several queues is shared among them in proportion to the severity-weighted work waiting in
-each. The rest waits in the lake, where the next push finds it, ordered again.
+several queues is shared among them in proportion to each one's pressure: its
+severity-weighted work waiting over what its whole team could decide within its SLA. The rest
+waits in the lake, where the next push finds it, ordered again.
 
 Within a queue's room, audit and gold checks (and appeals) go first, so the statistics built on
 them never starve, and their inclusion probabilities stay exact: a drawn audit item not pushed
@@ -27,21 +28,43 @@ RESERVED = ("audit", "gold", "appeal")  # pushed first: the statistics and the u
 
 
 def paces(
-    policy: Policy, roster: Roster, waiting: dict[str, float]
+    policy: Policy, roster: Roster, now: datetime, waiting: dict[str, float]
 ) -> dict[tuple[str, str], float]:
     """(reviewer, queue) → tasks an hour that reviewer decides in that queue while on shift:
     their pace over the decisions each task needs, shared among their queues in proportion to
-    the severity-weighted work waiting in each (evenly when nothing waits)."""
+    each queue's pressure (evenly when nothing waits).
+
+    A queue's pressure is its severity-weighted work waiting over what its whole team could
+    decide within its SLA. A reviewer who works a rare language's queue and the general one
+    thus spends most of their hours where nobody else can stand in, rather than in the general
+    queue only because more waits there; a queue nobody can work within its SLA takes none."""
     assert policy.queues is not None
     severity = {q.name: q.severity for q in policy.queues.define}
+    supply = _supply(policy, roster, now)
+    pressure = {
+        q: waiting.get(q, 0.0) * severity[q] / supply[q] if supply[q] > 0 else 0.0
+        for q in severity
+    }
     out = {}
     for reviewer in roster.reviewers:
-        demand = {q: waiting.get(q, 0.0) * severity[q] for q in reviewer.queues}
-        total = sum(demand.values())
+        total = sum(pressure[q] for q in reviewer.queues)
         for name in reviewer.queues:
-            share = demand[name] / total if total > 0 else 1.0 / len(reviewer.queues)
+            share = pressure[name] / total if total > 0 else 1.0 / len(reviewer.queues)
             out[reviewer.id, name] = reviewer.decisions_per_hour * share / policy.labeling.overlap
     return out
+
+
+def _supply(policy: Policy, roster: Roster, now: datetime) -> dict[str, float]:
+    """Tasks each queue's team could decide within its SLA from `now`, each reviewer whole."""
+    assert policy.queues is not None
+    supply = {}
+    for queue in policy.queues.define:
+        end = now + timedelta(hours=queue.sla_hours)
+        supply[queue.name] = sum(
+            r.decisions_per_hour / policy.labeling.overlap * r.hours(now, end, roster.zone)
+            for r in roster.working(queue.name)
+        )
+    return supply
 
 
 def capacity(
@@ -53,7 +76,7 @@ def capacity(
     room = {q.name: 0.0 for q in policy.queues.define}
     sla = {q.name: q.sla_hours for q in policy.queues.define}
     by_id = {r.id: r for r in roster.reviewers}
-    for (reviewer, name), pace in paces(policy, roster, waiting).items():
+    for (reviewer, name), pace in paces(policy, roster, now, waiting).items():
         end = now + timedelta(hours=sla[name])
         room[name] += pace * by_id[reviewer].hours(now, end, roster.zone)
     return room

@@ -15,21 +15,28 @@ def test_capacity_is_the_rostered_hours_within_each_sla_at_each_pace(tmp_path):
     roster = load_roster(policy)
     waiting = {"general": 100, "portuguese": 100, "urgent": 0, "appeals": 0}
     room = capacity(policy, roster, MONDAY_9, waiting)
-    # ana: 8 h on Monday within either 24 h SLA, 20 an hour, shared evenly (equal waiting work)
-    # bo: general's 24 h holds Monday 22:00-Tuesday 06:00 (8 h at 30 an hour), and nothing
-    # waits in urgent or appeals, so all of it goes to general; urgent's 4 h holds none of it
-    assert room["portuguese"] == pytest.approx(8 * 20 * 0.5 / 2)
-    assert room["general"] == pytest.approx(8 * 20 * 0.5 / 2 + 8 * 30 / 2)
+    # ana: 8 h on Monday within either 24 h SLA, 20 an hour; bo: general's 24 h holds Monday
+    # 22:00-Tuesday 06:00 (8 h at 30 an hour), and nothing waits in urgent or appeals, so all
+    # of it goes to general; urgent's 4 h holds none of it. Equal work waits in portuguese and
+    # general, but only ana can decide portuguese (80 tasks in its SLA) where general has her
+    # and bo (200): its pressure is 100/80 against 100/200, and she leans that way, 5 to 2
+    share = (100 / 80) / (100 / 80 + 100 / 200)
+    assert room["portuguese"] == pytest.approx(8 * 20 * share / 2)
+    assert room["general"] == pytest.approx(8 * 20 * (1 - share) / 2 + 8 * 30 / 2)
     assert room["urgent"] == 0 and room["appeals"] == 0
 
 
-def test_a_shared_reviewer_goes_where_severity_weighted_work_waits(tmp_path):
+def test_a_shared_reviewer_goes_where_work_waits_that_nobody_else_can_do(tmp_path):
     policy = queued_policy(tmp_path)
     roster = load_roster(policy)
     evening = MONDAY_9.replace(hour=21)
     room = capacity(policy, roster, evening, {"general": 10, "urgent": 10, "appeals": 0})
-    # bo works 22:00-01:00 within urgent's 4 h; urgent's severity 3 takes 3/4 of his hours
-    assert room["urgent"] == pytest.approx(3 * 30 * 0.75 / 2)
+    # bo works 22:00-01:00 within urgent's 4 h (45 tasks), where only he works; general's
+    # 24 h holds his night and ana's Tuesday (200 tasks). Urgent's pressure, 3 x 10 / 45,
+    # against general's 10 / 200, takes most of his hours
+    share = (30 / 45) / (30 / 45 + 10 / 200)
+    assert room["urgent"] == pytest.approx(3 * 30 * share / 2)
+    assert share > 0.9
 
 
 def test_fill_reserves_audit_and_gold_keeps_exploration_budget_and_ranks_review_by_harm():
