@@ -42,8 +42,7 @@ def paces(
     severity = {q.name: q.severity for q in policy.queues.define}
     supply = _supply(policy, roster, now)
     pressure = {
-        q: waiting.get(q, 0.0) * severity[q] / supply[q] if supply[q] > 0 else 0.0
-        for q in severity
+        q: waiting.get(q, 0.0) * severity[q] / supply[q] if supply[q] > 0 else 0.0 for q in severity
     }
     out = {}
     for reviewer in roster.reviewers:
