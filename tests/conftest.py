@@ -342,6 +342,7 @@ def ls_env(labelstudio: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict
 def policy_variant(folder: Path, name: str = "spam", **labeling: object) -> Policy:
     """A copy of a shipped policy with its own Label Studio project (and labeling overrides),
     so tests sharing one Label Studio never share a project."""
+    import shutil
     import uuid
 
     import yaml
@@ -353,6 +354,8 @@ def policy_variant(folder: Path, name: str = "spam", **labeling: object) -> Poli
         **labeling,
     }
     folder.mkdir(parents=True, exist_ok=True)
+    # the rosters a policy with queues points to, beside it as in policies/
+    shutil.copytree(REPO / "policies" / "rosters", folder / "rosters", dirs_exist_ok=True)
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_policy(str(path))

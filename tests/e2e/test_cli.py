@@ -1,6 +1,7 @@
 """The command line as a user runs it: one process per command, exit codes and messages."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -99,7 +100,8 @@ def _weaker(tmp_path, name: str):
     raw["fields"] = {"text": [], "numeric": raw["fields"]["numeric"][-1:], "categorical": []}
     raw["training"] = {"n_estimators": 10, "num_leaves": 2}
     path = tmp_path / "weak" / f"{name}.yaml"
-    path.parent.mkdir()
+    # the rosters a policy with queues points to, beside it as in policies/
+    shutil.copytree(REPO_ROOT / "policies" / "rosters", path.parent / "rosters")
     path.write_text(yaml.safe_dump(raw))
     return path
 
