@@ -98,11 +98,12 @@ def dispatch(
     tasks["harm"] = harm(tasks["score"], severity, age, sla, policy.queues.age_weight)
     names = [q.name for q in policy.queues.define]
     waiting = tasks["review_queue"].value_counts()
-    work = {q: float(waiting.get(q, 0)) + owed.get(q, 0.0) for q in names}
-    room = capacity(policy, roster, now, work)
-    # room for the gold checks this push adds: gold_rate of them per other task
+    # the work each queue could use: its candidates with the gold checks a push adds to them
+    # (gold_rate per other task), and what is already open there
     per_other = 1 + policy.labeling.gold_rate
-    free = {q: max(math.floor((room[q] - owed.get(q, 0.0)) / per_other), 0) for q in names}
+    work = {q: float(waiting.get(q, 0)) * per_other + owed.get(q, 0.0) for q in names}
+    room = capacity(policy, roster, now, work)
+    free = {q: max(math.floor((room[q] - owed.get(q, 0.0)) / per_other + 1e-9), 0) for q in names}
     chosen = fill(tasks, free, policy.labeling.explore_budget)
     gold = _gold(golden, pushed_gold, chosen, policy, codes, emerging, violating_gold)
     out = pd.concat([chosen, gold], ignore_index=True)

@@ -15,14 +15,15 @@ def test_capacity_is_the_rostered_hours_within_each_sla_at_each_pace(tmp_path):
     roster = load_roster(policy)
     waiting = {"general": 100, "portuguese": 100, "urgent": 0, "appeals": 0}
     room = capacity(policy, roster, MONDAY_9, waiting)
-    # ana: 8 h on Monday within either 24 h SLA, 20 an hour; bo: general's 24 h holds Monday
-    # 22:00-Tuesday 06:00 (8 h at 30 an hour), and nothing waits in urgent or appeals, so all
-    # of it goes to general; urgent's 4 h holds none of it. Equal work waits in portuguese and
-    # general, but only ana can decide portuguese (80 tasks in its SLA) where general has her
-    # and bo (200): its pressure is 100/80 against 100/200, and she leans that way, 5 to 2
-    share = (100 / 80) / (100 / 80 + 100 / 200)
-    assert room["portuguese"] == pytest.approx(8 * 20 * share / 2)
-    assert room["general"] == pytest.approx(8 * 20 * (1 - share) / 2 + 8 * 30 / 2)
+    # ana: 8 h on Monday within either 24 h SLA, 20 an hour (80 tasks); bo: general's 24 h
+    # holds Monday 22:00-Tuesday 06:00 (8 h at 30 an hour, 120 tasks); urgent's 4 h holds none
+    # of it. Equal work waits in portuguese and general, but only ana can decide portuguese
+    # where general has her and bo: its pressure is 100/80 against 100/200, and she leans
+    # that way, 5 to 2. General is then given more than its 100 tasks: what ana would have
+    # spent there beyond them goes back to portuguese (bo's goes nowhere: nothing else waits)
+    assert room["general"] == pytest.approx(100)
+    ana_general = 80 * (2 / 7) * 100 / (80 * 2 / 7 + 120)
+    assert room["portuguese"] == pytest.approx(80 - ana_general)
     assert room["urgent"] == 0 and room["appeals"] == 0
 
 
@@ -30,13 +31,13 @@ def test_a_shared_reviewer_goes_where_work_waits_that_nobody_else_can_do(tmp_pat
     policy = queued_policy(tmp_path)
     roster = load_roster(policy)
     evening = MONDAY_9.replace(hour=21)
-    room = capacity(policy, roster, evening, {"general": 10, "urgent": 10, "appeals": 0})
+    room = capacity(policy, roster, evening, {"general": 10, "urgent": 100, "appeals": 0})
     # bo works 22:00-01:00 within urgent's 4 h (45 tasks), where only he works; general's
-    # 24 h holds his night and ana's Tuesday (200 tasks). Urgent's pressure, 3 x 10 / 45,
-    # against general's 10 / 200, takes most of his hours
-    share = (30 / 45) / (30 / 45 + 10 / 200)
-    assert room["urgent"] == pytest.approx(3 * 30 * share / 2)
-    assert share > 0.9
+    # 24 h holds his night and ana's Tuesday (200 tasks). Urgent's pressure, 3 x 100 / 45,
+    # against general's 10 / 200, takes nearly all his hours, and general, which ana covers,
+    # takes only the 10 tasks waiting there: the little bo had left for it goes to urgent
+    assert room["general"] == pytest.approx(10)
+    assert 0.99 * 45 < room["urgent"] <= 45
 
 
 def test_fill_reserves_audit_and_gold_keeps_exploration_budget_and_ranks_review_by_harm():
