@@ -28,7 +28,7 @@ DEPLOYMENTS = [
     f"{flow}/{flow}-{policy}"
     for flow in ("cycle", "ingest", "monitor", "retrain")
     for policy in ("scam", "spam")
-]
+] + ["tend-queues/tend-scam"]  # the queues of the one policy with queues, between cycles
 
 
 def _completed_runs(api_url: str, flow: str) -> int:
