@@ -78,11 +78,7 @@ def test_a_segment_whose_policy_cannot_load_is_kept_reported_and_filed_later(tmp
     """A typo in one policy's file while its predictions wait: the segment stays (nothing
     answered is deleted), the reason is reported, and the next compaction after the fix files
     it, without the other policy's rows read twice meanwhile."""
-    policies = tmp_path / "policies"
-    shutil.copytree(Settings().policies_dir, policies)
-    settings = Settings(home=home, policies_dir=policies)
-    good = (policies / "scam.yaml").read_text()
-    (policies / "scam.yaml").write_text(good.replace("name: scam", "name: [scam"))
+    settings, fix = _scam_broken(tmp_path, home)
     log = PredictionLog(settings, compact=False)
     log.write([log_line(("r1", 0)), {**log_line(("r2", 0)), "policy": "scam"}])
     log.close()
@@ -93,7 +89,7 @@ def test_a_segment_whose_policy_cannot_load_is_kept_reported_and_filed_later(tmp
     assert list(kept["policies"]) == ["scam"] and "scam.yaml" in kept["policies"]["scam"]
     assert read_predictions(settings, spam)["request_id"].tolist() == ["r1"]
 
-    (policies / "scam.yaml").write_text(good)
+    fix()
     assert compact_pending(settings) == 1
     assert not pending_segments(settings) and not unfiled_segments(settings)
     scam = load_policy("scam", settings)
@@ -109,11 +105,7 @@ def test_a_segment_rolled_while_the_compactor_runs_is_taken_and_a_kept_one_retri
     policy file was fixed meanwhile."""
     import flywheel.predictions as predictions
 
-    policies = tmp_path / "policies"
-    shutil.copytree(Settings().policies_dir, policies)
-    settings = Settings(home=home, policies_dir=policies)
-    good = (policies / "scam.yaml").read_text()
-    (policies / "scam.yaml").write_text(good.replace("name: scam", "name: [scam"))
+    settings, fix = _scam_broken(tmp_path, home)
     log = PredictionLog(settings, compact=False)
     log.write([{**log_line(("r1", 0)), "policy": "scam"}])
     log.roll()
@@ -123,7 +115,7 @@ def test_a_segment_rolled_while_the_compactor_runs_is_taken_and_a_kept_one_retri
     def compact_then_roll(segment, settings):
         filed = real(segment, settings)
         if not rolled:  # during the first pass: the file is fixed and the server rolls
-            (policies / "scam.yaml").write_text(good)
+            fix()
             log.write([{**log_line(("r2", 0)), "policy": "scam"}])
             log.roll()
             rolled.append(True)
@@ -134,3 +126,15 @@ def test_a_segment_rolled_while_the_compactor_runs_is_taken_and_a_kept_one_retri
     assert not unfiled_segments(settings)
     scam = load_policy("scam", settings)
     assert sorted(read_predictions(settings, scam)["request_id"]) == ["r1", "r2"]
+
+
+def _scam_broken(tmp_path, home):
+    """Settings over a copy of the shipped policies whose scam file has a typo, and a call that
+    fixes it."""
+    policies = tmp_path / "policies"
+    shutil.copytree(Settings().policies_dir, policies)
+    good = (policies / "scam.yaml").read_text()
+    (policies / "scam.yaml").write_text(good.replace("name: scam", "name: [scam"))
+    return Settings(home=home, policies_dir=policies), lambda: (policies / "scam.yaml").write_text(
+        good
+    )
