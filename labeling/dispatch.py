@@ -31,7 +31,7 @@ from flywheel.lake import uniform_draw
 from flywheel.policy import Policy
 from flywheel.roster import Roster
 from labeling.capacity import capacity, fill
-from labeling.route import harm, languages, route
+from labeling.route import UNSCORED, harm, languages, route
 from labeling.sample import gold_sample
 
 
@@ -107,7 +107,7 @@ def dispatch(
     chosen = fill(tasks, free, policy.labeling.explore_budget)
     gold = _gold(golden, pushed_gold, chosen, policy, codes, emerging, violating_gold)
     out = pd.concat([chosen, gold], ignore_index=True)
-    out["harm"] = _blind(out)
+    out["harm"] = _blind(out, policy)
     out = out.sort_values(["review_queue", "harm"], ascending=[True, False], kind="stable")
     return Routed(
         out.drop(columns="purpose").reset_index(drop=True),
@@ -123,18 +123,22 @@ def _earliest(tasks: pd.DataFrame) -> pd.Timestamp | None:
     return None if pd.isna(scored) else scored
 
 
-def _blind(tasks: pd.DataFrame) -> pd.Series:
+def _blind(tasks: pd.DataFrame, policy: Policy) -> pd.Series:
     """Harm as Label Studio's queue view orders by it: audit tasks and gold checks take the
     harm of a review task of their queue drawn by their item id, so that neither the blind
-    audit's score nor a gold check stands out by its place."""
+    audit's score nor a gold check stands out by its place. In a queue this push gives no
+    review task, they take an unscored task's harm there (an even chance times the queue's
+    severity): neither last, which would leave a severe queue's audit for when all else is
+    done, nor their own score's."""
     out = tasks["harm"].astype(float).copy()
     blind = tasks["purpose"].isin(["audit", "gold"]).to_numpy()
+    severity, _ = _severity_and_sla(tasks["review_queue"], policy)
     for name in tasks.loc[blind, "review_queue"].unique():
         mine = (tasks["review_queue"] == name).to_numpy()
         pool = np.sort(out[mine & ~blind].to_numpy())
         pick = mine & blind
         if len(pool) == 0:
-            out[pick] = 0.0
+            out[pick] = UNSCORED * severity[pick]
             continue
         draw = uniform_draw(tasks.loc[pick, "item_id"], f"place|{name}")
         out[pick] = pool[np.minimum((draw * len(pool)).astype(int), len(pool) - 1)]

@@ -7,35 +7,41 @@ whether a 24-hour SLA holds across a night. And a reviewer who works several que
 whichever needs them, which a fixed split of their hours would not capture. Each simulated
 future:
 
-- starts from the tasks waiting now (their ages count against the SLA);
+- starts from the tasks waiting now (their ages count against the SLA, their scores are
+  known);
 - draws each queue's arrivals hour by hour from a Poisson process: the day's rate drawn from
   its posterior given the arrivals seen over the last days (Gamma, Jeffreys prior), spread
   over the hours of the day by a profile drawn from theirs (Dirichlet, one pseudo-arrival
   spread evenly), so the forecast's spread carries how little a few days of history say, and
-  a queue that saw nothing for a week expects little;
-- lets each rostered reviewer, whenever on shift and free, take a queue's head: its oldest
-  task due for escalation (past `queues.escalate_at` of its SLA and still savable,
-  `labeling.escalate`), else its oldest; among the queues they work, the head with the most
-  harm now (the queue's severity times an even chance plus the head's age over the SLA,
-  `labeling.route.harm`) per reviewer who can work that queue (a specialist's hours go where
-  few others can stand in); at their pace (exponential service times), finishing the task in
+  a queue that saw nothing for a week expects little; each arrival's score is drawn from the
+  queue's recent ones (an even chance where none is known);
+- lets each rostered reviewer, whenever on shift and free, take a queue's head as the push
+  and Label Studio order it: its oldest task due for escalation (past `queues.escalate_at`
+  of its SLA and still savable, `labeling.escalate`), else its most harmful with aging
+  (`labeling.route.harm`, `queues.age_weight`); among the queues they work, the head with
+  the most harm now per reviewer who can work that queue (a specialist's hours go where few
+  others can stand in); at their pace (exponential service times), finishing the task in
   hand at a shift's end.
+
+The order within a queue matters to the forecast only when the queue is short of hands: then
+the order decides which tasks wait past the SLA, and harm's order (high scores first, aging
+behind) keeps neither the same tasks in time as oldest first would nor as many, so the
+forecast follows it rather than the simpler oldest first.
 
 A task meets its SLA when it is decided within its queue's `sla_hours` of arriving. Every
 future runs until the last arrival's SLA has passed, so no task is left uncounted. Over
-`futures` futures, each day's compliance is reported as the expected share and the 5th and
-95th percentiles. The staff a queue needs is the fewest reviewers working it, drawn round-robin
-from its own rostered reviewers (their shifts and paces), whose expected compliance over the
-horizon reaches the target.
-
-The push orders tasks by harm with aging rather than by age alone (`labeling.route`); near its
-SLA a task has the aging term's full weight and goes first, so the share decided in time is
-close to what this order gives, and the queue benchmark measures how close
-(`benchmarks/queues.py`).
+`futures` futures, each day's compliance and the horizon's are reported as the expected share
+and the 5th and 95th percentiles of the futures' shares: a queue on a knife edge (worked at
+about the rate it fills) has a wide band, and its band, not its mean, is what to plan on. The
+staff a queue needs is the fewest reviewers working it, drawn round-robin from its own
+rostered reviewers (their shifts and paces), whose expected compliance over the horizon
+reaches the target. How close the forecast comes to what happens is measured by
+`benchmarks/queues.py`.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +72,8 @@ class Load:
     hourly_counts: tuple[float, ...]  # tasks that arrived in each hour of the day (24 values)
     observed_days: float  # over how many days those counts were seen
     severity: float = 1.0
+    waiting_scores: tuple[float, ...] = ()  # the waiting tasks' scores, as `waiting_ages`
+    scores: tuple[float, ...] = ()  # recent tasks' scores, that arrivals' scores are drawn from
 
 
 @dataclass(frozen=True)
@@ -77,13 +85,43 @@ class DayForecast:
     high: float | None  # 95th percentile
 
 
-def _arrivals(load: Load, days: int, rng: np.random.Generator) -> np.ndarray:
+@dataclass(frozen=True)
+class Outlook:
+    """One queue's forecast: day by day, and over the whole horizon."""
+
+    days: list[DayForecast]
+    within_sla: float | None  # the horizon's expected share decided within the SLA
+    low: float | None  # 5th percentile of the horizon's share over the simulated futures
+    high: float | None  # 95th percentile
+
+
+def _arrivals(load: Load, days: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival hours, and their scores drawn from the queue's recent ones."""
     counts = np.asarray(load.hourly_counts, dtype=float)
     daily = rng.gamma(counts.sum() + 0.5, 1.0 / max(load.observed_days, 1e-9))
     rates = daily * rng.dirichlet(counts + 1.0 / HOURS_PER_DAY)
     hours = np.arange(days * HOURS_PER_DAY)
     n = rng.poisson(rates[hours % HOURS_PER_DAY])
-    return np.sort(np.repeat(hours, n) + rng.random(int(n.sum())))
+    born = np.sort(np.repeat(hours, n) + rng.random(int(n.sum())))
+    return born, _scores(load.scores, len(born), rng)
+
+
+def _scores(seen: tuple[float, ...], n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` scores resampled from `seen`; unscored tasks count as an even chance."""
+    seen_ = np.asarray(seen, dtype=float)
+    seen_ = np.clip(np.where(np.isnan(seen_), UNSCORED, seen_), 0.0, 1.0)
+    return rng.choice(seen_, n) if len(seen_) else np.full(n, UNSCORED)
+
+
+def _waiting(load: Load) -> tuple[np.ndarray, np.ndarray]:
+    """The waiting tasks as born times (negative: before now), oldest first, with scores."""
+    ages = np.asarray(load.waiting_ages, dtype=float)
+    scores = np.asarray(load.waiting_scores, dtype=float)
+    if len(scores) != len(ages):
+        scores = np.full(len(ages), UNSCORED)
+    scores = np.clip(np.where(np.isnan(scores), UNSCORED, scores), 0.0, 1.0)
+    order = np.argsort(-ages, kind="stable")
+    return -ages[order], scores[order]
 
 
 def _future(
@@ -92,40 +130,41 @@ def _future(
     days: int,
     rng: np.random.Generator,
     escalate_at: float | None,
+    age_weight: float,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """One simulated future: per queue, each task's day and whether it met its SLA."""
     env = simpy.Environment()
     by_name = {load.name: load for load in loads}
-    born = {  # per queue, in arrival order: the waiting tasks (negative times), then arrivals
-        load.name: np.concatenate(
-            [-np.sort(np.asarray(load.waiting_ages, dtype=float))[::-1], _arrivals(load, days, rng)]
-        )
-        for load in loads
-    }
+    born, score = {}, {}  # per queue, in arrival order: the waiting tasks, then arrivals
+    for load in loads:
+        then, was = _waiting(load)
+        later, will = _arrivals(load, days, rng)
+        born[load.name] = np.concatenate([then, later])
+        score[load.name] = np.concatenate([was, will])
     decided = {name: np.full(len(b), np.inf) for name, b in born.items()}
     taken = {name: np.zeros(len(b), dtype=bool) for name, b in born.items()}
+    ranked: dict[str, list] = {name: [] for name in born}  # arrived, by harm with aging
     arrived = dict.fromkeys(born, 0)  # how many have arrived
-    oldest = dict.fromkeys(born, 0)  # the first not taken
     savable = dict.fromkeys(born, 0)  # the first not taken and not past its SLA
     signal = [env.event()]
     capable = {name: max(sum(name in w.queues for w in workers), 1) for name in born}
 
     def arrive(name: str):
-        for t in born[name]:
+        # harm with aging, (p + w (now - born) / sla) severity, ranks a queue's tasks the same
+        # at every moment: by p - w born / sla
+        key = -(score[name] - age_weight * born[name] / by_name[name].sla_hours)
+        for k, t in enumerate(born[name]):
             if t > env.now:
                 yield env.timeout(t - env.now)
+            heapq.heappush(ranked[name], (key[k], k))
             arrived[name] += 1
             signal[0].succeed()
             signal[0] = env.event()
 
     def head(name: str) -> int | None:
         """The queue's next task: its oldest one due for escalation (past `escalate_at` of
-        the SLA, not past the SLA) if any, else its oldest."""
+        the SLA, not past the SLA) if any, else its most harmful."""
         b, done, sla = born[name], taken[name], by_name[name].sla_hours
-        while oldest[name] < arrived[name] and done[oldest[name]]:
-            oldest[name] += 1
-        if oldest[name] >= arrived[name]:
-            return None
         if escalate_at is not None:
             k = savable[name]
             while k < arrived[name] and (done[k] or env.now - b[k] >= sla):
@@ -133,12 +172,14 @@ def _future(
             savable[name] = k
             if k < arrived[name] and env.now - b[k] >= escalate_at * sla:
                 return k
-        return oldest[name]
+        heap = ranked[name]
+        while heap and done[heap[0][1]]:
+            heapq.heappop(heap)
+        return heap[0][1] if heap else None
 
     def pick(worker: Worker) -> tuple[str, int] | None:
-        """Among the worker's queues, the head with the most harm now (at an even chance of a
-        violation), per reviewer who could take it: a specialist's hours go where few others
-        can stand in."""
+        """Among the worker's queues, the head with the most harm now, per reviewer who
+        could take it: a specialist's hours go where few others can stand in."""
         best, urgency = None, -np.inf
         for name in worker.queues:
             k = head(name) if name in born else None
@@ -146,9 +187,9 @@ def _future(
                 continue
             load = by_name[name]
             age = env.now - born[name][k]
-            u = load.severity * (UNSCORED + age / load.sla_hours) / capable[name]
-            if u > urgency:
-                best, urgency = (name, k), u
+            u = load.severity * (score[name][k] + age_weight * age / load.sla_hours)
+            if u / capable[name] > urgency:
+                best, urgency = (name, k), u / capable[name]
         if best is not None:
             taken[best[0]][best[1]] = True
         return best
@@ -185,43 +226,41 @@ def forecast(
     futures: int,
     seed: int = 0,
     escalate_at: float | None = None,
-) -> dict[str, list[DayForecast]]:
-    """Each queue's expected SLA compliance per day, over `futures` simulated futures;
-    `escalate_at` (`queues.escalate_at`): tasks that far into their SLA, and savable, first."""
+    age_weight: float = 1.0,
+) -> dict[str, Outlook]:
+    """Each queue's expected SLA compliance per day and over the horizon, over `futures`
+    simulated futures; `escalate_at` (`queues.escalate_at`): tasks that far into their SLA,
+    and savable, first; `age_weight` (`queues.age_weight`): the aging in harm's order."""
     rng = np.random.default_rng(seed)
     tasks = {load.name: np.zeros((futures, days)) for load in loads}
     met = {load.name: np.zeros((futures, days)) for load in loads}
     for f in range(futures):
-        for name, (day, ok) in _future(loads, workers, days, rng, escalate_at).items():
+        for name, (day, ok) in _future(loads, workers, days, rng, escalate_at, age_weight).items():
             tasks[name][f] = np.bincount(day, minlength=days)[:days]
             met[name][f] = np.bincount(day, weights=ok, minlength=days)[:days]
-    return {name: _days(tasks[name], met[name], days) for name in tasks}
+    return {name: _outlook(tasks[name], met[name]) for name in tasks}
 
 
-def _days(tasks: np.ndarray, met: np.ndarray, days: int) -> list[DayForecast]:
-    out = []
-    for d in range(days):
-        some = tasks[:, d] > 0
-        share = met[some, d] / tasks[some, d]
-        out.append(
-            DayForecast(
-                day=d,
-                tasks=float(tasks[:, d].mean()),
-                # the expected share of tasks: a future with more tasks weighs more
-                within_sla=float(met[:, d].sum() / tasks[:, d].sum()) if some.any() else None,
-                low=float(np.percentile(share, 5)) if some.any() else None,
-                high=float(np.percentile(share, 95)) if some.any() else None,
-            )
-        )
-    return out
+def _share(tasks: np.ndarray, met: np.ndarray) -> tuple[float | None, ...]:
+    """Over futures (rows): the expected share met (a future with more tasks weighs more),
+    and the 5th and 95th percentiles of each future's share; None where none is expected."""
+    some = tasks > 0
+    if not some.any():
+        return None, None, None
+    share = met[some] / tasks[some]
+    return (
+        float(met.sum() / tasks.sum()),
+        float(np.percentile(share, 5)),
+        float(np.percentile(share, 95)),
+    )
 
 
-def compliance(days: list[DayForecast]) -> float | None:
-    """The horizon's expected share of tasks decided within the SLA."""
-    total = sum(d.tasks for d in days)
-    if total == 0:
-        return None
-    return sum(d.tasks * (d.within_sla or 0.0) for d in days) / total
+def _outlook(tasks: np.ndarray, met: np.ndarray) -> Outlook:
+    days = [
+        DayForecast(d, float(tasks[:, d].mean()), *_share(tasks[:, d], met[:, d]))
+        for d in range(tasks.shape[1])
+    ]
+    return Outlook(days, *_share(tasks.sum(axis=1), met.sum(axis=1)))
 
 
 def staff_needed(
@@ -234,6 +273,7 @@ def staff_needed(
     seed: int = 0,
     most: int = 200,
     escalate_at: float | None = None,
+    age_weight: float = 1.0,
 ) -> int | None:
     """The fewest reviewers working `queue`, drawn round-robin from its own (their shifts,
     paces and other queues), the others as rostered, whose expected compliance over the
@@ -247,8 +287,8 @@ def staff_needed(
 
     def meets(n: int) -> bool:
         team = others + tuple(own[i % len(own)] for i in range(n))
-        share = compliance(forecast(loads, team, days, futures, seed, escalate_at)[queue])
-        return share is None or share >= target
+        ahead = forecast(loads, team, days, futures, seed, escalate_at, age_weight)[queue]
+        return ahead.within_sla is None or ahead.within_sla >= target
 
     if meets(0):
         return 0

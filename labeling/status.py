@@ -25,7 +25,7 @@ from flywheel.lake import Lake
 from flywheel.policy import Policy
 from flywheel.roster import Roster, load_roster
 from labeling.dispatch import open_tasks
-from labeling.forecast import DayForecast, Load, Worker, compliance, forecast, staff_needed
+from labeling.forecast import DayForecast, Load, Worker, forecast, staff_needed
 
 HISTORY_DAYS = 7  # arrivals are counted over this past week, per hour of the day
 
@@ -44,21 +44,30 @@ class QueueStatus:
     rostered: int
     days: list[DayForecast] = field(default_factory=list)
     expected_compliance: float | None = None
+    compliance_low: float | None = None  # the 5th-95th percentile of the futures' compliance
+    compliance_high: float | None = None
     # to hold queues.sla_target over the horizon on the tasks not yet past their SLA (None:
     # more than the search tries, as when the shifts leave a gap longer than the SLA)
     reviewers_needed: int | None = None
     longest_gap_hours: float | None = None  # the longest time in the horizon nobody works it
 
 
-def _hourly(times: pd.Series, now: pd.Timestamp, began: pd.Timestamp) -> tuple[np.ndarray, float]:
-    """Counts per hour of the day over the last week, or since the queues' first work arrived
-    (`began`) if later, and over how many days: a queue that got nothing in that time has
-    seen zero arrivals for as long, not for no time at all."""
-    stamps = pd.to_datetime(times, utc=True)
+def _recent(pushed: pd.DataFrame, now: pd.Timestamp, began: pd.Timestamp):
+    """The tasks pushed over the last week, or since the queues' first work arrived (`began`)
+    if later, their counts per hour of the day, and over how many days: a queue that got
+    nothing in that time has seen zero arrivals for as long, not for no time at all."""
+    stamps = pd.to_datetime(pushed.get("pushed_at", pd.Series(dtype=object)), utc=True)
     since = max(now - pd.Timedelta(days=HISTORY_DAYS), began)
-    recent = stamps[(stamps >= since) & (stamps <= now)]
-    counts = np.bincount(recent.dt.hour.to_numpy(), minlength=24).astype(float)
-    return counts, max((now - since).total_seconds() / 86400, 1 / 24)
+    inside = ((stamps >= since) & (stamps <= now)).to_numpy()
+    counts = np.bincount(stamps[inside].dt.hour.to_numpy(), minlength=24).astype(float)
+    return pushed[inside], counts, max((now - since).total_seconds() / 86400, 1 / 24)
+
+
+def _scores(frame: pd.DataFrame) -> tuple[float, ...]:
+    """The tasks' scores (NaN where a task has none, as a gold check)."""
+    if "score" not in frame:
+        return tuple(float("nan") for _ in range(len(frame)))
+    return tuple(pd.to_numeric(frame["score"], errors="coerce").astype(float))
 
 
 def queue_status(
@@ -95,10 +104,10 @@ def queue_status(
         pushed = (
             ledger[ledger["review_queue"] == queue.name] if "review_queue" in ledger else ledger
         )
-        counts, seen = _hourly(pushed.get("pushed_at", pd.Series(dtype=object)), now, began)
+        recent, counts, seen = _recent(pushed, now, began)
         loads.append(
             Load(queue.name, queue.sla_hours, tuple(ages[queue.name]), tuple(counts), seen,
-                 queue.severity)
+                 queue.severity, waiting_scores=_scores(mine), scores=_scores(recent))
         )  # fmt: skip
     horizon = now + timedelta(hours=days * 24 + max(q.sla_hours for q in policy.queues.define))
     team = tuple(
@@ -109,23 +118,24 @@ def queue_status(
         )
         for r in roster.reviewers
     )
-    escalate_at = policy.queues.escalate_at
-    ahead = forecast(loads, team, days, futures, escalate_at=escalate_at) if days else {}
+    escalate_at, age_weight = policy.queues.escalate_at, policy.queues.age_weight
+    ahead = forecast(loads, team, days, futures, 0, escalate_at, age_weight) if days else {}
     target = policy.queues.sla_target
     # Staff is read on the demand: the tasks open and not past their SLA (staff cannot save
     # those), and the candidates waiting in the log for room, as if pushed now. The forecast
     # of compliance is read on what the queues hold: a candidate in the log has no SLA running
     # until a push gives it room, and pushes give it only as much as the roster can decide.
-    savable = [
-        replace(
-            load,
-            waiting_ages=(
-                *(a for a in load.waiting_ages if a < load.sla_hours),
-                *([0.0] * waiting_in_log.get(load.name, 0)),
-            ),
+    savable = []
+    for load in loads:
+        keep = [k for k, age in enumerate(load.waiting_ages) if age < load.sla_hours]
+        log = waiting_in_log.get(load.name, 0)
+        savable.append(
+            replace(
+                load,
+                waiting_ages=(*(load.waiting_ages[k] for k in keep), *([0.0] * log)),
+                waiting_scores=(*(load.waiting_scores[k] for k in keep), *([float("nan")] * log)),
+            )
         )
-        for load in loads
-    ]
     out = []
     for queue, load in zip(policy.queues.define, loads, strict=True):
         rostered = roster.working(queue.name)
@@ -144,8 +154,10 @@ def queue_status(
                     1 for r in rostered if r.hours(now, now + timedelta(minutes=1), roster.zone) > 0
                 ),
                 rostered=len(rostered),
-                days=ahead.get(queue.name, []),
-                expected_compliance=compliance(ahead[queue.name]) if days else None,
+                days=ahead[queue.name].days if days else [],
+                expected_compliance=ahead[queue.name].within_sla if days else None,
+                compliance_low=ahead[queue.name].low if days else None,
+                compliance_high=ahead[queue.name].high if days else None,
                 reviewers_needed=staff_needed(
                     savable,
                     team,
@@ -154,6 +166,7 @@ def queue_status(
                     days,
                     max(futures // 4, 10),
                     escalate_at=escalate_at,
+                    age_weight=age_weight,
                 )
                 if days
                 else None,

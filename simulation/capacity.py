@@ -3,8 +3,8 @@
 The world: review tasks arrive through the day (a Poisson process with a daily swing), in three
 languages, one of them rare; each carries the champion's calibrated score, and is a violation
 with that probability. The team: reviewers who read some of the languages, work eight-hour
-shifts that together cover the day, at their own pace, scaled so that the team can decide a
-chosen share of what arrives (its capacity).
+shifts that together cover the day, at their own pace, scaled so that the team, and the
+readers of each language, can decide a chosen share of what arrives (its capacity).
 
 `work` plays the team against the tasks (simpy) under one of three ways of choosing the next
 task:
@@ -76,7 +76,8 @@ class Member:
 
 
 def arrivals(rng: np.random.Generator, days: int, per_hour: float) -> pd.DataFrame:
-    """Review tasks over `days`: arrival hour, language, score and truth, routed by POLICY."""
+    """Review tasks over `days`: arrival hour, language, score, truth and effort, routed by
+    POLICY."""
     hours = np.arange(days * 24)
     swing = 1 + 0.5 * np.sin(2 * np.pi * ((hours % 24) - 10) / 24)  # busiest mid-afternoon
     n = rng.poisson(per_hour * swing)
@@ -92,6 +93,10 @@ def arrivals(rng: np.random.Generator, days: int, per_hour: float) -> pd.DataFra
             "language": rng.choice(list(LANGUAGES), size, p=list(LANGUAGES.values())),
             "score": score,
             "truth": rng.random(size) < score,  # the score is calibrated
+            # the work a decision on it takes, in units of a reviewer's mean: a property of
+            # the task, so every ordering meets the same traffic (whoever decides it takes
+            # effort / pace hours)
+            "effort": rng.exponential(1.0, size),
             "purpose": "review",
             "decision": "review",
         }
@@ -105,17 +110,23 @@ def arrivals(rng: np.random.Generator, days: int, per_hour: float) -> pd.DataFra
 
 def team(rng: np.random.Generator, per_hour: float, capacity: float) -> list[Member]:
     """Twelve reviewers (eight read English only, three Portuguese too, one Swahili too) on
-    the day's three shifts, their paces scaled so the team decides `capacity` times what
-    arrives over a day."""
-    languages = [("en",)] * 8 + [("en", "pt")] * 3 + [("en", "sw")]
-    raw = rng.uniform(20.0, 40.0, len(languages))
-    shifts = [SHIFTS[k % 3] for k in range(len(languages))]
-    hours = np.array([end - start for start, end in shifts])
-    scale = capacity * per_hour * 24 / float((raw * hours).sum())
-    return [
-        Member(f"rev-{k:02d}", langs, float(raw[k] * scale), shifts[k])
-        for k, langs in enumerate(languages)
-    ]
+    the day's three shifts, at paces drawn apart and scaled so that the readers of each
+    language can decide `capacity` times what arrives in it over a day (and the whole team
+    `capacity` times all of it): a team at 100% is staffed for every language, as a lead
+    staffs it. Were the paces scaled only as a whole, the three Portuguese readers would hold
+    anywhere from 90% to 110% of the Portuguese work at "100%", and no ordering can decide
+    tasks that nobody left on shift can read."""
+    groups = {"en": [("en",)] * 8, "pt": [("en", "pt")] * 3, "sw": [("en", "sw")]}
+    members, k = [], 0
+    for language, readers in groups.items():
+        raw = rng.uniform(20.0, 40.0, len(readers))
+        shifts = [SHIFTS[(k + j) % 3] for j in range(len(readers))]
+        hours = np.array([end - start for start, end in shifts])
+        scale = capacity * per_hour * LANGUAGES[language] * 24 / float((raw * hours).sum())
+        for j, langs in enumerate(readers):
+            members.append(Member(f"rev-{k:02d}", langs, float(raw[j] * scale), shifts[j]))
+            k += 1
+    return members
 
 
 def can_work(member: Member, queue: str, policy: Policy = POLICY) -> bool:
@@ -289,7 +300,7 @@ def work(
                     yield signal[0] | env.timeout(min(end, horizon) - env.now)
                     idle[member.name] += env.now - began
                     continue
-                spent = rng.exponential(1.0 / member.pace)
+                spent = float(tasks["effort"].iat[k]) / member.pace
                 busy[member.name] += spent
                 yield env.timeout(spent)
                 decided[k], by[k] = env.now, member.name

@@ -127,10 +127,12 @@ def work_shift(
     borderline_drop: float = 0.15,
 ) -> int:
     """The rostered reviewers on shift between `start` and `end` work their queues: each takes
-    tasks as Label Studio's "By harm" tab shows them (highest priority first, over all the
-    queues they work), never one they decided or one with its overlap already, up to what
-    they decide in the hours they are on shift at `pace` times the roster's planned pace (a
-    Poisson count). Returns the annotations made."""
+    tasks as Label Studio's "By harm" tab shows them (highest priority first), going from
+    queue to queue as the forecast expects them to (`labeling.forecast`): a task's priority
+    over the reviewers rostered on its queue, so a specialist's hours go where few others can
+    stand in. Never one they decided or one with its overlap already, up to what they decide
+    in the hours they are on shift at `pace` times the roster's planned pace (a Poisson
+    count). Returns the annotations made."""
     by_id = {r.reviewer_id: r for r in reviewers}
     budgets = {}
     for member in roster.reviewers:
@@ -145,17 +147,19 @@ def work_shift(
         return 0
     overlap = policy.labeling.overlap
     users = ensure_users(api, [by_id[m.id] for m in working])
+    capable = {q: max(len(roster.working(q)), 1) for q in desk.tasks}
     truth = truth.drop_duplicates("item_id", keep="last").set_index("item_id")
     jobs: list[tuple[int, Reviewer, str]] = []
     for k in rng.permutation(len(working)):
         member = working[k]
         user = users[member.id]
         mine = sorted(
-            (t for q in member.queues for t in desk.tasks.get(q, [])),
-            key=lambda t: (-float(t["data"].get("priority") or 0.0), t["id"]),
-        )
+            ((q, t) for q in member.queues for t in desk.tasks.get(q, [])),
+            key=lambda qt: (-float(qt[1]["data"].get("priority") or 0.0) / capable[qt[0]],
+                            qt[1]["id"]),
+        )  # fmt: skip
         taken = 0
-        for task in mine:
+        for _, task in mine:
             if taken >= budgets[member.id]:
                 break
             item = task["data"].get("item_id")

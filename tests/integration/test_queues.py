@@ -174,6 +174,11 @@ def test_a_queue_gets_no_more_than_its_team_can_decide_within_its_sla(
                                home=settings.home).stdout)  # fmt: skip
     general_ahead = next(s for s in ahead if s["queue"] == "general")
     assert len(general_ahead["days"]) == 2 and 0 <= general_ahead["expected_compliance"] <= 1
+    assert (
+        general_ahead["compliance_low"]
+        <= general_ahead["expected_compliance"]
+        <= general_ahead["compliance_high"]
+    )
     # one decision an hour cannot hold the backlog and the week's arrivals within a day
     assert general_ahead["reviewers_needed"] > 1
     assert (lake.labeling_path("spam", "queues.json")).is_file()

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from labeling.forecast import Load, Worker, compliance, forecast, staff_needed
+from labeling.forecast import Load, Worker, forecast, staff_needed
 
 ALWAYS = ((0.0, 1e6),)
 
@@ -31,11 +31,12 @@ def _mmc_within(t: float, lam: float, mu: float, c: int) -> float:
 
 def test_on_a_staffed_queue_the_forecast_is_erlangs_answer():
     lam, mu, c, sla = 2.5, 1.0, 4, 1.5
-    days = forecast(*_steady(lam, c, mu, sla), days=10, futures=20, seed=1)["q"]
+    ahead = forecast(*_steady(lam, c, mu, sla), days=10, futures=20, seed=1)["q"]
     expected = _mmc_within(sla, lam, mu, c)
-    assert compliance(days) == pytest.approx(expected, abs=0.02), expected
-    assert all(d.low <= d.within_sla <= d.high for d in days)
-    assert sum(d.tasks for d in days) == pytest.approx(lam * 240, rel=0.02)
+    assert ahead.within_sla == pytest.approx(expected, abs=0.02), expected
+    assert all(d.low <= d.within_sla <= d.high for d in ahead.days)
+    assert ahead.low <= ahead.within_sla <= ahead.high
+    assert sum(d.tasks for d in ahead.days) == pytest.approx(lam * 240, rel=0.02)
 
 
 def test_a_night_without_reviewers_breaches_what_arrives_too_long_before_the_morning():
@@ -43,15 +44,15 @@ def test_a_night_without_reviewers_breaches_what_arrives_too_long_before_the_mor
     and 21:00 waits past its SLA for the morning, everything else is decided in time."""
     shifts = tuple((24.0 * d + 9, 24.0 * d + 17) for d in range(30))
     load = Load("q", 12.0, (), (20 * 10.0,) * 24, 10.0)
-    days = forecast([load], (Worker(2000.0, shifts, ("q",)),), days=5, futures=10, seed=2)["q"]
-    assert compliance(days) == pytest.approx(1 - 4 / 24, abs=0.01)
+    ahead = forecast([load], (Worker(2000.0, shifts, ("q",)),), days=5, futures=10, seed=2)["q"]
+    assert ahead.within_sla == pytest.approx(1 - 4 / 24, abs=0.01)
     # Erlang C's steady state, with one reviewer at every hour, would promise all of it
     assert _mmc_within(12.0, 20, 2000.0, 1) > 0.999
 
 
 def test_without_reviewers_nothing_is_decided_and_old_tasks_have_already_breached():
     load = Load("q", 4.0, (10.0, 1.0), (0.0,) * 24, 7.0)
-    (today,) = forecast([load], (), days=1, futures=5)["q"]
+    (today,) = forecast([load], (), days=1, futures=5)["q"].days
     # none seen in a week is not none to come: the rate's posterior (Jeffreys) allows a few
     assert today.within_sla == 0.0 and 2.0 <= today.tasks < 10
 
@@ -68,7 +69,9 @@ def test_a_few_days_of_history_widen_the_forecast():
     sure, team = _steady(3.0, 4, 1.0, 1.0)
     unsure = [Load("q", 1.0, (), (3.0,) * 24, 1.0)]  # the same rate, one day seen
     spread = [
-        np.mean([d.high - d.low for d in forecast(loads, team, days=2, futures=40, seed=4)["q"]])
+        np.mean(
+            [d.high - d.low for d in forecast(loads, team, days=2, futures=40, seed=4)["q"].days]
+        )
         for loads in (sure, unsure)
     ]
     assert spread[1] > spread[0]
@@ -81,8 +84,21 @@ def test_a_reviewer_of_two_queues_serves_the_one_that_needs_them():
     busy = Load("busy", 4.0, (), (24 * 3.0,) * 24, 24.0)
     quiet = Load("quiet", 4.0, (), (24 * 0.2,) * 24, 24.0)
     both = forecast([busy, quiet], (Worker(4.0, always, ("busy", "quiet")),), 4, 10, seed=5)
-    assert compliance(both["quiet"]) > 0.7 and compliance(both["busy"]) > 0.7
+    assert both["quiet"].within_sla > 0.7 and both["busy"].within_sla > 0.7
     mild = Load("mild", 2.0, (), (24 * 1.6,) * 24, 24.0, severity=1.0)
     severe = Load("severe", 2.0, (), (24 * 1.6,) * 24, 24.0, severity=3.0)
     shared = forecast([mild, severe], (Worker(3.4, always, ("mild", "severe")),), 4, 10, seed=6)
-    assert compliance(shared["severe"]) > compliance(shared["mild"])
+    assert shared["severe"].within_sla > shared["mild"].within_sla
+
+
+def test_a_short_handed_queue_keeps_its_likely_violations_in_time_as_harms_order_does():
+    """Ten tasks an hour for a reviewer who decides six: in the oldest-first order the backlog
+    soon outlasts the 2-hour SLA for every task, while harm's order (without aging) decides the
+    half scored 0.9 first, at five an hour, most of them in time, and lets the rest wait."""
+    days = 365.0
+    seen = Load("q", 2.0, (), (10 * days,) * 24, days)
+    scored = Load("q", 2.0, (), (10 * days,) * 24, days, scores=(0.9, 0.1))
+    team = (Worker(6.0, ALWAYS, ("q",)),)
+    by_age = forecast([seen], team, days=5, futures=10, seed=7, age_weight=0.0)["q"]
+    by_harm = forecast([scored], team, days=5, futures=10, seed=7, age_weight=0.0)["q"]
+    assert by_age.within_sla < 0.1 < 0.3 < by_harm.within_sla < 0.5

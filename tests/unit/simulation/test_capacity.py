@@ -3,7 +3,7 @@ benchmarks/queues.py)."""
 
 import numpy as np
 
-from simulation.capacity import arrivals, team, work
+from simulation.capacity import LANGUAGES, arrivals, team, work
 
 DAYS, PER_HOUR = 3, 15.0
 
@@ -47,5 +47,10 @@ def test_the_team_is_scaled_to_the_capacity_asked_for():
     members = team(np.random.default_rng(1), 40.0, 0.8)
     per_day = sum(m.pace * (m.shift[1] - m.shift[0]) for m in members)
     assert abs(per_day - 0.8 * 40.0 * 24) < 1e-6
+    # and the readers of each language, for that language's share of the work
+    for language, share in LANGUAGES.items():
+        readers = [m for m in members if m.languages[-1] == language]  # its own readers
+        held = sum(m.pace * (m.shift[1] - m.shift[0]) for m in readers)
+        assert abs(held - 0.8 * 40.0 * 24 * share) < 1e-6, language
     assert {s for m in members for s in [m.shift]} == {(6.0, 14.0), (14.0, 22.0), (22.0, 30.0)}
     assert sum("sw" in m.languages for m in members) == 1
