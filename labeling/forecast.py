@@ -242,17 +242,21 @@ def forecast(
 
 
 def _share(tasks: np.ndarray, met: np.ndarray) -> tuple[float | None, ...]:
-    """Over futures (rows): the expected share met (a future with more tasks weighs more),
-    and the 5th and 95th percentiles of each future's share; None where none is expected."""
+    """Over futures: the expected share met, and the 5th and 95th percentiles of the futures'
+    shares; None where none is expected. A future with more tasks weighs more in all three,
+    so the band is the one the mean is taken over (a few futures with many late tasks among
+    many with one task each move both, not the mean alone)."""
     some = tasks > 0
     if not some.any():
         return None, None, None
-    share = met[some] / tasks[some]
-    return (
-        float(met.sum() / tasks.sum()),
-        float(np.percentile(share, 5)),
-        float(np.percentile(share, 95)),
-    )
+    share, weight = met[some] / tasks[some], tasks[some]
+    order = np.argsort(share, kind="stable")
+    share, cumulative = share[order], np.cumsum(weight[order]) / weight.sum()
+
+    def percentile(q: float) -> float:
+        return float(share[min(np.searchsorted(cumulative, q), len(share) - 1)])
+
+    return float(met.sum() / tasks.sum()), percentile(0.05), percentile(0.95)
 
 
 def _outlook(tasks: np.ndarray, met: np.ndarray) -> Outlook:

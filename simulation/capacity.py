@@ -16,7 +16,10 @@ task:
   someone else;
 - `harm` (Flywheel's routing): the policy's queues and skills, expected harm with aging
   (`labeling.route.harm`), and a task near its SLA escalated to the head of its queue
-  (`queues.escalate_at`).
+  (`queues.escalate_at`);
+- `truth` (a reference no ordering can have): the policy's queues and skills, the violating
+  tasks first by severity, knowing which they are, without aging or escalation: how much of
+  the exposure an ordering can touch at all, with this team on these shifts.
 
 Each task's decision time is recorded; `benchmarks/queues.py` turns them into SLA compliance,
 harm exposure and utilisation, and checks the queues' forecast against them.
@@ -157,6 +160,8 @@ class _Board:
         t = tasks["arrived"].to_numpy()
         if ordering == "oldest":
             self.key = t
+        elif ordering == "truth":  # the violating ones first, each lot oldest first
+            self.key = t - 1e6 * tasks["truth"].to_numpy()
         elif ordering == "score":
             self.key = -(tasks["score"].to_numpy() - age_bonus * t)
         else:  # harm with aging: (p + w (now - t) / sla) severity orders a queue by p - w t / sla
@@ -198,6 +203,10 @@ class _Board:
         rows = self.tasks.iloc[heads]
         if self.ordering == "oldest":
             value = -rows["arrived"]
+        elif self.ordering == "truth":  # a violation's severity where few can take it first
+            value = (rows["truth"] * rows["severity"] + 1e-6 * (now - rows["arrived"])) / rows[
+                "queue"
+            ].map(self.capable).to_numpy()
         else:  # each lane's head by Flywheel's own harm now, per reviewer who could take it
             age = now - rows["arrived"]
             value = (

@@ -230,6 +230,7 @@ class _Cycle:
     ids: pd.Index  # every item id of the cycle's days (the pattern's are counted among them)
     reworded: int
     desk: reviewers.Desk | None  # a policy with queues: its open tasks, as its reviewers see them
+    violating: pd.Series  # the world's truth by item id: what users who appeal know
     served: list[pd.Series] = field(default_factory=list)
     appealed: list[pd.Series] = field(default_factory=list)
     annotations: int = 0
@@ -260,7 +261,8 @@ def _arrivals(
     if policy.queues is not None:
         desk = reviewers.Desk.read(labelstudio_api, projects, policy.labeling.overlap)
     arriving = items.assign(hour=(day - first) * 24 + hour)
-    return _Cycle(policy, turn, arriving, ids, reworded, desk)
+    truth = world.truth.drop_duplicates("item_id", keep="last").set_index("item_id")
+    return _Cycle(policy, turn, arriving, ids, reworded, desk, truth["is_violating"])
 
 
 def _hour(
@@ -282,14 +284,13 @@ def _hour(
     if len(items):
         served = _score(api_url, keys.api, policy, items, settings.max_batch_items)
         run.served.append(served)
-        truth = world.truth.drop_duplicates("item_id", keep="last").set_index("item_id")
         run.appealed.append(
             users.appeal(
                 api_url,
                 keys.api,
                 policy.name,
                 served,
-                truth["is_violating"],
+                run.violating,
                 np.random.default_rng([config.seed, run.turn, hour]),
                 config.appeal_wrongly,
                 config.appeal_rightly,
@@ -320,7 +321,6 @@ def _hour(
 
 def _close(
     run: _Cycle,
-    turn: int,
     since: datetime,
     world: World,
     config: DemoConfig,
@@ -344,7 +344,7 @@ def _close(
             projects[""],
             list(config.world().reviewers),
             world.truth,
-            seed=turn,
+            seed=run.turn,
         )
     ingested = ingest(policy.name)
     truth = world.truth[world.truth["set"] == "traffic"].set_index("item_id")
@@ -355,7 +355,7 @@ def _close(
     auto = served.index[served.eq("auto_action")]
     return CycleRow(
         policy=policy.name,
-        cycle=turn,
+        cycle=run.turn,
         items=len(run.items),
         champion=figures["champion"],
         promotion=summary.promotion,
@@ -410,6 +410,7 @@ def _work_on(
             pd.Index([]),
             0,
             reviewers.Desk.read(labelstudio_api, projects[p.name], p.labeling.overlap),
+            pd.Series(dtype=bool),  # no traffic, so nothing to appeal
         )
         for p in queued
     ]
@@ -689,9 +690,7 @@ def run_demo(
                 progress.update(steps, description=f"cycle {turn}: {run.policy.name} (the wheel)")
                 world = worlds[run.policy.name]
                 where = projects[run.policy.name]
-                row = _close(
-                    run, turn, since, world, config, settings, api_url, labelstudio_api, where
-                )
+                row = _close(run, since, world, config, settings, api_url, labelstudio_api, where)
                 rows.append(row)
                 fresh.append(row)
                 _record(settings, config, rows, began)

@@ -102,3 +102,15 @@ def test_a_short_handed_queue_keeps_its_likely_violations_in_time_as_harms_order
     by_age = forecast([seen], team, days=5, futures=10, seed=7, age_weight=0.0)["q"]
     by_harm = forecast([scored], team, days=5, futures=10, seed=7, age_weight=0.0)["q"]
     assert by_age.within_sla < 0.1 < 0.3 < by_harm.within_sla < 0.5
+
+
+def test_the_band_weighs_futures_by_their_tasks_as_the_mean_does():
+    """Nineteen futures with one task, decided in time, and one with twenty, all late: a task
+    is more likely late than not (the mean, 19 of 39), and the band says so."""
+    from labeling.forecast import _share
+
+    tasks = np.array([1.0] * 19 + [20.0])
+    met = np.array([1.0] * 19 + [0.0])
+    mean, low, high = _share(tasks, met)
+    assert mean == pytest.approx(19 / 39)
+    assert low == 0.0 and high == 1.0

@@ -14,7 +14,7 @@ def _played():
     return (
         tasks,
         members,
-        {o: work(tasks, members, o, DAYS, seed=6) for o in ("oldest", "score", "harm")},
+        {o: work(tasks, members, o, DAYS, seed=6) for o in ("oldest", "score", "harm", "truth")},
     )
 
 
@@ -30,7 +30,8 @@ def test_harm_first_routing_makes_violations_wait_less_and_serves_each_language(
         high = out["severity"] > 1
         return float((out["decided"] - out["arrived"] <= out["sla"])[high].mean())
 
-    assert exposure(played["harm"]) < exposure(played["oldest"])
+    # knowing which tasks violate does better still: the reference the benchmark reads
+    assert exposure(played["truth"]) < exposure(played["harm"]) < exposure(played["oldest"])
     assert high_within(played["harm"]) >= max(high_within(played["oldest"]), 0.95)
     for out in played.values():
         done = out[np.isfinite(out["decided"])]
