@@ -52,7 +52,9 @@ class QueueStatus:
     longest_gap_hours: float | None = None  # the longest time in the horizon nobody works it
 
 
-def _recent(pushed: pd.DataFrame, now: pd.Timestamp, began: pd.Timestamp):
+def _recent(
+    pushed: pd.DataFrame, now: pd.Timestamp, began: pd.Timestamp
+) -> tuple[pd.DataFrame, np.ndarray, float]:
     """The tasks pushed over the last week, or since the queues' first work arrived (`began`)
     if later, their counts per hour of the day, and over how many days: a queue that got
     nothing in that time has seen zero arrivals for as long, not for no time at all."""
