@@ -155,6 +155,20 @@ def _queues(out: _Families, p: dict[str, str], home, name: str, policy) -> None:
                     labels | {"day": str(d["day"])},
                     d["within_sla"],
                 )
+        for suffix, key in (
+            ("", "expected_compliance"),
+            ("_low", "compliance_low"),
+            ("_high", "compliance_high"),
+        ):
+            if q.get(key) is not None:
+                out.set(
+                    f"queue_forecast_horizon_sla_compliance{suffix}",
+                    "Expected share of all the forecast's tasks decided within the SLA"
+                    + (" (5th or 95th percentile of the simulated futures)" if suffix else "")
+                    + ".",
+                    labels,
+                    q[key],
+                )
         if q["reviewers_needed"] is not None:
             out.set(
                 "queue_reviewers_needed",

@@ -378,3 +378,15 @@ def test_the_queues_page_holds_each_review_queue_to_its_sla_with_forecast_and_hi
     assert 'flywheel_queue_sla_compliance{policy="spam",queue="general"} 0.0' in metrics
     assert 'flywheel_queue_sla_compliance_high{policy="spam",queue="general"} 0.95' in metrics
     assert 'flywheel_queue_reviewers_rostered{policy="spam",queue="general"} 2.0' in metrics
+    # the forecast over its whole horizon, with its band, as the page shows it
+    ahead = {
+        name: float(re.search(rf'{name}{{policy="spam",queue="general"}} (\S+)', metrics)[1])
+        for name in (
+            "flywheel_queue_forecast_horizon_sla_compliance_low",
+            "flywheel_queue_forecast_horizon_sla_compliance",
+            "flywheel_queue_forecast_horizon_sla_compliance_high",
+        )
+    }
+    assert list(ahead.values()) == sorted(ahead.values())
+    assert min(ahead.values()) >= 0 and max(ahead.values()) <= 1
+    assert "all days" in page
