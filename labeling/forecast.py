@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from labeling.route import UNSCORED
+from labeling.route import UNSCORED, probability
 
 HOURS_PER_DAY = 24
 
@@ -107,21 +107,20 @@ def _arrivals(load: Load, days: int, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def _scores(seen: tuple[float, ...], n: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` scores resampled from `seen`; unscored tasks count as an even chance."""
-    seen_ = np.asarray(seen, dtype=float)
-    seen_ = np.clip(np.where(np.isnan(seen_), UNSCORED, seen_), 0.0, 1.0)
-    return rng.choice(seen_, n) if len(seen_) else np.full(n, UNSCORED)
+    """`n` violation probabilities resampled from the scores `seen` (`labeling.route.
+    probability`); an even chance each where none was seen."""
+    return rng.choice(probability(seen), n) if len(seen) else np.full(n, UNSCORED)
 
 
 def _waiting(load: Load) -> tuple[np.ndarray, np.ndarray]:
-    """The waiting tasks as born times (negative: before now), oldest first, with scores."""
+    """The waiting tasks as born times (negative: before now), oldest first, with their
+    violation probabilities (an even chance each where `waiting_scores` is empty)."""
     ages = np.asarray(load.waiting_ages, dtype=float)
-    scores = np.asarray(load.waiting_scores, dtype=float)
-    if len(scores) != len(ages):
-        scores = np.full(len(ages), UNSCORED)
-    scores = np.clip(np.where(np.isnan(scores), UNSCORED, scores), 0.0, 1.0)
+    if load.waiting_scores and len(load.waiting_scores) != len(ages):
+        raise ValueError(f"queue {load.name}: a score for each waiting task, or none")
+    p = probability(load.waiting_scores) if load.waiting_scores else np.full(len(ages), UNSCORED)
     order = np.argsort(-ages, kind="stable")
-    return -ages[order], scores[order]
+    return -ages[order], p[order]
 
 
 def _future(

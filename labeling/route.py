@@ -74,11 +74,18 @@ def route(
     return queue
 
 
+def probability(score) -> np.ndarray:
+    """Each task's violation probability: its calibrated score, clipped to [0, 1]; a task with
+    none (a gold check, a fallback) counts as `UNSCORED`."""
+    values = pd.to_numeric(pd.Series(score, dtype=object), errors="coerce")
+    return values.astype(float).fillna(UNSCORED).clip(0.0, 1.0).to_numpy()
+
+
 def harm(
     score: pd.Series, severity: pd.Series, age_hours: pd.Series, sla_hours: pd.Series, weight: float
 ) -> pd.Series:
     """Expected harm of leaving a task undecided, with aging: (p + weight × age / SLA) ×
-    severity, p the violation probability (an unscored task counts as `UNSCORED`)."""
-    p = pd.to_numeric(score, errors="coerce").fillna(UNSCORED).clip(0.0, 1.0)
+    severity, p the violation probability (`probability`)."""
+    p = pd.Series(probability(score), index=score.index)
     waited = age_hours.clip(lower=0.0) / sla_hours
     return (p + weight * waited) * severity
