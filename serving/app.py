@@ -289,6 +289,7 @@ class Service:
     async def poll(self) -> None:
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
+            self.batcher.upkeep()  # logs its own failures
             try:
                 await self.refresh()
             except Exception:  # never let the watcher die

@@ -183,6 +183,13 @@ class Batcher:
             self.shadow.add(work)
         self._schedule_shadow()
 
+    def upkeep(self) -> None:
+        """The log's care between batches (the service calls it on its poll): a compactor that
+        a roll found busy is started, and a segment due by age is rolled, though no request
+        comes to do it. A flush waiting to run does the same itself."""
+        if not self.pending:
+            self._roll_if_due()
+
     def _roll_if_due(self) -> None:
         """Shadow lines are joined to their predictions within a segment: roll between shadow
         work, unless the segment has grown to twice its size (then a few shadows are lost).

@@ -57,13 +57,14 @@ class FakeLog:
     def __init__(self, events):
         self.events = events
         self.lines = []
+        self.caught_up = 0
         self.settings = Settings()  # the session's home: the wall clock
 
     def due(self):
         return False
 
     def catch_up(self):
-        pass
+        self.caught_up += 1
 
     def overdue(self):
         return False
@@ -314,3 +315,14 @@ def test_shadow_work_waits_while_a_request_body_arrives(spam):
 
     assert asyncio.run(scenario()) == []
     assert sum(challenger.calls) == 200
+
+
+def test_between_batches_the_log_is_still_caught_up(spam):
+    """A compactor a roll found busy must start though no request follows (the service's poll
+    calls `upkeep`); with a batch waiting, the flush does it instead."""
+    batcher, log, _ = _batcher({"spam": Slot(spam, champion=_served(1, FakeScorer()))})
+    batcher.upkeep()
+    assert log.caught_up == 1
+    batcher.pending = [object()]
+    batcher.upkeep()
+    assert log.caught_up == 1
