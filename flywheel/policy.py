@@ -38,6 +38,12 @@ _POLICY_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+# harm added per SLA's length waited, times the queue's severity (`queues.age_weight`):
+# nothing starves, even in a queue short of hands (escalation saves the tasks of a queue keeping
+# its SLA); stronger aging turns such a queue oldest first (benchmarks/queues.py)
+AGE_WEIGHT = 0.02
+
+
 class _Section(BaseModel):
     """A policy section: unknown keys are refused so a typo never silently falls back."""
 
@@ -308,7 +314,7 @@ class Queues(_Section):
     escalate_at: float = Field(default=0.75, gt=0, lt=1)
     appeals: str | None = None  # the queue appeals go to (it needs a route only if named here)
     sla_target: float = Field(default=0.95, gt=0, lt=1)  # share decided within the SLA, planned for
-    age_weight: float = Field(default=1.0, ge=0)  # harm added per SLA's length waited (no starving)
+    age_weight: float = Field(default=AGE_WEIGHT, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Queues:

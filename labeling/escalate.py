@@ -1,11 +1,20 @@
 """Escalate the tasks about to breach their SLA: to the head of their queue, with an alert.
 
 A task that no reviewer has decided when `queues.escalate_at` of its queue's SLA has passed,
-and whose SLA can still be met, gets the highest priority in its project (`data.priority`, which the "By harm" tab orders by),
-so whoever opens the queue next takes it, and it is recorded in the lake, where monitoring
-raises an alert for every queue with escalated tasks still undecided (`monitoring.alerts.
-escalations`). A task is escalated once; one that a reviewer has started (a decision of an
-overlap of several) has already been seen within its SLA.
+and whose SLA can still be met, gets the highest priority in its project (`data.priority`, which
+the "By harm" tab orders by), so whoever opens the queue next takes it, and it is recorded in
+the lake, where monitoring raises an alert for every queue with escalated tasks still
+undecided (`monitoring.alerts.escalations`). A task is escalated once; one that a reviewer has
+started (a decision of an overlap of several) has already been seen within its SLA.
+
+Only in a queue that is keeping its SLA, with no open task past it: there escalation saves a
+task that the harm order left behind. A queue with a task already late is short of hands (a
+push sends a queue only what its reviewers can decide within its SLA, so the hours were not
+there: reviewers off sick, a slower week); putting its due tasks first there would delay
+fresher, more harmful ones until they are due in turn, and the queue would work oldest first,
+with harm exposure and SLA compliance both worse (`benchmarks/queues.py` measured it). Its
+tasks keep harm's order; monitoring's `breaches` alert and the queue's forecast and staffing
+(`flywheel queues forecast`) say what it lacks.
 """
 
 from __future__ import annotations
@@ -23,8 +32,8 @@ ESCALATED = 1e6  # above any harm: escalated tasks first, the oldest of them fir
 
 
 def due(policy: Policy, lake: Lake, now: datetime) -> pd.DataFrame:
-    """Open, undecided tasks past `escalate_at` of their SLA, not escalated before, with their
-    age in hours."""
+    """Open, undecided tasks past `escalate_at` of their SLA, not escalated before, in queues
+    with no open task past its SLA, with their age in hours."""
     assert policy.queues is not None
     tasks = open_tasks(lake.pushed_tasks(policy.name), lake.decisions(policy.name), 1)
     if tasks.empty:
@@ -34,10 +43,11 @@ def due(policy: Policy, lake: Lake, now: datetime) -> pd.DataFrame:
     tasks = tasks.assign(age_hours=age / 3600)
     done = set(lake.escalations(policy.name)["task_id"].astype(str))
     # past escalate_at of the SLA and not past the SLA: a task already late is a breach,
-    # which escalating cannot undo, and putting every late task first in an overloaded queue
-    # would make it oldest-first, the tasks still savable waiting behind them
-    late = (tasks["age_hours"] >= policy.queues.escalate_at * sla) & (tasks["age_hours"] < sla)
-    return tasks[late & ~tasks["task_id"].astype(str).isin(done)]
+    # which escalating cannot undo, and it says its queue is short of hands
+    late = tasks["age_hours"] >= sla
+    keeping = ~tasks["review_queue"].isin(set(tasks.loc[late, "review_queue"]))
+    near = (tasks["age_hours"] >= policy.queues.escalate_at * sla) & ~late
+    return tasks[near & keeping & ~tasks["task_id"].astype(str).isin(done)]
 
 
 def escalate(policy: Policy, lake: Lake, api: LabelStudioAPI, now: datetime) -> int:

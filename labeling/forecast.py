@@ -17,7 +17,8 @@ future:
   queue's recent ones (an even chance where none is known);
 - lets each rostered reviewer, whenever on shift and free, take a queue's head as the push
   and Label Studio order it: its oldest task due for escalation (past `queues.escalate_at`
-  of its SLA and still savable, `labeling.escalate`), else its most harmful with aging
+  of its SLA and still savable, in a queue with no task late, `labeling.escalate`), else its
+  most harmful with aging
   (`labeling.route.harm`, `queues.age_weight`); among the queues they work, the head with
   the most harm now per reviewer who can work that queue (a specialist's hours go where few
   others can stand in); at their pace (exponential service times), finishing the task in
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from flywheel.policy import AGE_WEIGHT
 from labeling.route import UNSCORED, probability
 
 HOURS_PER_DAY = 24
@@ -145,6 +147,7 @@ def _future(
     ranked: dict[str, list] = {name: [] for name in born}  # arrived, by harm with aging
     arrived = dict.fromkeys(born, 0)  # how many have arrived
     savable = dict.fromkeys(born, 0)  # the first not taken and not past its SLA
+    late = dict.fromkeys(born, 0)  # tasks before it not taken: past their SLA, undecided
     signal = [env.event()]
     capable = {name: max(sum(name in w.queues for w in workers), 1) for name in born}
 
@@ -162,14 +165,16 @@ def _future(
 
     def head(name: str) -> int | None:
         """The queue's next task: its oldest one due for escalation (past `escalate_at` of
-        the SLA, not past the SLA) if any, else its most harmful."""
+        the SLA, not past the SLA) if any and no task of the queue is late, else its most
+        harmful."""
         b, done, sla = born[name], taken[name], by_name[name].sla_hours
         if escalate_at is not None:
             k = savable[name]
             while k < arrived[name] and (done[k] or env.now - b[k] >= sla):
+                late[name] += not done[k]
                 k += 1
             savable[name] = k
-            if k < arrived[name] and env.now - b[k] >= escalate_at * sla:
+            if k < arrived[name] and env.now - b[k] >= escalate_at * sla and not late[name]:
                 return k
         heap = ranked[name]
         while heap and done[heap[0][1]]:
@@ -191,6 +196,7 @@ def _future(
                 best, urgency = (name, k), u / capable[name]
         if best is not None:
             taken[best[0]][best[1]] = True
+            late[best[0]] -= best[1] < savable[best[0]]
         return best
 
     def work(worker: Worker):
@@ -225,7 +231,7 @@ def forecast(
     futures: int,
     seed: int = 0,
     escalate_at: float | None = None,
-    age_weight: float = 1.0,
+    age_weight: float = AGE_WEIGHT,
 ) -> dict[str, Outlook]:
     """Each queue's expected SLA compliance per day and over the horizon, over `futures`
     simulated futures; `escalate_at` (`queues.escalate_at`): tasks that far into their SLA,
@@ -276,7 +282,7 @@ def staff_needed(
     seed: int = 0,
     most: int = 200,
     escalate_at: float | None = None,
-    age_weight: float = 1.0,
+    age_weight: float = AGE_WEIGHT,
 ) -> int | None:
     """The fewest reviewers working `queue`, drawn round-robin from its own (their shifts,
     paces and other queues), the others as rostered, whose expected compliance over the

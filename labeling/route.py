@@ -9,8 +9,9 @@ reach the reviewers of the queues their items belong to, indistinguishable from 
 
 Within a queue, tasks are taken by expected harm: the probability that the item violates (the
 champion's calibrated score) times the queue's severity, plus an age term that grows by
-`queues.age_weight` times the severity for each SLA's length waited, so that a low-scored
-task overtakes fresh high-scored ones before its SLA runs out, and nothing starves.
+`queues.age_weight` times the severity for each SLA's length waited, so that nothing waits for
+ever. It is small: the tasks harm's order leaves behind near their SLA are escalated
+(`labeling.escalate`), and strong aging would make a queue short of hands work oldest first.
 """
 
 from __future__ import annotations

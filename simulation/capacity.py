@@ -16,7 +16,7 @@ task:
   someone else;
 - `harm` (Flywheel's routing): the policy's queues and skills, expected harm with aging
   (`labeling.route.harm`), and a task near its SLA escalated to the head of its queue
-  (`queues.escalate_at`);
+  (`queues.escalate_at`) in a queue with no task late (`labeling.escalate`);
 - `truth` (a reference no ordering can have): the policy's queues and skills, the violating
   tasks first by severity, knowing which they are, without aging or escalation: how much of
   the exposure an ordering can touch at all, with this team on these shifts.
@@ -50,7 +50,7 @@ labeling: {overlap: 1, review_age_weight: 0.02}
 queues:
   roster: unused.yaml
   escalate_at: 0.75
-  age_weight: 1.0
+  age_weight: 0.02
   sla_target: 0.95
   define:
     - {name: swahili, sla_hours: 24, skills: [sw]}
@@ -151,6 +151,8 @@ class _Board:
             for q in policy.queues.define
         }
         self.heaps: dict[str, list] = {}
+        self.late = np.zeros(len(tasks), dtype=bool)  # past its SLA, not taken, seen so
+        self.lates: dict[str, int] = {}  # per queue, how many
         self.fifo: dict[str, list] = {}  # per queue, by arrival: escalation's view
         self.taken = np.zeros(len(tasks), dtype=bool)
         self.skipped: dict[str, set[int]] = {}
@@ -217,6 +219,8 @@ class _Board:
             )
         best = heads[int(np.argmax(value.to_numpy()))]
         self.taken[best] = True
+        if self.late[best]:
+            self.lates[self.lane(best)] -= 1
         if self.ordering == "harm" and self._is_due(best, now):
             self.escalated += 1
         return best, False
@@ -228,15 +232,19 @@ class _Board:
         return bool(self.policy.queues.escalate_at * sla <= age < sla)
 
     def _due(self, lane: str, now: float) -> int | None:
-        """The lane's oldest task still savable by escalation, if it is due: tasks past their
-        SLA stay in the fifo's way until taken, so look past them."""
+        """The lane's oldest task still savable by escalation, if it is due and no task of the
+        lane is late (`labeling.escalate`): tasks past their SLA stay in the fifo's way until
+        taken, so look past them, counting them."""
         fifo = self.fifo.get(lane, [])
         while fifo and (
             self.taken[fifo[0][1]] or now - fifo[0][0] >= self.tasks["sla"].iat[fifo[0][1]]
         ):
-            heapq.heappop(fifo)  # taken, or past saving: escalation is done with it
+            _, k = heapq.heappop(fifo)  # taken, or past saving: escalation is done with it
+            if not self.taken[k]:  # late: the queue is short of hands
+                self.late[k] = True
+                self.lates[lane] = self.lates.get(lane, 0) + 1
         k = fifo[0][1] if fifo else None
-        return k if k is not None and self._is_due(k, now) else None
+        return k if k is not None and self._is_due(k, now) and not self.lates.get(lane) else None
 
     def _take_scored(self, member: Member) -> tuple[int | None, bool]:
         heap = self.heaps.get("all", [])

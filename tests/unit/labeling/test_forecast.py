@@ -114,3 +114,24 @@ def test_the_band_weighs_futures_by_their_tasks_as_the_mean_does():
     mean, low, high = _share(tasks, met)
     assert mean == pytest.approx(19 / 39)
     assert low == 0.0 and high == 1.0
+
+
+def test_a_queue_with_a_late_task_escalates_nothing_as_escalation_does():
+    """The short-handed queue above escalates until its first task is late, and then
+    leaves its tasks in harm's order (escalating there would only make the fresher, likelier
+    violations late in turn); with a task already late (waiting five hours on a 2-hour SLA,
+    scored 0, never reached once the reviewer starts an hour on), it escalates nothing
+    (`labeling.escalate`), and its future is harm's order alone, draw for draw."""
+    days = 365.0
+    hourly = (10 * days,) * 24
+    fresh = Load("q", 2.0, (), hourly, days, scores=(0.9, 0.1))
+    behind = Load("q", 2.0, (5.0,), hourly, days, waiting_scores=(0.0,), scores=(0.9, 0.1))
+    team = (Worker(6.0, ((1.0, 1e6),), ("q",)),)
+
+    def within(load: Load, escalate_at: float | None) -> float:
+        return forecast([load], team, 5, 10, seed=7, escalate_at=escalate_at, age_weight=0.0)[
+            "q"
+        ].within_sla
+
+    assert within(fresh, 0.75) != within(fresh, None)
+    assert within(behind, 0.75) == within(behind, None)
