@@ -18,11 +18,10 @@ future:
 - lets each rostered reviewer, whenever on shift and free, take a queue's head as the push
   and Label Studio order it: its oldest task due for escalation (past `queues.escalate_at`
   of its SLA and still savable, in a queue with no task late, `labeling.escalate`), else its
-  most harmful with aging
-  (`labeling.route.harm`, `queues.age_weight`); among the queues they work, the head with
-  the most harm now per reviewer who can work that queue (a specialist's hours go where few
-  others can stand in); at their pace (exponential service times), finishing the task in
-  hand at a shift's end.
+  most harmful with aging (`labeling.route.harm`, `queues.age_weight`); among the queues they
+  work, the head with the most harm now per reviewer who can work that queue (a specialist's
+  hours go where few others can stand in); at their pace (exponential service times),
+  finishing the task in hand at a shift's end.
 
 The order within a queue matters to the forecast only when the queue is short of hands: then
 the order decides which tasks wait past the SLA, and harm's order (high scores first, aging

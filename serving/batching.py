@@ -203,7 +203,9 @@ class Batcher:
                 return
             self.log.roll()
         except Exception:
-            log.exception("rolling the prediction log failed; trying again at the next batch")
+            log.exception(
+                "rolling the prediction log failed; trying again at the next batch or poll"
+            )
             self.metrics.log_roll_failures.inc()
 
     def _score(
