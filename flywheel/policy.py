@@ -256,7 +256,30 @@ DECISIONS = ("allow", "review", "auto_action")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 
-class Condition(_Section):
+class FieldCondition(_Section):
+    """Tests of an item's own fields (`flywheel.conditions.fields_hold`). Every key given must
+    hold; a list holds when any of its values does."""
+
+    field: dict[str, list[str | int | float | bool]] | None = None  # field → the values it may take
+    field_at_least: dict[str, float] | None = None  # numeric field → its least value
+    field_below: dict[str, float] | None = None
+
+    @property
+    def fields(self) -> set[str]:
+        """The item fields this condition reads."""
+        return {*(self.field or {}), *(self.field_at_least or {}), *(self.field_below or {})}
+
+    def field_problem(self, policy_fields: Fields) -> str | None:
+        """What is wrong with the fields this condition reads, if anything."""
+        for name in sorted(self.fields - set(policy_fields.all)):
+            return f"unknown field {name!r} (the policy's fields: {', '.join(policy_fields.all)})"
+        numeric = {*(self.field_at_least or {}), *(self.field_below or {})}
+        for name in sorted(numeric - set(policy_fields.numeric)):
+            return f"{name!r} is not a numeric field, so it has no range"
+        return None
+
+
+class Condition(FieldCondition):
     """What a routing rule tests. Every key given must hold; a list holds when any of its
     values does; no key at all matches every task."""
 
@@ -267,9 +290,6 @@ class Condition(_Section):
     # ISO 639-1 codes of the language detected in the item's text fields (flywheel.language)
     language: list[str] | None = None
     emerging: bool | None = None  # a member of the latest monitoring run's emerging clusters
-    field: dict[str, list[str | int | float | bool]] | None = None  # field → the values it may take
-    field_at_least: dict[str, float] | None = None  # numeric field → its least value
-    field_below: dict[str, float] | None = None
 
     @field_validator("language")
     @classmethod
@@ -278,11 +298,6 @@ class Condition(_Section):
             if not _LANGUAGE.match(code):
                 raise ValueError(f"{code!r} is not a two-letter ISO 639-1 language code")
         return codes
-
-    @property
-    def fields(self) -> set[str]:
-        """The item fields this condition reads."""
-        return {*(self.field or {}), *(self.field_at_least or {}), *(self.field_below or {})}
 
 
 class Route(_Section):
@@ -347,6 +362,112 @@ class Queues(_Section):
         return sorted({c for r in self.routes for c in (r.when.language or [])})
 
 
+class Rule(FieldCondition):
+    """One rule of a rules bank: when every test given holds, the bank gives `verdict`. The
+    text tests read the policy's text fields joined; a bank's first matching rule answers."""
+
+    name: str = Field(min_length=1)  # quoted in the verdict's rationale
+    verdict: str = Field(min_length=1)  # one of the policy's labels
+    confidence: Probability = 0.9
+    terms: list[str] | None = None  # any of these words or phrases, whole, in any case
+    regex: str | None = None  # a Python regular expression searched for, case-insensitive
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, terms: list[str] | None) -> list[str] | None:
+        if terms is not None and (not terms or any(not t.strip() for t in terms)):
+            raise ValueError("terms must be a non-empty list of non-empty words or phrases")
+        return terms
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return pattern
+
+    @model_validator(mode="after")
+    def _tests_something(self) -> Rule:
+        if self.terms is None and self.regex is None and not self.fields:
+            raise ValueError(f"rule {self.name!r} tests nothing (give terms, regex or a field)")
+        return self
+
+
+class Autonomy(_Section):
+    """When an automated reviewer may decide a task alone: where the lower confidence bound of
+    its accuracy on a label and queue, measured against people, reaches `min_accuracy`."""
+
+    min_accuracy: Probability = 0.97
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)  # of that lower bound
+    min_checks: int = Field(default=50, ge=1)  # decisions people also made, before any grant
+    # of its autonomous decisions, the share still sent to people, drawn at random (an
+    # inclusion probability, so that it stays measured)
+    human_share: float = Field(default=0.1, gt=0.0, le=1.0)
+
+
+class _AutomatedReviewer(_Section):
+    """What every kind of automated reviewer has: a name (its decisions carry `auto:<name>` as
+    reviewer and `automated` as source, never a person's), the share of the tasks people decide
+    that it also answers (so it is measured like them), and its autonomy; null: never alone."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    share: Probability = 0.2
+    autonomy: Autonomy | None = Autonomy()
+
+
+class RulesReviewer(_AutomatedReviewer):
+    """A versioned bank of term, regex and field rules; an item no rule matches gets no
+    verdict (a person decides it)."""
+
+    kind: Literal["rules"]
+    version: str = Field(min_length=1)
+    rules: list[Rule] = Field(min_length=1)
+
+
+class ModelReviewer(_AutomatedReviewer):
+    """A classifier: `entry_point` (`package.module:function`, given the items' fields as a
+    frame and returning each one's probability of the positive label) or `model_uri` (an
+    MLflow pyfunc returning that probability, e.g. `models:/abuse@champion`)."""
+
+    kind: Literal["model"]
+    entry_point: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
+    model_uri: str | None = None
+    threshold: Probability = 0.5  # the positive label at or above it
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelReviewer:
+        if (self.entry_point is None) == (self.model_uri is None):
+            raise ValueError("give exactly one of entry_point and model_uri")
+        return self
+
+
+class LlmReviewer(_AutomatedReviewer):
+    """A chat model behind an OpenAI-compatible `/chat/completions` endpoint, asked to apply
+    the policy's `definition` to an item and answer with a label, a confidence and a rationale
+    (`automation.llm`)."""
+
+    kind: Literal["llm"]
+    base_url: str = Field(pattern=r"^https?://")  # e.g. https://api.openai.com/v1
+    model: str = Field(min_length=1)
+    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)  # on a timeout, a 429 or a 5xx
+    backoff_s: float = Field(default=1.0, ge=0)  # first wait; doubled at each retry
+    requests_per_minute: float = Field(default=60.0, gt=0)
+    budget_per_cycle: float | None = Field(default=5.0, ge=0)  # in the prices' currency
+    price_per_1k_input: float = Field(default=0.0, ge=0)
+    price_per_1k_output: float = Field(default=0.0, ge=0)
+
+
+AutomatedReviewer = Annotated[
+    RulesReviewer | ModelReviewer | LlmReviewer, Field(discriminator="kind")
+]
+_REVIEWER_KINDS = ("rules", "model", "llm")
+
+
 class Policy(_Section):
     name: str
     description: str = ""
@@ -359,6 +480,9 @@ class Policy(_Section):
     labeling: Labeling = Labeling()
     monitoring: Monitoring = Monitoring()
     queues: Queues | None = None
+    # what the policy forbids, in words, as written for reviewers: the `llm` reviewers' prompt
+    definition: str = ""
+    automated_reviewers: list[AutomatedReviewer] = []
     # the simulator's section: its schema is the simulator's (`simulation.world.Simulation`),
     # checked when a world is built, so that nothing in production depends on it
     simulation: dict[str, Any] = {}
@@ -377,16 +501,35 @@ class Policy(_Section):
         if self.queues is None:
             return self
         for i, route in enumerate(self.queues.routes):
-            for name in sorted(route.when.fields - set(self.fields.all)):
+            problem = route.when.field_problem(self.fields)
+            if problem:
+                raise ValueError(f"queues.routes[{i}].when: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _automated_reviewers_fit(self) -> Policy:
+        names = [r.name for r in self.automated_reviewers]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"automated_reviewers: {name!r} is named twice")
+        labels = (self.labels.positive, self.labels.negative)
+        for i, reviewer in enumerate(self.automated_reviewers):
+            if reviewer.kind == "llm" and not self.definition.strip():
                 raise ValueError(
-                    f"queues.routes[{i}].when: unknown field {name!r} "
-                    f"(the policy's fields: {', '.join(self.fields.all)})"
+                    f"automated_reviewers[{i}] ({reviewer.name}): an llm reviewer needs the "
+                    "policy's `definition` to put in its prompt"
                 )
-            numeric = {*(route.when.field_at_least or {}), *(route.when.field_below or {})}
-            for name in sorted(numeric - set(self.fields.numeric)):
-                raise ValueError(
-                    f"queues.routes[{i}].when: {name!r} is not a numeric field, so it has no range"
-                )
+            for j, rule in enumerate(getattr(reviewer, "rules", [])):
+                where = f"automated_reviewers[{i}].rules[{j}]"
+                if rule.verdict not in labels:
+                    raise ValueError(
+                        f"{where}.verdict: {rule.verdict!r} is not one of the policy's labels "
+                        f"({', '.join(labels)})"
+                    )
+                problem = rule.field_problem(self.fields)
+                if problem:
+                    raise ValueError(f"{where}: {problem}")
+                if (rule.terms or rule.regex) and not self.fields.text:
+                    raise ValueError(f"{where}: the policy has no text field for terms or regex")
         return self
 
     @property
@@ -442,7 +585,10 @@ def describe_problem(
     is reported first: a typo there is usually what caused the rest."""
     errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    key = ".".join([*([within] if within else []), *(str(part) for part in first["loc"])])
+    loc = [str(part) for part in first["loc"]]
+    if loc[:1] == ["automated_reviewers"] and len(loc) > 2 and loc[2] in _REVIEWER_KINDS:
+        del loc[2]  # pydantic names the kind a discriminated union chose; the file does not
+    key = ".".join([*([within] if within else []), *loc])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "required key is missing"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from flywheel.conditions import fields_hold
 from flywheel.language import detect_languages
 from flywheel.policy import Condition, Policy
 
@@ -50,13 +51,7 @@ def _holds(when: Condition, tasks: pd.DataFrame, language: pd.Series, emerging: 
         hold &= language.isin(when.language).to_numpy()
     if when.emerging is not None:
         hold &= tasks["item_id"].isin(emerging).to_numpy() == when.emerging
-    for name, values in (when.field or {}).items():
-        hold &= tasks[name].isin(values).to_numpy()
-    for name, least in (when.field_at_least or {}).items():
-        hold &= (pd.to_numeric(tasks[name], errors="coerce") >= least).to_numpy()
-    for name, bound in (when.field_below or {}).items():
-        hold &= (pd.to_numeric(tasks[name], errors="coerce") < bound).to_numpy()
-    return hold
+    return hold & fields_hold(when, tasks)
 
 
 def route(
