@@ -1,5 +1,5 @@
 """One turn of the wheel for a policy: pull → reviewer QA → build dataset → train → promote →
-monitor → push.
+monitor → push → the automated reviewers asked about what was pushed.
 
 Every step is idempotent on its own (the pull's watermark, content-addressed datasets, a model
 trained on the same data is reused, the gate knows its champion, the push's ledger), so a cycle
@@ -18,6 +18,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
+from automation.ask import AskReport, ask
 from flows.ingest import RETRIES, pull_task
 from flows.monitor import monitor_task
 from flows.retrain import check_registry_task, promote_task, settled_training
@@ -43,6 +44,7 @@ class CycleSummary(BaseModel):
     flagged_reviewers: list[str]
     tasks_by_queue: dict[str, int]  # the tasks pushed, per queue
     report: str  # the monitoring run's report.json
+    automated_answers: dict[str, int] = {}  # per automated reviewer, tasks it answered
 
 
 @contextmanager
@@ -61,6 +63,13 @@ def push_task(policy: Policy) -> PushReport:
     return push(policy, settings, Lake(settings.lake_dir), LabelStudioAPI(settings))
 
 
+@task(name="ask-automated-reviewers", cache_policy=NO_CACHE)
+def ask_task(policy: Policy) -> AskReport:
+    """The tasks just pushed, put to the policy's automated reviewers too (never deciding
+    them: people do), so that QA measures them like people."""
+    return ask(policy, Lake(get_settings().lake_dir))
+
+
 @flow(name="cycle", log_prints=True)
 def cycle(policy: str, since: datetime | None = None) -> CycleSummary:
     """Reviewer decisions in, a gated model, a monitoring run, and the next review tasks out.
@@ -74,6 +83,7 @@ def cycle(policy: str, since: datetime | None = None) -> CycleSummary:
         verdict = promote_task(loaded)
         monitored = monitor_task(loaded, since)
         pushed = push_task(loaded)
+        asked = ask_task(loaded)
     return CycleSummary(
         policy=policy,
         decisions_added=added,
@@ -86,4 +96,5 @@ def cycle(policy: str, since: datetime | None = None) -> CycleSummary:
         flagged_reviewers=flagged,
         tasks_by_queue=pushed.by_queue,
         report=monitored["report"],
+        automated_answers=asked.answered,
     )

@@ -12,6 +12,8 @@ Layout (one folder per policy):
     labeling/<policy>/pending/<hash>.parquet      tasks being imported (written before, dropped after)
     labeling/<policy>/state.json                  project id and the pull watermark
     labeling/<policy>/qa.json                     the latest reviewer-quality report
+    automation/<policy>/verdicts/part-<hash>.parquet   automated reviewers' answers (never decisions)
+    automation/<policy>/cache/<reviewer>.sqlite   the llm reviewers' answers, by model, prompt and item
 
 Every write goes to a hidden temporary name in the same folder and is renamed into place, so a
 crash leaves either the old state or the new one, never a half-written file. Writers of one
@@ -232,6 +234,25 @@ class Lake:
             )
             write_parquet_atomic(new, part)
             return DecisionImport(len(new), len(frame) - len(new), part)
+
+    # automated reviewers -----------------------------------------------------------------
+
+    def verdicts(self, policy: str) -> pd.DataFrame:
+        """Every answer automated reviewers gave (or failed to give) on a policy's tasks. They
+        are kept apart from decisions, so nothing an automated reviewer says is read as a
+        person's decision (empty frame when none)."""
+        files = sorted(self._dir("automation", policy).glob("verdicts/part-*.parquet"))
+        return self.read_parquet(files) if files else pd.DataFrame()
+
+    def answer_cache(self, policy: str) -> Path:
+        """Where the llm reviewers keep the answers they were paid for."""
+        return self._dir("automation", policy) / "cache"
+
+    def record_verdicts(self, policy: str, frame: pd.DataFrame) -> Path:
+        part = f"part-{content_hash(frame)}.parquet"
+        path = self._dir("automation", policy) / "verdicts" / part
+        write_parquet_atomic(frame, path)
+        return path
 
     # labeling ----------------------------------------------------------------------------
 

@@ -326,6 +326,107 @@ def _by_queue(draws: TruthDraws, votes: pd.DataFrame, queues: pd.Series, rules) 
     return out
 
 
+def _answers_evidence(draws: TruthDraws, answers: pd.DataFrame, positive: str) -> Evidence:
+    """An automated reviewer's answers counted on every draw of the truth people's votes give:
+    its own answer is no vote, so every item a person decided says something about it."""
+    truth = draws.rows(answers["item_id"])
+    says = answers["label"].eq(positive).to_numpy()[:, None]
+    known = draws.known[draws.items.get_indexer(pd.Index(answers["item_id"]))]
+    return Evidence(
+        (truth & says).sum(axis=0).astype(float),
+        truth.sum(axis=0).astype(float),
+        (~truth & ~says).sum(axis=0).astype(float),
+        (~truth).sum(axis=0).astype(float),
+        int((~known).sum()),
+    )
+
+
+def _rates(e: Evidence, confidence: float) -> dict:
+    sens, spec = e.sensitivity(confidence), e.specificity(confidence)
+    return {
+        "sensitivity": _round(sens[0]),
+        "sensitivity_ci": [_round(sens[1]), _round(sens[2])],
+        "specificity": _round(spec[0]),
+        "specificity_ci": [_round(spec[1]), _round(spec[2])],
+    }
+
+
+def automated_reviewers(
+    draws: TruthDraws, verdicts: pd.DataFrame, policy: Policy, was_flagged: set[str]
+) -> list[dict]:
+    """The automated reviewers' rows of the report, judged as people are (`judge`), against
+    the truth drawn from people's votes alone: they take no part in the reference, so a poor
+    one cannot move how people are judged. Their latest answer on each item people decided
+    counts; an item they could not answer counts as a failure, not as a verdict."""
+    rules = policy.labeling
+    latest = verdicts.sort_values("asked_at").drop_duplicates(
+        ["reviewer_id", "item_id"], keep="last"
+    )
+    rows = []
+    for reviewer, mine in latest.groupby("reviewer_id", sort=True):
+        answered = mine[mine["label"].notna()]
+        answers = answered[answered["item_id"].isin(draws.items)]
+        e = _answers_evidence(draws, answers, policy.labels.positive)
+        n_gold = len(answers) - e.shared_items
+        gold = answers[draws.known[draws.items.get_indexer(pd.Index(answers["item_id"]))]]
+        right = int(
+            (
+                draws.rows(gold["item_id"])[:, 0]
+                == gold["label"].eq(policy.labels.positive).to_numpy()
+            ).sum()
+        )
+        gold_rate = Rate(right, n_gold, rules.confidence)
+        standing, low, high = judge(e, len(answers), rules, reviewer in was_flagged)
+        rates = _rates(e, rules.confidence)
+        balanced = (
+            (rates["sensitivity"] + rates["specificity"]) / 2
+            if rates["sensitivity"] is not None and rates["specificity"] is not None
+            else None
+        )
+        said = f"{len(answers)} items people decided ({n_gold} gold checks)"
+        if standing == "flagged" and high is not None and high < rules.min_reviewer_accuracy:
+            reason = f"balanced accuracy {balanced:.2f} (at most {high:.2f}) < {rules.min_reviewer_accuracy:.2f} on {said}"
+        elif standing == "flagged":
+            reason = f"flagged earlier and not yet shown above {rules.min_reviewer_accuracy:.2f}, on {said}"
+        elif standing == "unjudged":
+            reason = f"not enough evidence either way on {said}"
+        else:
+            reason = ""
+        by_queue = {}
+        for queue, part in answers.groupby(answers["review_queue"].fillna("").astype(str)):
+            if queue:
+                by_queue[queue] = {
+                    "decisions": len(part),
+                    "evidence_items": len(part),
+                    **_rates(
+                        _answers_evidence(draws, part, policy.labels.positive), rules.confidence
+                    ),
+                }
+        rows.append(
+            {
+                "reviewer_id": reviewer,
+                "kind": "automated",
+                "decisions": len(answered),
+                "asked": len(mine),
+                "failures": int(mine["label"].isna().sum()),
+                "gold_checks": n_gold,
+                "gold_accuracy": _round(right / n_gold if n_gold else None),
+                "gold_accuracy_ci": [_round(gold_rate.low), _round(gold_rate.high)],
+                "overlap_items": e.shared_items,
+                "violating_evidence": _round(e.positives.mean(), 1),
+                "benign_evidence": _round(e.negatives.mean(), 1),
+                **rates,
+                "balanced_accuracy": _round(balanced),
+                "balanced_accuracy_ci": [_round(low), _round(high)],
+                "standing": standing,
+                "flagged": standing == "flagged",
+                "reason": reason,
+                "by_queue": by_queue,
+            }
+        )
+    return rows
+
+
 def reviewer_quality(
     decisions: pd.DataFrame,
     golden: pd.DataFrame | None,
@@ -333,11 +434,13 @@ def reviewer_quality(
     previous: dict | None = None,
     scores: pd.Series | None = None,
     queues: pd.Series | None = None,
+    verdicts: pd.DataFrame | None = None,
 ) -> dict:
     """The QA report of a policy's reviewers, as plain data; `previous` is the last report,
     whose open flags stay open until the evidence clears them; `scores` (item id → a model's
     held-out score, `Lake.labelled_scores`) band the noise model by score; `queues` (task id →
-    review queue) adds each reviewer's rates per queue."""
+    review queue) adds each reviewer's rates per queue; `verdicts` (`Lake.verdicts`) adds the
+    automated reviewers, judged against people (`automated_reviewers`)."""
     rules = policy.labeling
     bar = rules.min_reviewer_accuracy
     report = {
@@ -424,6 +527,8 @@ def reviewer_quality(
                 "by_queue": per_queue.get(reviewer, {}),
             }
         )
+    if verdicts is not None and not verdicts.empty:
+        report["reviewers"] += automated_reviewers(draws, verdicts, policy, was_flagged)
     report["pairs"] = _pairs(votes)
     report["krippendorff_alpha"] = _alpha(votes, policy)
     report["flagged"] = [r["reviewer_id"] for r in report["reviewers"] if r["flagged"]]
@@ -462,12 +567,14 @@ def run_qa(policy: Policy, lake: Lake) -> dict:
     golden = lake.golden(policy.name)
     golden_frame = golden.frame if golden is not None else None
     decisions = lake.decisions(policy.name)
+    verdicts = lake.verdicts(policy.name)
     scores = lake.labelled_scores(policy.name)
     path = lake.labeling_path(policy.name, "qa.json")
     previous = read_qa(policy, lake)
     evidence = content_hash(
         decisions,
         *([golden_frame] if golden_frame is not None else []),
+        *([verdicts] if not verdicts.empty else []),
         extra=policy.labeling.model_dump(mode="json"),
     )
     if (
@@ -482,7 +589,7 @@ def run_qa(policy: Policy, lake: Lake) -> dict:
         if "review_queue" in ledger
         else None
     )
-    report = reviewer_quality(decisions, golden_frame, policy, previous, scores, queues)
+    report = reviewer_quality(decisions, golden_frame, policy, previous, scores, queues, verdicts)
     report["evidence"] = evidence
     report["scored"] = scores is not None
     write_json_atomic(report, path)

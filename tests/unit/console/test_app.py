@@ -129,7 +129,18 @@ def two_policies(tmp_path) -> Settings:
                     "balanced_accuracy_ci": [0.73, 0.82],
                     "decisions": 1500,
                     "gold_checks": 164,
-                }
+                },
+                {
+                    "reviewer_id": "auto:bank",
+                    "kind": "automated",
+                    "flagged": False,
+                    "standing": "meets the bar",
+                    "balanced_accuracy": 0.97,
+                    "balanced_accuracy_ci": [0.95, 0.98],
+                    "decisions": 400,
+                    "failures": 37,
+                    "gold_checks": 40,
+                },
             ],
         },
         lake.labeling_path("spam", "qa.json"),
@@ -221,6 +232,9 @@ def test_reviewers_queues_and_alerts(client):
     reviewers = client.get("/reviewers").text
     assert "rev-fox" in reviewers and "0.780 [0.730, 0.820]" in reviewers
     assert "balanced accuracy 0.78 (at most 0.82)" in reviewers and "rev-new" in reviewers
+    # an automated reviewer is listed with the people, marked, with what it left to them
+    assert re.search(r"auto:bank <span class=\"badge\">automated</span>", reviewers)
+    assert "(37 unanswered)" in reviewers and "take no part in judging people" in reviewers
     queues = client.get("/queues").text
     assert "/projects/4/data?task=11" in queues and "past SLA" in queues
     assert queues.index("task 11") < queues.index("task 12")  # the oldest first

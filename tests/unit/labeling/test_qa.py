@@ -247,3 +247,57 @@ def test_each_reviewer_is_reported_per_queue_as_well_as_overall():
         assert fox["by_queue"][name]["specificity"] < min(
             r["by_queue"][name]["specificity"] for r in others
         )
+
+
+def _verdicts(policy, items: pd.Series, says_positive: np.ndarray, name: str, queue: str = ""):
+    """An automated reviewer's answers on items (None where `says_positive` is None)."""
+    label = [
+        None if s is None else (policy.labels.positive if s else policy.labels.negative)
+        for s in says_positive
+    ]
+    return pd.DataFrame(
+        {
+            "item_id": items.to_numpy(),
+            "reviewer_id": f"auto:{name}",
+            "label": pd.array(label, dtype="string"),
+            "failure": pd.array(
+                [None if s is not None else "timed out" for s in says_positive], dtype="string"
+            ),
+            "review_queue": queue,
+            "asked_at": pd.Timestamp("2026-12-01", tz="UTC"),
+        }
+    )
+
+
+def test_automated_reviewers_are_judged_against_people_and_cannot_move_people_s_judgement():
+    policy, decisions, golden = _decisions(1200, golden_share=0.2)
+    people = reviewer_quality(decisions, golden, policy)
+    _, _, truth = two_reviewer_votes(1200, positive_rate=0.4, seed=5)
+    items = pd.Series(truth.index)
+    rng = np.random.default_rng(1)
+    right = np.where(rng.random(len(items)) < 0.98, truth.to_numpy(), ~truth.to_numpy())
+    lazy = np.zeros(len(items), dtype=bool)  # says benign to everything
+    failing = np.array([None if k % 5 == 0 else bool(v) for k, v in enumerate(right)], dtype=object)
+    verdicts = pd.concat(
+        [
+            _verdicts(policy, items, right.astype(object), "good", "general"),
+            _verdicts(policy, items, lazy.astype(object), "lazy"),
+            _verdicts(policy, items, failing, "flaky"),
+        ]
+    )
+    report = reviewer_quality(decisions, golden, policy, verdicts=verdicts)
+    by_id = {r["reviewer_id"]: r for r in report["reviewers"]}
+    # people are judged exactly as without them
+    for r in people["reviewers"]:
+        assert by_id[r["reviewer_id"]] == r
+    good, lazy_row, flaky = by_id["auto:good"], by_id["auto:lazy"], by_id["auto:flaky"]
+    assert good["kind"] == "automated" and good["standing"] == "meets the bar"
+    # against people's reference, which errs with people on hard items: a little below the 98%
+    # it is right against the truth
+    low, high = good["sensitivity_ci"]
+    assert 0.9 < low <= good["sensitivity"] <= high <= 1.0
+    assert good["by_queue"]["general"]["decisions"] == 1200
+    assert lazy_row["flagged"] and "auto:lazy" in report["flagged"]
+    assert lazy_row["sensitivity"] == 0.0 and lazy_row["specificity"] == 1.0
+    assert flaky["failures"] == 240 and flaky["decisions"] == 960 and flaky["asked"] == 1200
+    assert good["gold_checks"] == 240 and good["overlap_items"] == 960
