@@ -217,6 +217,7 @@ def render_qa(report: dict, policy: str) -> None:
     )
     print_flags(report)
     _render_qa_by_queue(report, two)
+    _render_autonomy(report, two)
 
 
 def _render_qa_by_queue(report: dict, two) -> None:
@@ -240,6 +241,30 @@ def _render_qa_by_queue(report: dict, two) -> None:
             reviewer, queue, str(v["decisions"]),
             f"{two(v['sensitivity'])} ({two(sens_low)}–{two(sens_high)})",
             f"{two(v['specificity'])} ({two(spec_low)}–{two(spec_high)})",
+        )  # fmt: skip
+    out.print(table)
+
+
+def _render_autonomy(report: dict, two) -> None:
+    """Where each automated reviewer may decide alone, and where not and why."""
+    from rich import box
+
+    rows = [
+        (r["reviewer_id"], kind, g)
+        for r in report["reviewers"]
+        for kind in ("granted", "refused", "revoked")
+        for g in (r.get("autonomy") or {}).get(kind, [])
+    ]
+    if not rows:
+        return
+    table = Table(title="Autonomy", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("reviewer", "queue", "label", "answers", "accuracy", "alone"):
+        table.add_column(column, justify="right" if column in ("answers", "accuracy") else "left")
+    for reviewer, kind, g in rows:
+        accuracy = f"{two(g.get('accuracy'))} (≥ {two(g.get('low'))})" if "low" in g else ""
+        table.add_row(
+            reviewer, g["queue"], g["label"], str(g.get("answers", "")), accuracy,
+            {"granted": "yes", "refused": "no", "revoked": "REVOKED"}[kind],
         )  # fmt: skip
     out.print(table)
 

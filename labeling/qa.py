@@ -50,7 +50,7 @@ from flywheel.files import write_json_atomic
 from flywheel.lake import Lake, content_hash, utc_now
 from flywheel.noise import TruthDraws, sample_truth, score_strata
 from flywheel.policy import Policy
-from flywheel.stats import Rate, min_n_for_bound, mixed_bounds
+from flywheel.stats import Rate, min_n_for_bound, mixed_bounds, mixed_lower_bound
 
 MIN_SHARED_ITEMS = 5  # a kappa on fewer shared items says nothing
 MAX_ASK = 200  # the most gold checks of one class asked for a reviewer at a time
@@ -351,14 +351,65 @@ def _rates(e: Evidence, confidence: float) -> dict:
     }
 
 
+def autonomy(
+    draws: TruthDraws, answers: pd.DataFrame, policy: Policy, name: str, granted_before: list
+) -> dict:
+    """Where an automated reviewer may decide alone: for each queue and each label it gives
+    there, the share of those answers that people's truth confirms (its accuracy when it says
+    that label), with the lower bound at its `autonomy.confidence`, mixed over the truth's
+    draws. Granted where the bound reaches `min_accuracy` on at least `min_checks` answers, and
+    only there; re-judged on every report, so a grant whose bound fell is revoked (and listed
+    as such). A queue is `all` for a policy without queues."""
+    spec = next((r for r in policy.automated_reviewers if f"auto:{r.name}" == name), None)
+    rules = spec.autonomy if spec is not None else None
+    out: dict = {"granted": [], "refused": [], "revoked": []}
+    if rules is None:
+        out["off"] = True
+        return out
+    queue = answers["review_queue"].fillna("").astype(str).replace("", "all")
+    for (where, label), part in answers.groupby([queue, answers["label"]], sort=True):
+        truth = draws.rows(part["item_id"])
+        right = (truth if label == policy.labels.positive else ~truth).sum(axis=0)
+        n = np.full(draws.draws, float(len(part)))
+        low = mixed_lower_bound(right.astype(float), n, rules.confidence)
+        entry = {
+            "queue": where,
+            "label": str(label),
+            "answers": len(part),
+            "accuracy": _round(float(right.mean() / len(part))),
+            "low": _round(low),
+        }
+        if len(part) >= rules.min_checks and low >= rules.min_accuracy:
+            out["granted"].append(entry)
+        else:
+            why = (
+                f"{len(part)} answers, fewer than {rules.min_checks}"
+                if len(part) < rules.min_checks
+                else f"accuracy at least {low:.3f}, under {rules.min_accuracy:.3f}"
+            )
+            out["refused"].append({**entry, "reason": why})
+    now = {(g["queue"], g["label"]) for g in out["granted"]}
+    out["revoked"] = [g for g in granted_before if (g["queue"], g["label"]) not in now]
+    return out
+
+
 def automated_reviewers(
-    draws: TruthDraws, verdicts: pd.DataFrame, policy: Policy, was_flagged: set[str]
+    draws: TruthDraws,
+    verdicts: pd.DataFrame,
+    policy: Policy,
+    was_flagged: set[str],
+    previous: dict | None = None,
 ) -> list[dict]:
     """The automated reviewers' rows of the report, judged as people are (`judge`), against
     the truth drawn from people's votes alone: they take no part in the reference, so a poor
     one cannot move how people are judged. Their latest answer on each item people decided
     counts; an item they could not answer counts as a failure, not as a verdict."""
     rules = policy.labeling
+    before = {
+        r["reviewer_id"]: (r.get("autonomy") or {}).get("granted", [])
+        for r in (previous or {}).get("reviewers", [])
+        if r.get("kind") == "automated"
+    }
     latest = verdicts.sort_values("asked_at").drop_duplicates(
         ["reviewer_id", "item_id"], keep="last"
     )
@@ -422,6 +473,7 @@ def automated_reviewers(
                 "flagged": standing == "flagged",
                 "reason": reason,
                 "by_queue": by_queue,
+                "autonomy": autonomy(draws, answers, policy, reviewer, before.get(reviewer, [])),
             }
         )
     return rows
@@ -528,7 +580,7 @@ def reviewer_quality(
             }
         )
     if verdicts is not None and not verdicts.empty:
-        report["reviewers"] += automated_reviewers(draws, verdicts, policy, was_flagged)
+        report["reviewers"] += automated_reviewers(draws, verdicts, policy, was_flagged, previous)
     report["pairs"] = _pairs(votes)
     report["krippendorff_alpha"] = _alpha(votes, policy)
     report["flagged"] = [r["reviewer_id"] for r in report["reviewers"] if r["flagged"]]

@@ -140,6 +140,28 @@ def two_policies(tmp_path) -> Settings:
                     "decisions": 400,
                     "failures": 37,
                     "gold_checks": 40,
+                    "autonomy": {
+                        "granted": [
+                            {
+                                "queue": "all",
+                                "label": "benign",
+                                "answers": 300,
+                                "accuracy": 0.985,
+                                "low": 0.97,
+                            }
+                        ],
+                        "refused": [
+                            {
+                                "queue": "all",
+                                "label": "violating",
+                                "answers": 100,
+                                "accuracy": 0.9,
+                                "low": 0.84,
+                                "reason": "accuracy at least 0.840, under 0.970",
+                            }
+                        ],
+                        "revoked": [{"queue": "urgent", "label": "benign"}],
+                    },
                 },
             ],
         },
@@ -235,6 +257,9 @@ def test_reviewers_queues_and_alerts(client):
     # an automated reviewer is listed with the people, marked, with what it left to them
     assert re.search(r"auto:bank <span class=\"badge\">automated</span>", reviewers)
     assert "(37 unanswered)" in reviewers and "take no part in judging people" in reviewers
+    assert "all · benign (accuracy 0.985, at least 0.970 on 300)" in reviewers
+    assert "revoked</span> urgent · benign" in reviewers
+    assert "all · violating (accuracy at least 0.840, under 0.970)" in reviewers
     queues = client.get("/queues").text
     assert "/projects/4/data?task=11" in queues and "past SLA" in queues
     assert queues.index("task 11") < queues.index("task 12")  # the oldest first

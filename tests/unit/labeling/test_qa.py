@@ -301,3 +301,65 @@ def test_automated_reviewers_are_judged_against_people_and_cannot_move_people_s_
     assert lazy_row["sensitivity"] == 0.0 and lazy_row["specificity"] == 1.0
     assert flaky["failures"] == 240 and flaky["decisions"] == 960 and flaky["asked"] == 1200
     assert good["gold_checks"] == 240 and good["overlap_items"] == 960
+
+
+def test_autonomy_is_granted_per_queue_and_label_only_where_its_bound_holds_and_revoked_after():
+    from flywheel.policy import Autonomy, RulesReviewer
+
+    policy, decisions, golden = _decisions(1200, golden_share=0.2)
+    bar = Autonomy(min_accuracy=0.9, min_checks=50)
+    bank = {
+        "kind": "rules",
+        "version": "1",
+        "rules": [{"name": "r", "verdict": "violating", "terms": ["x"]}],
+    }
+    policy = policy.model_copy(
+        update={
+            "automated_reviewers": [
+                RulesReviewer(name=n, autonomy=bar, **bank) for n in ("good", "biased", "few")
+            ]
+            + [RulesReviewer(name="manual", autonomy=None, **bank)]
+        }
+    )
+    _, _, truth = two_reviewer_votes(1200, positive_rate=0.4, seed=5)
+    items, t = pd.Series(truth.index), truth.to_numpy()
+    rng = np.random.default_rng(2)
+    good = np.where(rng.random(len(t)) < 0.98, t, ~t)
+    biased = t & (rng.random(len(t)) < 0.5)  # misses half the violations, never invents one
+    verdicts = pd.concat(
+        [
+            _verdicts(policy, items, good.astype(object), "good", "general"),
+            _verdicts(policy, items, biased.astype(object), "biased", "general"),
+            _verdicts(policy, items[:30], good[:30].astype(object), "few", "general"),
+            _verdicts(policy, items, good.astype(object), "manual", "general"),
+        ]
+    )
+    previous = {
+        "reviewers": [
+            {
+                "reviewer_id": "auto:biased",
+                "kind": "automated",
+                "autonomy": {"granted": [{"queue": "general", "label": "benign"}]},
+            }
+        ]
+    }
+    report = reviewer_quality(decisions, golden, policy, previous, verdicts=verdicts)
+    grants = {
+        r["reviewer_id"]: r["autonomy"] for r in report["reviewers"] if r.get("kind") == "automated"
+    }
+
+    def labels(reviewer: str, kind: str) -> list[str]:
+        return [(g["queue"], g["label"]) for g in grants[reviewer][kind]]
+
+    assert labels("auto:good", "granted") == [("general", "benign"), ("general", "violating")]
+    # the biased one: alone on what it gets right (violating), never on the class it gets wrong
+    assert labels("auto:biased", "granted") == [("general", "violating")]
+    refused = grants["auto:biased"]["refused"][0]
+    assert (refused["label"], refused["reason"][:20]) == ("benign", "accuracy at least 0.")
+    assert refused["low"] < 0.9 and refused["accuracy"] < 0.9
+    assert labels("auto:biased", "revoked") == [("general", "benign")]
+    assert labels("auto:few", "granted") == []
+    assert all("fewer than 50" in r["reason"] for r in grants["auto:few"]["refused"])
+    assert grants["auto:manual"] == {"granted": [], "refused": [], "revoked": [], "off": True}
+    for g in grants["auto:good"]["granted"]:
+        assert g["low"] >= 0.9 and g["answers"] >= 50
