@@ -53,9 +53,9 @@ DAYS, PER_HOUR, WARM = 14, 40.0, 7  # the second week is measured
 FUTURES = 40
 
 
-def measure(seed: int, capacity: float) -> dict:
+def measure(seed: int, capacity: float, score_shape: float = 2.0) -> dict:
     rng = np.random.default_rng([seed, int(capacity * 100)])
-    tasks = arrivals(rng, DAYS, PER_HOUR)
+    tasks = arrivals(rng, DAYS, PER_HOUR, score_shape)
     members = team(rng, PER_HOUR, capacity)
     out = {"seed": seed, "capacity": capacity}
     measured = tasks["arrived"] >= WARM * 24
@@ -287,19 +287,25 @@ def _gaps(runs: list[dict]) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
-    seeds = parser.parse_args().seeds
+    parser.add_argument(
+        "--score-shape", type=float, default=2.0,
+        help="scores drawn Beta(s, s): 2 an unsure champion in its review band, 0.5 a sure one",
+    )  # fmt: skip
+    args = parser.parse_args()
+    seeds, shape = args.seeds, args.score_shape
     started = time.perf_counter()
-    jobs = [(seed, capacity) for capacity in CAPACITIES for seed in range(seeds)]
+    jobs = [(seed, capacity, shape) for capacity in CAPACITIES for seed in range(seeds)]
     with ProcessPoolExecutor(os.cpu_count()) as pool:
         results = list(pool.map(_call, jobs))
     minutes = (time.perf_counter() - started) / 60
+    default = shape == 2.0
     said = header(
         f"{seeds} worlds per capacity, {DAYS} days of about {PER_HOUR * 24:.0f} tasks a day, "
-        "the second week measured",
-        f"queues.py --seeds {seeds}",
+        f"the second week measured, scores Beta({shape:g}, {shape:g})",
+        f"queues.py --seeds {seeds}" + ("" if default else f" --score-shape {shape:g}"),
         minutes,
     )
-    publish("queues", said + table(results))
+    publish("queues" if default else f"queues-shape-{shape:g}", said + table(results))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def cycle(policy: PolicyOption, as_json: JsonOption = False) -> None:
         f"model v{summary.model_version}{reused}: {summary.promotion}; "
         f"{len(summary.alerts_open)} open alerts; {summary.tasks_pushed} tasks pushed "
         f"({summary.tasks_by_queue['explore']} exploring)"
+        + "".join(f"; {reviewer} answered {n}" for reviewer, n in summary.automated_answers.items())
     )
 
 

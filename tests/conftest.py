@@ -339,9 +339,11 @@ def ls_env(labelstudio: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict
     return labelstudio
 
 
-def policy_variant(folder: Path, name: str = "spam", **labeling: object) -> Policy:
-    """A copy of a shipped policy with its own Label Studio project (and labeling overrides),
-    so tests sharing one Label Studio never share a project."""
+def policy_variant(
+    folder: Path, name: str = "spam", sections: dict | None = None, **labeling: object
+) -> Policy:
+    """A copy of a shipped policy with its own Label Studio project (and labeling overrides,
+    and top-level `sections` set), so tests sharing one Label Studio never share a project."""
     import shutil
     import uuid
 
@@ -353,6 +355,7 @@ def policy_variant(folder: Path, name: str = "spam", **labeling: object) -> Poli
         "project_title": f"{name} test {uuid.uuid4().hex[:8]}",
         **labeling,
     }
+    raw.update(sections or {})
     folder.mkdir(parents=True, exist_ok=True)
     # the rosters a policy with queues points to, beside it as in policies/
     shutil.copytree(REPO / "policies" / "rosters", folder / "rosters", dirs_exist_ok=True)
