@@ -19,9 +19,10 @@ future:
   and Label Studio order it: its oldest task due for escalation (past `queues.escalate_at`
   of its SLA and still savable, in a queue with no task late, `labeling.escalate`), else its
   most harmful with aging (`labeling.route.harm`, `queues.age_weight`); among the queues they
-  work, the head with the most harm now per reviewer who can work that queue (a specialist's
-  hours go where few others can stand in); at their pace (exponential service times),
-  finishing the task in hand at a shift's end.
+  work, specialty first: the queues with work waiting that the fewest reviewers can work (a
+  rare language's readers on its queues before the ones everyone shares), and among those the
+  head with the most harm now; at their pace (exponential service times), finishing the task
+  in hand at a shift's end.
 
 The order within a queue matters to the forecast only when the queue is short of hands: then
 the order decides which tasks wait past the SLA, and harm's order (high scores first, aging
@@ -181,9 +182,10 @@ def _future(
         return heap[0][1] if heap else None
 
     def pick(worker: Worker) -> tuple[str, int] | None:
-        """Among the worker's queues, the head with the most harm now, per reviewer who
-        could take it: a specialist's hours go where few others can stand in."""
-        best, urgency = None, -np.inf
+        """Among the worker's queues with work waiting, those the fewest reviewers can work
+        first (specialty first: where few can stand in, nobody else will take the task), and
+        among them the head with the most harm now."""
+        best, urgency = None, (-np.inf, -np.inf)
         for name in worker.queues:
             k = head(name) if name in born else None
             if k is None:
@@ -191,8 +193,8 @@ def _future(
             load = by_name[name]
             age = env.now - born[name][k]
             u = load.severity * (score[name][k] + age_weight * age / load.sla_hours)
-            if u / capable[name] > urgency:
-                best, urgency = (name, k), u / capable[name]
+            if (-capable[name], u) > urgency:
+                best, urgency = (name, k), (-capable[name], u)
         if best is not None:
             taken[best[0]][best[1]] = True
             late[best[0]] -= best[1] < savable[best[0]]

@@ -16,10 +16,12 @@ task:
   someone else;
 - `harm` (Flywheel's routing): the policy's queues and skills, expected harm with aging
   (`labeling.route.harm`), and a task near its SLA escalated to the head of its queue
-  (`queues.escalate_at`) in a queue with no task late (`labeling.escalate`);
+  (`queues.escalate_at`) in a queue with no task late (`labeling.escalate`); a reviewer of
+  several queues works the ones the fewest of the team can work first;
 - `truth` (a reference no ordering can have): the policy's queues and skills, the violating
-  tasks first by severity, knowing which they are, without aging or escalation: how much of
-  the exposure an ordering can touch at all, with this team on these shifts.
+  tasks first by severity, knowing which they are, without aging or escalation (specialists
+  on their own queues first, as under `harm`): how much of the exposure an ordering can touch
+  at all, with this team on these shifts.
 
 Each task's decision time is recorded; `benchmarks/queues.py` turns them into SLA compliance,
 harm exposure and utilisation, and checks the queues' forecast against them.
@@ -147,8 +149,7 @@ class _Board:
         self, tasks: pd.DataFrame, ordering: str, policy: Policy, members: list[Member]
     ) -> None:
         self.tasks, self.ordering, self.policy = tasks, ordering, policy
-        # how many of the team can work each queue: a specialist's time is worth more where
-        # few others can stand in
+        # how many of the team can work each queue: a specialist's own queues come first
         self.capable = {
             q.name: max(sum(can_work(m, q.name, policy) for m in members), 1)
             for q in policy.queues.define
@@ -207,20 +208,18 @@ class _Board:
             return None, False
         rows = self.tasks.iloc[heads]
         if self.ordering == "oldest":
-            value = -rows["arrived"]
-        elif self.ordering == "truth":  # a violation's severity where few can take it first
-            value = (rows["truth"] * rows["severity"] + 1e-6 * (now - rows["arrived"])) / rows[
-                "queue"
-            ].map(self.capable).to_numpy()
-        else:  # each lane's head by Flywheel's own harm now, per reviewer who could take it
-            age = now - rows["arrived"]
-            value = (
-                harm(
-                    rows["score"], rows["severity"], age, rows["sla"], self.policy.queues.age_weight
-                )
-                / rows["queue"].map(self.capable).to_numpy()
-            )
-        best = heads[int(np.argmax(value.to_numpy()))]
+            value = -rows["arrived"].to_numpy()
+        else:
+            if self.ordering == "truth":  # a violation's severity first, knowing which they are
+                value = rows["truth"] * rows["severity"] + 1e-6 * (now - rows["arrived"])
+            else:  # Flywheel's own harm now
+                age = now - rows["arrived"]
+                weight = self.policy.queues.age_weight
+                value = harm(rows["score"], rows["severity"], age, rows["sla"], weight)
+            # specialty first, as the forecast assumes: the queues the fewest can work
+            scarcity = rows["queue"].map(self.capable).to_numpy()
+            value = np.where(scarcity == scarcity.min(), value.to_numpy(), -np.inf)
+        best = heads[int(np.argmax(value))]
         self.taken[best] = True
         if self.late[best]:
             self.lates[self.lane(best)] -= 1
