@@ -12,13 +12,12 @@ answers with theirs (`labeling.qa`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from automation.judge import Ready, reviewers
+from automation.judge import Ready, judge, reviewers
 from flywheel.lake import Lake, uniform_draw, utc_now
 from flywheel.policy import Policy
 
@@ -63,7 +62,6 @@ def ask(policy: Policy, lake: Lake, environ: dict[str, str] | None = None) -> As
     """Put the pushed tasks not asked yet to each automated reviewer and record the answers."""
     if not policy.automated_reviewers:
         return AskReport()
-    environ = dict(os.environ) if environ is None else environ
     ready = reviewers(policy, lake.answer_cache(policy.name), environ)
     tasks = lake.pushed_tasks(policy.name)
     if tasks.empty:
@@ -79,8 +77,7 @@ def ask(policy: Policy, lake: Lake, environ: dict[str, str] | None = None) -> As
             todo = todo[~todo["item_id"].isin(seen)]
         if todo.empty:
             continue
-        verdicts = one.ask(todo.reset_index(drop=True))
-        frame = pd.DataFrame([vars(v) for v in verdicts]).rename(
+        frame = judge([one], todo.reset_index(drop=True)).rename(
             columns={"reviewer": "reviewer_id"}
         )
         frame = frame.assign(

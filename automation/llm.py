@@ -125,7 +125,6 @@ class LlmJudge:
         self.cache = _Cache(cache)
         self.clock, self.sleep = clock, sleep
         self.spent = 0.0  # this cycle's cost
-        self.calls = 0
         self._next_call = 0.0
 
     def judge(self, items: pd.DataFrame) -> list[Verdict]:
@@ -172,7 +171,6 @@ class LlmJudge:
         for attempt in range(self.spec.max_retries + 1):
             wait = self.spec.backoff_s * 2**attempt
             self._pace()
-            self.calls += 1
             try:
                 response = self.client.post("chat/completions", json=body)
             except httpx.TimeoutException:

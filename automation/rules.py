@@ -15,13 +15,8 @@ import pandas as pd
 
 from automation.verdict import Verdict
 from flywheel.conditions import fields_hold
+from flywheel.novelty import joined_text
 from flywheel.policy import Policy, Rule, RulesReviewer
-
-
-def _text(items: pd.DataFrame, policy: Policy) -> pd.Series:
-    if not policy.fields.text:
-        return pd.Series("", index=items.index)
-    return items[policy.fields.text].fillna("").astype(str).agg(" ".join, axis=1)
 
 
 def _terms_pattern(terms: list[str]) -> str:
@@ -43,7 +38,8 @@ def matches(rule: Rule, items: pd.DataFrame, text: pd.Series) -> np.ndarray:
 
 def judge(spec: RulesReviewer, policy: Policy, items: pd.DataFrame) -> list[Verdict]:
     """Each item's verdict: the first rule of the bank that matches it, or none."""
-    text = _text(items, policy)
+    # terms and regexes need text fields (the policy will not load otherwise)
+    text = joined_text(items, policy) if policy.fields.text else pd.Series("", index=items.index)
     answer = np.full(len(items), -1)
     for k, rule in enumerate(spec.rules):
         open_ = answer < 0

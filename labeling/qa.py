@@ -293,10 +293,32 @@ def _bands(votes: pd.DataFrame, scores: pd.Series | None, policy: Policy) -> pd.
     return pd.Series(score_strata(scored.to_numpy(), int(majority.sum())), index=scored.index)
 
 
+def _reason(standing: str, balanced, high, bar: float, said: str) -> str:
+    """Why a reviewer (a person or automated) stands where they do, on what evidence."""
+    if standing == "flagged" and high is not None and high < bar:
+        return f"balanced accuracy {balanced:.2f} (at most {high:.2f}) < {bar:.2f} on {said}"
+    if standing == "flagged":
+        return f"flagged earlier and not yet shown above {bar:.2f}, on {said}"
+    if standing == "unjudged":
+        return f"not enough evidence either way on {said}"
+    return ""
+
+
 def _asking(needs: dict | None) -> str:
     """What the reason adds about the evidence that would judge a reviewer."""
     wanted = [f"{n} {kind}" for kind, n in (needs or {}).items() if n]
     return f": about {' and '.join(wanted)} gold checks more would judge them" if wanted else ""
+
+
+def _rates(e: Evidence, confidence: float) -> dict:
+    """Sensitivity and specificity with their bounds, as the report shows them."""
+    sens, spec = e.sensitivity(confidence), e.specificity(confidence)
+    return {
+        "sensitivity": _round(sens[0]),
+        "sensitivity_ci": [_round(sens[1]), _round(sens[2])],
+        "specificity": _round(spec[0]),
+        "specificity_ci": [_round(spec[1]), _round(spec[2])],
+    }
 
 
 def _by_queue(draws: TruthDraws, votes: pd.DataFrame, queues: pd.Series, rules) -> dict:
@@ -314,14 +336,10 @@ def _by_queue(draws: TruthDraws, votes: pd.DataFrame, queues: pd.Series, rules) 
         for reviewer, e in evidence.items():
             if reviewer not in decided.index:
                 continue
-            sens, spec = e.sensitivity(rules.confidence), e.specificity(rules.confidence)
             out.setdefault(reviewer, {})[name] = {
                 "decisions": int(decided[reviewer]),
                 "evidence_items": e.shared_items,
-                "sensitivity": _round(sens[0]),
-                "sensitivity_ci": [_round(sens[1]), _round(sens[2])],
-                "specificity": _round(spec[0]),
-                "specificity_ci": [_round(spec[1]), _round(spec[2])],
+                **_rates(e, rules.confidence),
             }
     return out
 
@@ -339,16 +357,6 @@ def _answers_evidence(draws: TruthDraws, answers: pd.DataFrame, positive: str) -
         (~truth).sum(axis=0).astype(float),
         int((~known).sum()),
     )
-
-
-def _rates(e: Evidence, confidence: float) -> dict:
-    sens, spec = e.sensitivity(confidence), e.specificity(confidence)
-    return {
-        "sensitivity": _round(sens[0]),
-        "sensitivity_ci": [_round(sens[1]), _round(sens[2])],
-        "specificity": _round(spec[0]),
-        "specificity_ci": [_round(spec[1]), _round(spec[2])],
-    }
 
 
 def autonomy(
@@ -435,14 +443,7 @@ def automated_reviewers(
             else None
         )
         said = f"{len(answers)} items people decided ({n_gold} gold checks)"
-        if standing == "flagged" and high is not None and high < rules.min_reviewer_accuracy:
-            reason = f"balanced accuracy {balanced:.2f} (at most {high:.2f}) < {rules.min_reviewer_accuracy:.2f} on {said}"
-        elif standing == "flagged":
-            reason = f"flagged earlier and not yet shown above {rules.min_reviewer_accuracy:.2f}, on {said}"
-        elif standing == "unjudged":
-            reason = f"not enough evidence either way on {said}"
-        else:
-            reason = ""
+        reason = _reason(standing, balanced, high, rules.min_reviewer_accuracy, said)
         by_queue = {}
         for queue, part in answers.groupby(answers["review_queue"].fillna("").astype(str)):
             if queue:
@@ -539,14 +540,9 @@ def reviewer_quality(
         )
         said = f"{n_gold} gold checks and {e.shared_items} items shared with others"
         needs = evidence_needed(e, rules) if standing != "meets the bar" else None
-        if standing == "flagged" and high is not None and high < bar:
-            reason = f"balanced accuracy {balanced:.2f} (at most {high:.2f}) < {bar:.2f} on {said}"
-        elif standing == "flagged":
-            reason = f"flagged earlier and not yet shown above {bar:.2f}, on {said}"
-        elif standing == "unjudged":
-            reason = f"not enough evidence either way on {said}" + _asking(needs)
-        else:
-            reason = ""
+        reason = _reason(standing, balanced, high, bar, said) + (
+            _asking(needs) if standing == "unjudged" else ""
+        )
         row = speed.loc[reviewer]
         report["reviewers"].append(
             {
