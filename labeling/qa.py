@@ -362,12 +362,16 @@ def _answers_evidence(draws: TruthDraws, answers: pd.DataFrame, positive: str) -
 def autonomy(
     draws: TruthDraws, answers: pd.DataFrame, policy: Policy, name: str, granted_before: list
 ) -> dict:
-    """Where an automated reviewer may decide alone: for each queue and each label it gives
-    there, the share of those answers that people's truth confirms (its accuracy when it says
-    that label), with the lower bound at its `autonomy.confidence`, mixed over the truth's
-    draws. Granted where the bound reaches `min_accuracy` on at least `min_checks` answers, and
-    only there; re-judged on every report, so a grant whose bound fell is revoked (and listed
-    as such). A queue is `all` for a policy without queues."""
+    """Where an automated reviewer may decide alone: for each queue and each label L it gives
+    there, two lower bounds at its `autonomy.confidence`, mixed over the truth's draws:
+    - its accuracy when it says L (the share of those answers people's truth confirms);
+    - how rarely it says L when the truth is the other label (on the queue's items of that
+      label: for `benign`, its sensitivity; for the positive label, its specificity).
+    The first alone is not enough where one label is rare: a reviewer that calls everything
+    benign is right on 98% of its answers in a queue with 2% violations, and would let every
+    violation through. Granted where both bounds reach `min_accuracy` on at least `min_checks`
+    answers, and only there; re-judged on every report, so a grant whose bound fell is revoked
+    (and listed as such). A queue is `all` for a policy without queues."""
     spec = next((r for r in policy.automated_reviewers if f"auto:{r.name}" == name), None)
     rules = spec.autonomy if spec is not None else None
     out: dict = {"granted": [], "refused": [], "revoked": []}
@@ -375,26 +379,42 @@ def autonomy(
         out["off"] = True
         return out
     queue = answers["review_queue"].fillna("").astype(str).replace("", "all")
-    for (where, label), part in answers.groupby([queue, answers["label"]], sort=True):
-        truth = draws.rows(part["item_id"])
-        right = (truth if label == policy.labels.positive else ~truth).sum(axis=0)
-        n = np.full(draws.draws, float(len(part)))
-        low = mixed_lower_bound(right.astype(float), n, rules.confidence)
-        entry = {
-            "queue": where,
-            "label": str(label),
-            "answers": len(part),
-            "accuracy": _round(float(right.mean() / len(part))),
-            "low": _round(low),
-        }
-        if len(part) >= rules.min_checks and low >= rules.min_accuracy:
-            out["granted"].append(entry)
-        else:
-            why = (
-                f"{len(part)} answers, fewer than {rules.min_checks}"
-                if len(part) < rules.min_checks
-                else f"accuracy at least {low:.3f}, under {rules.min_accuracy:.3f}"
+    for where, mine in answers.groupby(queue, sort=True):
+        truth_all = draws.rows(mine["item_id"])
+        for label, part in mine.groupby("label", sort=True):
+            positive = label == policy.labels.positive
+            says = (mine["label"] == label).to_numpy()[:, None]
+            is_label = truth_all if positive else ~truth_all
+            right = (is_label & says).sum(axis=0).astype(float)
+            n = np.full(draws.draws, float(len(part)))
+            low = mixed_lower_bound(right, n, rules.confidence)
+            # the other label's items it did not call L
+            other = ~is_label
+            kept = mixed_lower_bound(
+                (other & ~says).sum(axis=0).astype(float),
+                other.sum(axis=0).astype(float),
+                rules.confidence,
             )
+            entry = {
+                "queue": where,
+                "label": str(label),
+                "answers": len(part),
+                "accuracy": _round(float(right.mean() / len(part))),
+                "low": _round(low),
+                "other_label_kept_low": _round(kept),
+            }
+            if len(part) < rules.min_checks:
+                why = f"{len(part)} answers, fewer than {rules.min_checks}"
+            elif low < rules.min_accuracy:
+                why = f"accuracy at least {low:.3f}, under {rules.min_accuracy:.3f}"
+            elif kept < rules.min_accuracy:
+                why = (
+                    f"it says {label} on at most {1 - kept:.3f} of the other label's items, "
+                    f"over {1 - rules.min_accuracy:.3f}"
+                )
+            else:
+                out["granted"].append(entry)
+                continue
             out["refused"].append({**entry, "reason": why})
     now = {(g["queue"], g["label"]) for g in out["granted"]}
     out["revoked"] = [g for g in granted_before if (g["queue"], g["label"]) not in now]

@@ -363,3 +363,40 @@ def test_autonomy_is_granted_per_queue_and_label_only_where_its_bound_holds_and_
     assert grants["auto:manual"] == {"granted": [], "refused": [], "revoked": [], "off": True}
     for g in grants["auto:good"]["granted"]:
         assert g["low"] >= 0.9 and g["answers"] >= 50
+
+
+def test_at_a_low_base_rate_a_reviewer_that_calls_everything_benign_earns_no_autonomy():
+    """With 2% violations, always saying benign is right on 98% of answers: autonomy also asks
+    that it rarely says benign on a violation, which it always does."""
+    from flywheel.policy import Autonomy, RulesReviewer
+
+    policy, decisions, truth = two_reviewer_votes(3000, positive_rate=0.02, seed=11)
+    bank = {
+        "kind": "rules",
+        "version": "1",
+        "rules": [{"name": "r", "verdict": "violating", "terms": ["x"]}],
+        "autonomy": Autonomy(min_accuracy=0.9, min_checks=50),
+    }
+    policy = policy.model_copy(
+        update={"automated_reviewers": [RulesReviewer(name=n, **bank) for n in ("lazy", "good")]}
+    )
+    items, t = pd.Series(truth.index), truth.to_numpy()
+    good = np.where(np.random.default_rng(3).random(len(t)) < 0.995, t, ~t)
+    verdicts = pd.concat(
+        [
+            _verdicts(policy, items, np.zeros(len(t), dtype=bool).astype(object), "lazy", "q"),
+            _verdicts(policy, items, good.astype(object), "good", "q"),
+        ]
+    )
+    report = reviewer_quality(decisions, None, policy, verdicts=verdicts)
+    grants = {r["reviewer_id"]: r["autonomy"] for r in report["reviewers"] if r.get("kind")}
+    lazy = grants["auto:lazy"]
+    assert lazy["granted"] == []
+    (refused,) = lazy["refused"]
+    assert refused["label"] == "benign" and refused["low"] >= 0.9  # right on its answers...
+    assert refused["other_label_kept_low"] == 0.0  # ...and blind to every violation
+    assert refused["reason"].startswith("it says benign on at most 1.000")
+    # one that catches every violation shows it as far as 55 violations, decided by people
+    # without a gold check, can show: far from the lazy one's 0, short of the bar
+    good_benign = next(g for g in grants["auto:good"]["refused"] if g["label"] == "benign")
+    assert 0.5 < good_benign["other_label_kept_low"] < 0.9
